@@ -1,0 +1,142 @@
+"""Small private helpers: ids, clocks, durations, JSON coercion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from inspect import isawaitable
+from typing import Any, TypeVar
+
+from pydantic_core import to_jsonable_python
+
+from signoff.errors import ConfigError
+
+T = TypeVar("T")
+
+#: A clock returns seconds since the epoch, like :func:`time.time`; tests inject their own.
+Clock = Callable[[], float]
+
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def new_id(prefix: str) -> str:
+    """An unguessable id: the prefix and 22 base-62 characters (~131 random bits)."""
+    n = secrets.randbits(131)
+    chars = []
+    for _ in range(22):
+        n, r = divmod(n, 62)
+        chars.append(_ID_ALPHABET[r])
+    return f"{prefix}_{''.join(chars)}"
+
+
+def to_datetime(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def now_utc(clock: Clock = time.time) -> datetime:
+    return to_datetime(clock())
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: float | int | str) -> float:
+    """Seconds from a number of seconds or a string such as ``"5m"``, ``"1h30m"``, ``"90s"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            pos, seconds = 0, 0.0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ConfigError(
+                    f"invalid duration {value!r}: use seconds or a string like '90s', '5m', '1h30m'"
+                )
+    if seconds <= 0:
+        raise ConfigError(f"invalid duration {value!r}: it must be positive")
+    return seconds
+
+
+def human_duration(seconds: float) -> str:
+    """``300`` → ``"5 minutes"``; ``5400`` → ``"1 hour 30 minutes"``; ``45`` → ``"45 seconds"``."""
+    total = round(seconds)
+    if total < 1:
+        return f"{seconds:g} seconds"
+    parts = []
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count, total = divmod(total, size)
+        if count:
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+    return " ".join(parts)
+
+
+def compact_duration(seconds: float) -> str:
+    """``596`` → ``"9m 56s"``; ``5400`` → ``"1h 30m"``: the two largest units, for tables."""
+    total = max(0, round(seconds))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, total = divmod(total, size)
+        if count or (unit == "s" and not parts):
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:2])
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def resolve(value: Any, *args: Any) -> Any:
+    """A plain value, or the result of calling a sync or async function with ``args``."""
+    if callable(value):
+        value = value(*args)
+        if isawaitable(value):
+            value = await value
+    return value
+
+
+async def maybe_await(value: T | Awaitable[T]) -> T:
+    if isawaitable(value):
+        return await value
+    return value
+
+
+MAX_DETAIL_CHARS = 65536
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-compatible copy of ``value``; objects JSON cannot hold become their ``repr``."""
+    return to_jsonable_python(value, fallback=repr)
+
+
+def loose_args(arguments: Any) -> dict[str, Any]:
+    """Arguments a model sent, as an object for reporting, whatever shape they came in."""
+    if arguments is None:
+        return {}
+    if not isinstance(arguments, str):
+        return dict(arguments)
+    try:
+        decoded = json.loads(arguments)
+    except ValueError:
+        return {"raw": arguments}
+    return decoded if isinstance(decoded, dict) else {"raw": decoded}

@@ -1,0 +1,150 @@
+"""What a Gate talks to: the approval service in this process, or a server over HTTP.
+
+Both speak the same verbs, so a Gate behaves the same whichever it was given. The
+difference is identity: in process, the agent is the run's ``agent_id`` and an approver is a
+:class:`Principal` the calling code vouches for; over HTTP, both come from the tokens the
+gate holds, and the server verifies them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Literal
+
+from signoff.errors import NotFound, SignoffError
+from signoff.models import (
+    ApprovalRequest,
+    DecisionKind,
+    JSONObject,
+    Principal,
+    RequestSpec,
+    Run,
+)
+from signoff.runs import RunRecord
+from signoff.service import ApprovalService
+
+#: the identity trusted in-process code lists pending requests as
+_LOCAL_READER = Principal(sub="local", role=None, kind="approver")
+
+
+class Backend(ABC):
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect. Called once, lazily, before the first use."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Disconnect."""
+
+    @abstractmethod
+    async def submit(self, spec: RequestSpec) -> ApprovalRequest: ...
+
+    @abstractmethod
+    async def wait(self, request_id: str, run: Run) -> ApprovalRequest:
+        """Block until the request is no longer pending (it expires on its own)."""
+
+    @abstractmethod
+    async def consume(self, request: ApprovalRequest) -> ApprovalRequest: ...
+
+    @abstractmethod
+    async def record_outcome(
+        self,
+        request: ApprovalRequest,
+        status: Literal["succeeded", "failed"],
+        detail: Any,
+    ) -> ApprovalRequest: ...
+
+    @abstractmethod
+    async def cancel(self, request_id: str, run: Run, reason: str | None) -> ApprovalRequest: ...
+
+    @abstractmethod
+    async def get(self, request_id: str) -> ApprovalRequest: ...
+
+    @abstractmethod
+    async def pending(self) -> list[ApprovalRequest]: ...
+
+    @abstractmethod
+    async def save_run(self, record: RunRecord) -> RunRecord: ...
+
+    @abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None when there is none (a missing run is not an error here)."""
+
+    @abstractmethod
+    async def decide(
+        self,
+        request_id: str,
+        by: Principal | None,
+        decision: DecisionKind,
+        reason: str | None,
+        modified_args: JSONObject | None,
+    ) -> ApprovalRequest: ...
+
+
+class LocalBackend(Backend):
+    """The approval service in this process (the embedded default)."""
+
+    def __init__(self, service: ApprovalService) -> None:
+        self.service = service
+
+    async def start(self) -> None:
+        await self.service.start()
+
+    async def close(self) -> None:
+        await self.service.close()
+
+    @staticmethod
+    def _agent(run: Run) -> Principal:
+        return Principal(sub=run.agent_id, kind="agent")
+
+    async def submit(self, spec: RequestSpec) -> ApprovalRequest:
+        run = spec.run if spec.run is not None else Run()
+        return (await self.service.submit(spec, self._agent(run))).request
+
+    async def wait(self, request_id: str, run: Run) -> ApprovalRequest:
+        return await self.service.wait(request_id, self._agent(run))
+
+    async def consume(self, request: ApprovalRequest) -> ApprovalRequest:
+        return await self.service.consume(request.id, self._agent(request.run))
+
+    async def record_outcome(
+        self,
+        request: ApprovalRequest,
+        status: Literal["succeeded", "failed"],
+        detail: Any,
+    ) -> ApprovalRequest:
+        return await self.service.record_outcome(
+            request.id, self._agent(request.run), status, detail
+        )
+
+    async def cancel(self, request_id: str, run: Run, reason: str | None) -> ApprovalRequest:
+        return await self.service.cancel(request_id, self._agent(run), reason)
+
+    async def get(self, request_id: str) -> ApprovalRequest:
+        return await self.service.get(request_id, _LOCAL_READER)
+
+    async def pending(self) -> list[ApprovalRequest]:
+        return await self.service.pending(_LOCAL_READER)
+
+    async def save_run(self, record: RunRecord) -> RunRecord:
+        return await self.service.save_run(record, self._agent(Run(agent_id=record.agent_id)))
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        try:
+            return await self.service.get_run(run_id, _LOCAL_READER)
+        except NotFound:
+            return None
+
+    async def decide(
+        self,
+        request_id: str,
+        by: Principal | None,
+        decision: DecisionKind,
+        reason: str | None,
+        modified_args: JSONObject | None,
+    ) -> ApprovalRequest:
+        if by is None:
+            raise SignoffError(
+                "an embedded gate needs to know who decides: pass by=Principal(sub=…, role=…)"
+            )
+        return await self.service.decide(
+            request_id, by, decision, reason=reason, modified_args=modified_args, via="embedded"
+        )

@@ -1,0 +1,47 @@
+"""The bus for a store that other processes share without a notification channel (a SQLite
+file): this process's own events are delivered at once, and other processes' events are
+picked up by tailing the store's event log every ``interval`` seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from signoff._util import stop_task
+from signoff.bus.base import Bus
+from signoff.stores.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class PollingBus(Bus):
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__()
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._last_id = 0
+
+    async def start(self, store: Store) -> None:
+        if self._task is None:
+            self._last_id = await store.last_event_id()
+            self._task = asyncio.create_task(self._tail(store), name="signoff-bus-tail")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+
+    async def _tail(self, store: Store) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                if not self._watches and not self._listeners:
+                    # nobody to wake: skip reading the events, just keep our place
+                    self._last_id = await store.last_event_id()
+                    continue
+                events = await store.events_after(self._last_id)
+            except Exception:
+                log.exception("signoff: reading other processes' events failed; retrying")
+                continue
+            for event in events:
+                self._last_id = max(self._last_id, event.id)
+                self.deliver(event)

@@ -1,0 +1,143 @@
+"""Canonical JSON (RFC 8785, JCS) and digests over it.
+
+The audit chain and the binding of an approval to its arguments both hash JSON, so the
+same value must always give the same bytes: keys sorted by UTF-16 code units, no
+insignificant white space, ECMAScript number formatting, minimal string escaping.
+
+One deliberate difference from RFC 8785: integers beyond 2**53 are written exactly rather
+than rounded through a double, because tool arguments are Python values, not JavaScript ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+_encode_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _number(value: float) -> str:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} cannot be represented in JSON")
+    if value == 0:
+        return "0"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    sign, digits_tuple, exponent = Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)
+    digits = "".join(map(str, digits_tuple)).rstrip("0")
+    k = len(digits)
+    # ECMAScript: value = digits * 10^(n - k)
+    n = exponent + len(digits_tuple)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        e = n - 1
+        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+        text = f"{mantissa}e{'+' if e >= 0 else '-'}{abs(e)}"
+    return ("-" if sign else "") + text
+
+
+def _write(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_encode_string(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(str(value))
+    elif isinstance(value, float):
+        out.append(_number(value))
+    elif isinstance(value, dict):
+        keys = list(value)
+        for key in keys:
+            if not isinstance(key, str):
+                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+        if all(key.isascii() for key in keys):
+            keys.sort()
+        else:
+            keys.sort(key=_utf16_key)
+        out.append("{")
+        for i, key in enumerate(keys):
+            if i:
+                out.append(",")
+            out.append(_encode_string(key))
+            out.append(":")
+            _write(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"{type(value).__name__} is not JSON; convert it first")
+
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+class _NeedsExactWriter(Exception):
+    """The value holds something the C encoder would write differently from RFC 8785."""
+
+
+def _prepare(value: Any) -> Any:
+    """A copy the C encoder writes canonically: floats whose Python ``repr`` differs from
+    ECMAScript, and keys whose code-point order differs from UTF-16 order, send the value to
+    the exact (slower) writer instead."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        magnitude = abs(value)
+        if value.is_integer():
+            if magnitude < 2**53:
+                return int(value)
+            raise _NeedsExactWriter
+        # in this range Python's shortest repr is exactly ECMAScript's Number::toString
+        if 1e-4 <= magnitude < 1e16:
+            return value
+        raise _NeedsExactWriter
+    if kind is dict:
+        for key in value:
+            if type(key) is not str:
+                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+            if not key.isascii() and max(key) > "\uffff":
+                raise _NeedsExactWriter
+        return {key: _prepare(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_prepare(item) for item in value]
+    raise _NeedsExactWriter
+
+
+def canonical_json(value: Any) -> str:
+    """The RFC 8785 canonical form of a JSON value (dicts, lists, str, int, float, bool, None)."""
+    try:
+        return _dumps(_prepare(value))
+    except _NeedsExactWriter:
+        out: list[str] = []
+        _write(value, out)
+        return "".join(out)
+
+
+def digest(value: Any) -> str:
+    """``sha256:<hex>`` of the canonical JSON of ``value``."""
+    return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()

@@ -1,0 +1,144 @@
+"""Everything signoff raises.
+
+Errors (something is wrong) all derive from :class:`SignoffError`::
+
+    SignoffError
+    ├── ConfigError            bad configuration or policy, found before anything runs
+    ├── MissingDependency      an optional extra is not installed (also an ImportError)
+    ├── UnknownTool            no gated tool has that name
+    ├── InvalidArguments       the model's arguments do not fit the tool's schema
+    ├── NotFound               no such approval request (or not visible to the caller)
+    ├── Unauthorized           no identity, or a token that does not verify
+    ├── Forbidden              identity known, action not allowed (role, kind, self-approval)
+    ├── Conflict               the request is no longer in a state that allows the action
+    ├── InvalidEdit            modified arguments outside ``editable`` or breaking the schema
+    ├── PayloadTooLarge        a request body or its arguments exceed the limits
+    ├── StoreError             the store failed (the cause is chained)
+    └── Unavailable            the approval server cannot be reached
+
+Control-flow outcomes (the call simply did not run) are kept apart, under :class:`NotRun`,
+so that ``except SignoffError`` never swallows a rejection by accident::
+
+    NotRun
+    ├── Rejected               an approver (or the policy) said no
+    ├── ApprovalTimeout        nobody decided in time
+    └── Cancelled              the request was cancelled (by a hook or the agent)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from signoff.outcome import Outcome
+
+
+class SignoffError(Exception):
+    """A signoff error."""
+
+    #: a short stable code, used as the problem ``type`` suffix and in CLI output
+    code: str = "error"
+
+    def __init__(self, message: str | None = None, **detail: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.detail = detail
+        super().__init__(self.message)
+
+
+class ConfigError(SignoffError):
+    """The configuration is invalid."""
+
+    code = "config_error"
+
+
+class MissingDependency(SignoffError, ImportError):
+    """An optional dependency is not installed."""
+
+    code = "missing_dependency"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is not installed; install it with: pip install 'signoff[{extra}]'",
+            package=package,
+            extra=extra,
+        )
+
+
+class UnknownTool(SignoffError):
+    """No gated tool has that name."""
+
+    code = "unknown_tool"
+
+
+class InvalidArguments(SignoffError):
+    """The arguments do not match the tool's schema."""
+
+    code = "invalid_arguments"
+
+
+class NotFound(SignoffError):
+    """No such approval request."""
+
+    code = "not_found"
+
+
+class Unauthorized(SignoffError):
+    """Authentication is missing or invalid."""
+
+    code = "unauthorized"
+
+
+class Forbidden(SignoffError):
+    """The caller may not do this."""
+
+    code = "forbidden"
+
+
+class Conflict(SignoffError):
+    """The request is no longer in a state that allows this."""
+
+    code = "conflict"
+
+
+class InvalidEdit(SignoffError):
+    """The modified arguments are not allowed."""
+
+    code = "invalid_edit"
+
+
+class PayloadTooLarge(SignoffError):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+
+
+class StoreError(SignoffError):
+    """The store failed."""
+
+    code = "store_error"
+
+
+class Unavailable(SignoffError):
+    """The approval server cannot be reached."""
+
+    code = "unavailable"
+
+
+class NotRun(Exception):
+    """The gated call did not run. ``outcome`` says why, in the model's terms."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.message or outcome.status)
+
+
+class Rejected(NotRun):
+    """An approver or the policy rejected the call."""
+
+
+class ApprovalTimeout(NotRun):
+    """Nobody decided before the request expired."""
+
+
+class Cancelled(NotRun):
+    """The approval request was cancelled."""

@@ -1,0 +1,62 @@
+"""Live events: what subscribers (waiting agents, dashboards, channels) are told.
+
+Each event is stored in the same transaction as the change it reports, with an id that
+increases, so a subscriber that reconnects can replay everything after the last id it saw.
+A live event carries the request as the change left it; a replayed one, the request as it
+is now.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from signoff.models import ApprovalRequest, JSONObject
+
+
+class EventType(StrEnum):
+    CREATED = "request.created"
+    DECIDED = "request.decided"
+    EXPIRED = "request.expired"
+    CANCELLED = "request.cancelled"
+    OUTCOME = "request.outcome"
+    #: an approved request was claimed for execution (not in the contract's list, but
+    #: streamed too, so that dashboards can show that the call is running)
+    CONSUMED = "request.consumed"
+
+
+class Event:
+    """A stored live event about one request."""
+
+    __slots__ = ("_json", "_wire", "at", "id", "request_id", "snapshot", "type")
+
+    def __init__(
+        self, id: int, type: str, request_id: str, at: str, snapshot: ApprovalRequest
+    ) -> None:
+        self.id = id
+        self.type = type
+        self.request_id = request_id
+        self.at = at
+        self.snapshot = snapshot
+        self._json: JSONObject | None = None
+        self._wire: str | None = None
+
+    @property
+    def request(self) -> JSONObject:
+        """The request as JSON (computed on first use: most subscribers never need it)."""
+        if self._json is None:
+            self._json = self.snapshot.model_dump(mode="json")
+        return self._json
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "at": self.at, "request": self.request}
+
+    def wire(self) -> str:
+        """The event as the JSON text streams send, made once however many streams send it."""
+        if self._wire is None:
+            self._wire = json.dumps(self.to_dict(), separators=(",", ":"))
+        return self._wire
+
+    def __repr__(self) -> str:
+        return f"Event({self.id}, {self.type!r}, {self.request_id!r})"

@@ -1,0 +1,617 @@
+"""The Gate: where a model's tool call meets its policy and, when needed, a human.
+
+    call ─▶ validate args (the tool's schema) ─▶ hooks ─▶ policy: run │ deny │ ask
+    ask ─▶ submit ─▶ wait for the decision ─▶ approved: consume once ─▶ run with final_args
+                                                                     ─▶ record the outcome
+                                           ─▶ otherwise: tell the model why (CONTRACT §4)
+
+``gate.call`` never raises for a call that did not run: it returns an :class:`Outcome`
+whose ``to_model()`` is what the model should see. Calling a gated tool directly
+(``await issue_refund(...)``) returns the tool's result or raises :class:`Rejected`,
+:class:`ApprovalTimeout` or :class:`Cancelled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
+
+from signoff._util import human_duration, jsonable, loose_args, parse_duration, resolve
+from signoff.backend import Backend, LocalBackend
+from signoff.canonical import digest
+from signoff.config import Config, Settings, load_config
+from signoff.errors import (
+    ApprovalTimeout,
+    Cancelled,
+    ConfigError,
+    Conflict,
+    InvalidArguments,
+    NotRun,
+    Rejected,
+    SignoffError,
+    UnknownTool,
+)
+from signoff.hooks import Cancel, Hook, HookResult, RequestApproval, Skip
+from signoff.models import (
+    DEFAULT_RUN,
+    ApprovalRequest,
+    DecisionKind,
+    JSONObject,
+    PolicySpec,
+    Principal,
+    RequestSpec,
+    Run,
+    Status,
+    ToolCall,
+)
+from signoff.outcome import CallStatus, Outcome
+from signoff.policy import Policy, VerdictKind
+from signoff.schema import ArgsSchema
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
+    "signoff_run", default=None
+)
+
+
+@contextlib.contextmanager
+def running(run: Run) -> Iterator[Run]:
+    """Attribute gated calls made directly (``await tool(...)``) inside the block to ``run``."""
+    token = _current_run.set(run)
+    try:
+        yield run
+    finally:
+        _current_run.reset(token)
+
+
+class GatedTool(Generic[P, R]):
+    """A tool function behind the gate. Call it like the function (always awaited)."""
+
+    def __init__(
+        self,
+        gate: Gate,
+        fn: Callable[P, R] | Callable[P, Awaitable[R]],
+        *,
+        name: str,
+        description: str,
+        policy: Policy | None,
+    ) -> None:
+        self.gate = gate
+        self.fn = fn
+        self.name = name
+        self.description = description
+        #: the policy as written on the tool (None: none given)
+        self.declared_policy = policy
+        self.schema = ArgsSchema(fn, name)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+
+    @property
+    def policy(self) -> Policy:
+        """The effective policy: the tool's own, no weaker than the gate's config for it."""
+        return self.gate.policy_for(self)
+
+    @property
+    def json_schema(self) -> JSONObject:
+        return self.schema.json_schema
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        if args:
+            bound = self._signature.bind_partial(*args, **kwargs)
+            kwargs = bound.arguments  # type: ignore[assignment]
+        outcome = await self.gate._run(self, dict(kwargs), run=_current_run.get())
+        return _unwrap(outcome)  # type: ignore[no-any-return]
+
+    async def invoke(self, kwargs: Mapping[str, Any]) -> Any:
+        """Run the tool body itself, without the gate."""
+        if self.is_async:
+            return await cast("Callable[..., Awaitable[Any]]", self.fn)(**kwargs)
+        # a sync tool may block; keep the event loop free while it runs
+        return await asyncio.to_thread(functools.partial(self.fn, **kwargs))
+
+    def __repr__(self) -> str:
+        return f"<GatedTool {self.name}>"
+
+
+def _unwrap(outcome: Outcome) -> Any:
+    status = outcome.status
+    if status is CallStatus.EXECUTED or status is CallStatus.SKIPPED:
+        return outcome.result
+    if status is CallStatus.FAILED and outcome.error is not None:
+        raise outcome.error
+    if status is CallStatus.REJECTED:
+        raise Rejected(outcome)
+    if status is CallStatus.TIMEOUT:
+        raise ApprovalTimeout(outcome)
+    if status is CallStatus.CANCELLED:
+        raise Cancelled(outcome)
+    if isinstance(outcome.error, SignoffError):
+        raise outcome.error
+    raise NotRun(outcome)
+
+
+class Gate:
+    """Puts a human sign-off in front of risky tool calls.
+
+    ``Gate()`` or ``Gate("sqlite:///path.db")`` runs the approval service in this process
+    (``memory://`` for a throwaway one); ``Gate("http://host:8000", token=AGENT_JWT)`` talks
+    to a ``signoff serve`` elsewhere. The same methods work either way.
+    """
+
+    def __init__(
+        self,
+        target: str | Backend | None = None,
+        *,
+        token: str | None = None,
+        approver_token: str | None = None,
+        config: Config | str | None = None,
+    ) -> None:
+        settings = Settings.from_env()
+        if config is None:
+            config = settings.config_path
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self.roles = self.config.roles
+        if isinstance(target, Backend):
+            self.backend = target
+        else:
+            target = target or settings.db_url
+            if target.startswith(("http://", "https://")):
+                from signoff.client import RemoteBackend
+
+                self.backend = RemoteBackend(
+                    target, token=token or settings.token, approver_token=approver_token
+                )
+            else:
+                from signoff.service import ApprovalService
+                from signoff.stores import store_from_url
+
+                service = ApprovalService(store_from_url(target), config=self.config)
+                self.backend = LocalBackend(service)
+        self.tools: dict[str, GatedTool[Any, Any]] = {}
+        self._hooks: list[Hook] = []
+        self._policies: dict[str, Policy] = {}
+        self._started_on: asyncio.AbstractEventLoop | None = None
+        self._start_lock: asyncio.Lock | None = None
+
+    # -- declaring tools ------------------------------------------------------------------
+
+    @overload
+    def tool(self, fn: Callable[P, Awaitable[R]], /) -> GatedTool[P, R]: ...
+    @overload
+    def tool(self, fn: Callable[P, R], /) -> GatedTool[P, R]: ...
+    @overload
+    def tool(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        policy: Policy | None = None,
+    ) -> Callable[[Callable[P, Any]], GatedTool[P, Any]]: ...
+
+    def tool(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        policy: Policy | None = None,
+    ) -> Any:
+        """Put a function behind the gate: ``@gate.tool`` or ``@gate.tool(policy=Policy(…))``.
+
+        Without a policy (here or in the config file) every call needs approval.
+        """
+
+        def register(func: Callable[..., Any]) -> GatedTool[Any, Any]:
+            tool_name = name or func.__name__
+            if tool_name in self.tools:
+                raise ConfigError(f"a tool named {tool_name!r} is already gated")
+            text = description or inspect.getdoc(func) or tool_name.replace("_", " ")
+            gated: GatedTool[Any, Any] = GatedTool(
+                self, func, name=tool_name, description=text, policy=policy
+            )
+            if policy is not None and policy.min_role is not None:
+                self.roles.check(policy.min_role)
+            self.tools[tool_name] = gated
+            return gated
+
+        return register if fn is None else register(fn)
+
+    def hook(self, fn: Hook) -> Hook:
+        """Register a before-tool hook (see :mod:`signoff.hooks`); usable as a decorator."""
+        self._hooks.append(fn)
+        return fn
+
+    def policy_for(self, tool: GatedTool[Any, Any]) -> Policy:
+        policy = self._policies.get(tool.name)
+        if policy is None:
+            floor = self.config.floor_for(tool.name)
+            declared = tool.declared_policy
+            if declared is None:
+                policy = floor if floor is not None else Policy()
+            else:
+                policy = declared.with_floor(floor, self.roles)
+            self._policies[tool.name] = policy
+        return policy
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._started_on is loop:
+            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._started_on is loop:
+                return
+            if self._started_on is not None:
+                # the gate was used under an event loop that is gone (asyncio.run twice)
+                await self.backend.close()
+            await self.backend.start()
+            self._started_on = loop
+
+    async def aclose(self) -> None:
+        if self._started_on is not None:
+            await self.backend.close()
+            self._started_on = None
+
+    async def __aenter__(self) -> Gate:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the agent's side -----------------------------------------------------------------
+
+    async def call(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None = None,
+        *,
+        tool_call_id: str | None = None,
+        run: Run | None = None,
+    ) -> Outcome:
+        """Gate one tool call from a model. Never raises for a call that did not run."""
+        tool = self.tools.get(name)
+        raw = args if isinstance(args, str) else None
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            parsed_args = loose_args(args)
+            return Outcome(
+                CallStatus.INVALID,
+                name,
+                parsed_args,
+                message=f"unknown tool {name!r}; the tools are: {known}",
+                tool_call_id=tool_call_id,
+                error=UnknownTool(f"unknown tool {name!r}"),
+            )
+        if isinstance(args, str):
+            try:
+                decoded = json.loads(args) if args.strip() else {}
+            except ValueError as exc:
+                return _invalid(tool, {}, tool_call_id, f"arguments are not valid JSON: {exc}")
+            if not isinstance(decoded, dict):
+                return _invalid(tool, {}, tool_call_id, "arguments must be a JSON object")
+            args = decoded
+        return await self._run(
+            tool, dict(args or {}), run=run, tool_call_id=tool_call_id, raw_args=raw
+        )
+
+    async def _run(
+        self,
+        tool: GatedTool[Any, Any],
+        args: dict[str, Any],
+        *,
+        run: Run | None,
+        tool_call_id: str | None = None,
+        raw_args: str | None = None,
+    ) -> Outcome:
+        try:
+            parsed = tool.schema.validate(args)
+        except InvalidArguments as exc:
+            return _invalid(tool, args, tool_call_id, exc.message, exc)
+        kwargs = tool.schema.kwargs(parsed)
+        call = ToolCall(
+            tool.name,
+            kwargs,
+            args_json=ArgsSchema.dump(parsed),
+            raw_args=raw_args,
+            tool_call_id=tool_call_id,
+            run=run,
+        )
+        del parsed
+        policy = tool.policy
+        override: RequestApproval | None = None
+        for hook in self._hooks:
+            try:
+                answer: HookResult = await resolve(hook, call)
+            except Exception as exc:
+                log.warning("signoff: hook %r failed for %s: %r", hook, tool.name, exc)
+                answer = RequestApproval(reason=f"a before-tool hook failed: {exc!r}")
+            if isinstance(answer, Skip):
+                return Outcome(
+                    CallStatus.SKIPPED,
+                    tool.name,
+                    call.args_json,
+                    result=answer.result,
+                    tool_call_id=tool_call_id,
+                )
+            if isinstance(answer, Cancel):
+                return Outcome(
+                    CallStatus.CANCELLED,
+                    tool.name,
+                    call.args_json,
+                    message=answer.message,
+                    tool_call_id=tool_call_id,
+                )
+            if isinstance(answer, RequestApproval):
+                override = answer
+                break
+        if override is None:
+            verdict = await policy.verdict(call)
+            if verdict.kind is VerdictKind.RUN:
+                return await self._execute(tool, call, kwargs)
+            if verdict.kind is VerdictKind.DENY:
+                message = await policy.reject_text(call) or "This call is not allowed by policy."
+                return Outcome(
+                    CallStatus.REJECTED,
+                    tool.name,
+                    call.args_json,
+                    message=message,
+                    tool_call_id=tool_call_id,
+                )
+            note = verdict.note
+        else:
+            note = None
+        return await self._ask(tool, call, policy, override, note)
+
+    async def _execute(
+        self,
+        tool: GatedTool[Any, Any],
+        call: ToolCall,
+        kwargs: Mapping[str, Any],
+        request: ApprovalRequest | None = None,
+    ) -> Outcome:
+        final = request.final_args if request is not None else call.args_json
+        try:
+            result = await tool.invoke(kwargs)
+        except Exception as exc:
+            if request is not None:
+                request = await self._report(request, "failed", {"error": repr(exc)}) or request
+            return Outcome(
+                CallStatus.FAILED,
+                tool.name,
+                call.args_json,
+                final_args=final,
+                executed_args=dict(kwargs),
+                message=f"the tool failed: {exc!r}",
+                request=request,
+                tool_call_id=call.tool_call_id,
+                error=exc,
+            )
+        if request is not None:
+            request = await self._report(request, "succeeded", result) or request
+        return Outcome(
+            CallStatus.EXECUTED,
+            tool.name,
+            call.args_json,
+            final_args=final,
+            executed_args=dict(kwargs),
+            result=result,
+            request=request,
+            tool_call_id=call.tool_call_id,
+        )
+
+    async def _report(
+        self, request: ApprovalRequest, status: Literal["succeeded", "failed"], detail: Any
+    ) -> ApprovalRequest | None:
+        try:
+            return await self.backend.record_outcome(request, status, detail)
+        except SignoffError as exc:
+            # the tool has run; failing to record it must not hide its result
+            log.error("signoff: could not record the outcome of %s: %s", request.id, exc)
+            return None
+
+    async def _ask(
+        self,
+        tool: GatedTool[Any, Any],
+        call: ToolCall,
+        policy: Policy,
+        override: RequestApproval | None,
+        note: str | None,
+    ) -> Outcome:
+        reason = await policy.reason_text(call)
+        context = await policy.context_for(call)
+        min_role, risk, quorum = policy.min_role, policy.risk, policy.quorum
+        timeout_s = policy.timeout_s
+        if override is not None:
+            reason = override.reason or reason
+            min_role = override.min_role or min_role
+            risk = override.risk or risk
+            quorum = override.quorum or quorum
+            if override.timeout is not None:
+                timeout_s = parse_duration(override.timeout)
+            context = {**context, **(override.context or {})}
+        if note:
+            context = {**context, "policy_note": note}
+        spec = RequestSpec(
+            tool=tool.name,
+            args=call.args_json,
+            tool_call_id=call.tool_call_id,
+            # no run given: a server attributes the call to the agent's own token
+            run=None if call.run is DEFAULT_RUN else call.run,
+            reason=reason,
+            context=jsonable(context),
+            risk=risk,
+            policy=PolicySpec(
+                min_role=min_role,
+                quorum=quorum,
+                timeout_s=timeout_s or self.config.default_timeout_s,
+                editable=list(policy.editable or ()),
+                allow_self_approval=bool(policy.allow_self_approval),
+            ),
+            args_schema=tool.json_schema,
+            channels=list(policy.channels),
+        )
+        await self.start()
+        try:
+            request = await self.backend.submit(spec)
+            if request.status is Status.PENDING:
+                # hold only the id while waiting: thousands of calls may wait at once
+                request_id, run = request.id, request.run
+                del spec, request, context, reason
+                request = await self.backend.wait(request_id, run)
+        except SignoffError as exc:
+            # whatever kept us from a decision (server down, token refused), it is not one
+            return Outcome(
+                CallStatus.UNAVAILABLE,
+                tool.name,
+                call.args_json,
+                message=f"the call was not run: approval could not be obtained ({exc.message})",
+                tool_call_id=call.tool_call_id,
+                error=exc,
+            )
+        return await self._settle(tool, call, policy, request)
+
+    async def _settle(
+        self, tool: GatedTool[Any, Any], call: ToolCall, policy: Policy, request: ApprovalRequest
+    ) -> Outcome:
+        """Act on a decided request: run it once if approved, else say why it did not run."""
+
+        def result(
+            status: CallStatus,
+            message: str | None = None,
+            *,
+            value: Any = None,
+            error: BaseException | None = None,
+        ) -> Outcome:
+            return Outcome(
+                status,
+                tool.name,
+                request.args,
+                final_args=request.final_args,
+                result=value,
+                message=message,
+                request=request,
+                tool_call_id=call.tool_call_id,
+                error=error,
+            )
+
+        if request.status is Status.REJECTED:
+            reject_message = await policy.reject_text(call)
+            reasons = [d.reason for d in request.decisions if d.decision is DecisionKind.REJECT]
+            reason = reasons[-1] if reasons and reasons[-1] else None
+            if reject_message and reason:
+                message = f"{reject_message} Reason: {reason}"
+            else:
+                message = reject_message or reason or "The approver rejected this call."
+            return result(CallStatus.REJECTED, message)
+        if request.status is Status.EXPIRED:
+            timeout = human_duration(request.policy.timeout_s)
+            return result(CallStatus.TIMEOUT, f"Approval request timed out after {timeout}")
+        if request.status is Status.CANCELLED:
+            return result(CallStatus.CANCELLED, "The approval request was cancelled.")
+        if request.status is not Status.APPROVED:
+            # still pending after the wait returned: fail closed
+            return result(CallStatus.UNAVAILABLE, "No decision was reached; the call was not run.")
+
+        if request.outcome is not None:
+            # this very call ran before (a retry or a resumed run): do not run it again
+            ran_ok = request.outcome.status == "succeeded"
+            status = CallStatus.EXECUTED if ran_ok else CallStatus.FAILED
+            return result(status, "(result recorded earlier)", value=request.outcome.detail)
+        try:
+            request = await self.backend.consume(request)
+        except Conflict as exc:
+            message = (
+                "This approved call was already started once; it will not run again, "
+                "and its result is unknown."
+            )
+            return result(CallStatus.ALREADY_CONSUMED, message, error=exc)
+        except SignoffError as exc:
+            return result(CallStatus.UNAVAILABLE, f"the call was not run: {exc.message}", error=exc)
+        if digest(request.final_args) != request.args_digest:
+            await self._report(request, "failed", {"error": "approval binding mismatch"})
+            return result(
+                CallStatus.INVALID, "the approved arguments do not match their approval; not run"
+            )
+        try:
+            parsed = tool.schema.validate(request.final_args)
+        except InvalidArguments as exc:
+            await self._report(request, "failed", {"error": exc.message})
+            message = f"the approved arguments are not valid: {exc.message}"
+            return result(CallStatus.INVALID, message, error=exc)
+        return await self._execute(tool, call, tool.schema.kwargs(parsed), request)
+
+    # -- the approver's side --------------------------------------------------------------
+
+    async def pending(self) -> list[ApprovalRequest]:
+        await self.start()
+        return await self.backend.pending()
+
+    async def get(self, request_id: str) -> ApprovalRequest:
+        await self.start()
+        return await self.backend.get(request_id)
+
+    async def approve(
+        self,
+        request_id: str,
+        *,
+        by: Principal | None = None,
+        reason: str | None = None,
+        modified_args: JSONObject | None = None,
+    ) -> ApprovalRequest:
+        """Approve (optionally with edited arguments). Raises Forbidden, Conflict, InvalidEdit."""
+        await self.start()
+        return await self.backend.decide(
+            request_id, by, DecisionKind.APPROVE, reason, modified_args
+        )
+
+    async def reject(
+        self, request_id: str, *, by: Principal | None = None, reason: str
+    ) -> ApprovalRequest:
+        """Reject with a reason (the model is told it). Raises Forbidden, Conflict."""
+        await self.start()
+        return await self.backend.decide(request_id, by, DecisionKind.REJECT, reason, None)
+
+    async def cancel(
+        self, request_id: str, *, run: Run | None = None, reason: str | None = None
+    ) -> ApprovalRequest:
+        """Cancel a pending request this agent made."""
+        await self.start()
+        if run is None:
+            run = (await self.backend.get(request_id)).run
+        return await self.backend.cancel(request_id, run, reason)
+
+
+def _invalid(
+    tool: GatedTool[Any, Any],
+    args: Mapping[str, Any],
+    tool_call_id: str | None,
+    message: str,
+    error: SignoffError | None = None,
+) -> Outcome:
+    return Outcome(
+        CallStatus.INVALID,
+        tool.name,
+        dict(args),
+        message=message,
+        tool_call_id=tool_call_id,
+        error=error or InvalidArguments(message),
+    )

@@ -1,0 +1,329 @@
+"""When a call needs a human, and which human.
+
+A :class:`Policy` sits on a tool (in code) or comes from the config file (TOML, with CEL
+conditions). For each call it gives one :class:`Verdict`: run now, deny, or ask. It fails
+closed: a condition that raises, returns a non-boolean, or cannot be evaluated means "ask".
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, TypeAlias
+
+from signoff._util import parse_duration, resolve
+from signoff.errors import ConfigError
+from signoff.models import JSONObject, PolicySnapshot, Risk, ToolCall
+from signoff.roles import RoleLadder
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 300.0
+
+Predicate: TypeAlias = Callable[[ToolCall], "bool | Awaitable[bool]"]
+#: a fixed value, a CEL expression (a string), or a sync/async function of the call
+Condition: TypeAlias = "bool | str | Predicate"
+TextFn: TypeAlias = Callable[[ToolCall], "str | Awaitable[str | None] | None"]
+Text: TypeAlias = "str | TextFn | None"
+ContextFn: TypeAlias = Callable[[ToolCall], "JSONObject | Awaitable[JSONObject]"]
+
+
+class CelCondition:
+    """A CEL expression over ``args``, ``tool``, ``tool_call_id`` and ``run``.
+
+    Example: ``args.amount > 100 || run.metadata.environment == 'production'``. A name
+    that is not there is an error, and an error means "ask"; guard optional fields with
+    ``has(run.metadata.environment)``.
+    """
+
+    __slots__ = ("_program", "source")
+
+    def __init__(self, source: str) -> None:
+        import cel
+
+        self.source = source
+        try:
+            self._program = cel.compile(source)
+        except ValueError as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"invalid CEL condition {source!r}: {first}") from exc
+
+    def __call__(self, call: ToolCall) -> bool:
+        result = self._program.execute(activation(call))
+        if not isinstance(result, bool):
+            raise TypeError(f"CEL condition {self.source!r} gave {result!r}, not true or false")
+        return result
+
+    def __repr__(self) -> str:
+        return f"CelCondition({self.source!r})"
+
+
+def activation(call: ToolCall) -> JSONObject:
+    """The variables a CEL condition or a reason template sees."""
+    return {
+        "args": call.args_json,
+        "tool": call.tool_name,
+        "tool_call_id": call.tool_call_id,
+        "run": call.run.model_dump(mode="json"),
+    }
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w.]*)\}")
+
+
+class Template:
+    """A reason text with ``{args.amount}``-style placeholders (from the config file).
+
+    Only dotted lookups into the call's variables are allowed: no attribute access, no
+    format specs, so a template cannot reach anything but the call's own data.
+    """
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, call: ToolCall) -> str:
+        scope = activation(call)
+
+        def lookup(match: re.Match[str]) -> str:
+            value: Any = scope
+            for part in match.group(1).split("."):
+                if not isinstance(value, Mapping) or part not in value:
+                    return match.group(0)
+                value = value[part]
+            return str(value)
+
+        return _PLACEHOLDER.sub(lookup, self.source)
+
+    def __repr__(self) -> str:
+        return f"Template({self.source!r})"
+
+
+def condition(value: Condition) -> bool | Predicate:
+    """A condition ready to evaluate: CEL strings are compiled here, once."""
+    if isinstance(value, str):
+        return CelCondition(value)
+    if isinstance(value, bool) or callable(value):
+        return value
+    raise ConfigError(f"a condition must be a bool, a CEL string or a function, not {value!r}")
+
+
+class VerdictKind(Enum):
+    RUN = "run"
+    DENY = "deny"
+    ASK = "ask"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    kind: VerdictKind
+    #: why the verdict was reached when it was not by the policy's own answer (a failure)
+    note: str | None = None
+
+
+RUN = Verdict(VerdictKind.RUN)
+DENY = Verdict(VerdictKind.DENY)
+ASK = Verdict(VerdictKind.ASK)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Policy:
+    """The approval policy of one tool.
+
+    ``when`` says whether a call needs a human (default: always); ``deny`` refuses a call
+    outright, without asking. Both take a bool, a CEL string or a sync/async function of the
+    call. ``reason`` and ``reject_message`` take a string or a sync/async function of the
+    call. ``timeout`` takes seconds or a string such as ``"5m"``. ``editable`` names the
+    arguments an approver may change. ``min_role`` is the lowest role that may approve
+    (default: the lowest role of the ladder). ``quorum`` distinct qualified approvers must
+    approve. ``context`` (a dict or a function of the call) is shown to approvers: why,
+    what is affected, whether it is reversible, the alternatives.
+    """
+
+    when: Condition = True
+    deny: Condition = False
+    min_role: str | None = None
+    reason: Text = None
+    reject_message: Text = None
+    timeout: float | str | None = None
+    risk: Risk | str = Risk.MEDIUM
+    editable: Sequence[str] | None = None
+    quorum: int = 1
+    allow_self_approval: bool | None = None
+    channels: Sequence[str] = ()
+    context: JSONObject | ContextFn | None = None
+    # compiled forms, filled in by __post_init__
+    _when: bool | Predicate = field(init=False, repr=False, compare=False)
+    _deny: bool | Predicate = field(init=False, repr=False, compare=False)
+    timeout_s: float | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "_when", condition(self.when))
+        set_(self, "_deny", condition(self.deny))
+        set_(self, "timeout_s", None if self.timeout is None else parse_duration(self.timeout))
+        try:
+            set_(self, "risk", Risk(self.risk))
+        except ValueError as exc:
+            raise ConfigError(f"risk must be one of {[r.value for r in Risk]}") from exc
+        quorum: Any = self.quorum  # checked at run time: it may come from a config file
+        if not isinstance(quorum, int) or isinstance(quorum, bool) or quorum < 1:
+            raise ConfigError(f"quorum must be a whole number of at least 1, not {self.quorum!r}")
+        if self.editable is not None:
+            if isinstance(self.editable, str):
+                raise ConfigError("editable takes a list of argument names, not one string")
+            set_(self, "editable", tuple(self.editable))
+        set_(self, "channels", tuple(self.channels))
+
+    async def verdict(self, call: ToolCall) -> Verdict:
+        """Run, deny or ask. Fails closed: any failure to evaluate means ask."""
+        if self._deny is True:
+            return DENY
+        if self._when is False and self._deny is False:
+            return RUN
+        try:
+            if await _check(self._deny, call):
+                return DENY
+        except Exception as exc:
+            log.warning("signoff: deny condition of %s failed: %r", call.tool_name, exc)
+            return Verdict(VerdictKind.ASK, note=f"the deny condition failed: {exc!r}")
+        try:
+            return ASK if await _check(self._when, call) else RUN
+        except Exception as exc:
+            log.warning("signoff: approval condition of %s failed: %r", call.tool_name, exc)
+            return Verdict(VerdictKind.ASK, note=f"the approval condition failed: {exc!r}")
+
+    async def reason_text(self, call: ToolCall) -> str | None:
+        return await _text(self.reason, call, "reason")
+
+    async def reject_text(self, call: ToolCall) -> str | None:
+        return await _text(self.reject_message, call, "reject_message")
+
+    async def context_for(self, call: ToolCall) -> JSONObject:
+        if self.context is None:
+            return {}
+        try:
+            value = await resolve(self.context, call)
+        except Exception as exc:
+            log.warning("signoff: context of %s failed: %r", call.tool_name, exc)
+            return {"context_error": repr(exc)}
+        return dict(value) if isinstance(value, Mapping) else {"value": value}
+
+    def snapshot(self, roles: RoleLadder, default_timeout_s: float) -> PolicySnapshot:
+        return PolicySnapshot(
+            min_role=roles.check(self.min_role) if self.min_role else roles.lowest,
+            quorum=self.quorum,
+            timeout_s=self.timeout_s or default_timeout_s,
+            editable=list(self.editable or ()),
+            allow_self_approval=bool(self.allow_self_approval),
+        )
+
+    def with_floor(self, floor: Policy | None, roles: RoleLadder) -> Policy:
+        """This policy, no weaker than ``floor`` (the operator's config for the tool)."""
+        if floor is None:
+            return self
+        return replace(
+            self,
+            when=_any(self._when, floor._when),
+            deny=_any(self._deny, floor._deny),
+            min_role=_higher_role(roles, self.min_role, floor.min_role),
+            reason=self.reason if self.reason is not None else floor.reason,
+            reject_message=(
+                self.reject_message if self.reject_message is not None else floor.reject_message
+            ),
+            timeout=_smaller(self.timeout_s, floor.timeout_s),
+            risk=max(Risk(self.risk), Risk(floor.risk), key=lambda r: r.rank),
+            editable=_narrower(self.editable, floor.editable),
+            quorum=max(self.quorum, floor.quorum),
+            allow_self_approval=(
+                self.allow_self_approval
+                if floor.allow_self_approval is None
+                else bool(self.allow_self_approval) and floor.allow_self_approval
+            ),
+            channels=tuple(dict.fromkeys((*self.channels, *floor.channels))),
+            context=self.context if self.context is not None else floor.context,
+        )
+
+
+def floor_snapshot(
+    snapshot: PolicySnapshot, risk: Risk, floor: Policy | None, roles: RoleLadder
+) -> tuple[PolicySnapshot, Risk]:
+    """Apply the operator's policy for a tool to what an agent submitted (CONTRACT §3):
+    the higher ``min_role``, the larger ``quorum``, the smaller ``timeout_s``, the narrower
+    ``editable``; self-approval only where both allow it."""
+    if floor is None:
+        return snapshot, risk
+    editable = _narrower(snapshot.editable, floor.editable)
+    allow_self = snapshot.allow_self_approval and floor.allow_self_approval is not False
+    return (
+        PolicySnapshot(
+            min_role=_higher_role(roles, snapshot.min_role, floor.min_role) or roles.lowest,
+            quorum=max(snapshot.quorum, floor.quorum),
+            timeout_s=_smaller(snapshot.timeout_s, floor.timeout_s) or snapshot.timeout_s,
+            editable=list(editable or ()),
+            allow_self_approval=allow_self,
+        ),
+        max(risk, Risk(floor.risk), key=lambda r: r.rank),
+    )
+
+
+async def _check(cond: bool | Predicate, call: ToolCall) -> bool:
+    if isinstance(cond, bool):
+        return cond
+    result = await resolve(cond, call)
+    if not isinstance(result, bool):
+        raise TypeError(f"the condition returned {result!r}, not True or False")
+    return result
+
+
+async def _text(value: Text, call: ToolCall, what: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        text = await resolve(value, call)
+    except Exception as exc:
+        log.warning("signoff: %s of %s failed: %r", what, call.tool_name, exc)
+        return f"({what} could not be computed: {exc!r})"
+    return None if text is None else str(text)
+
+
+def _any(a: bool | Predicate, b: bool | Predicate) -> bool | Predicate:
+    if a is True or b is True:
+        return True
+    if a is False:
+        return b
+    if b is False:
+        return a
+    first, second = a, b
+
+    async def either(call: ToolCall) -> bool:
+        # both are evaluated so that a failure in either fails closed
+        return bool(await _check(first, call)) | bool(await _check(second, call))
+
+    return either
+
+
+def _higher_role(roles: RoleLadder, a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return roles.higher(roles.check(a), roles.check(b))
+
+
+def _smaller(a: float | None, b: float | None) -> float | None:
+    present = [x for x in (a, b) if x is not None]
+    return min(present) if present else None
+
+
+def _narrower(a: Sequence[str] | None, b: Sequence[str] | None) -> tuple[str, ...] | None:
+    if a is None:
+        return None if b is None else ()
+    if b is None:
+        return tuple(a)
+    allowed = set(b)
+    return tuple(name for name in a if name in allowed)

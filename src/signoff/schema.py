@@ -1,0 +1,77 @@
+"""A tool's argument schema, taken from its function signature (pydantic)."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from signoff.errors import ConfigError, InvalidArguments
+from signoff.models import JSONObject
+
+_CONFIG = ConfigDict(
+    extra="forbid",
+    validate_by_alias=True,
+    validate_by_name=False,
+    serialize_by_alias=True,
+)
+
+
+class ArgsSchema:
+    """Validates a model's arguments for one tool and turns them into call arguments.
+
+    Fields are stored under private names with the parameter name as alias, so that any
+    parameter name works, even one that shadows a pydantic attribute (``json``, ``copy``).
+    """
+
+    __slots__ = ("_fields", "json_schema", "model", "names")
+
+    def __init__(self, fn: Callable[..., Any], name: str) -> None:
+        try:
+            hints = typing.get_type_hints(fn, include_extras=True)
+        except Exception as exc:
+            raise ConfigError(f"cannot read the type hints of tool {name!r}: {exc}") from exc
+        fields: dict[str, Any] = {}
+        self._fields: list[tuple[str, str]] = []
+        for param in inspect.signature(fn).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise ConfigError(
+                    f"tool {name!r}: *{param.name} / **{param.name} cannot be described to a "
+                    "model; name every argument"
+                )
+            annotation = hints.get(param.name, Any)
+            default = ... if param.default is param.empty else param.default
+            internal = f"arg_{param.name}"
+            fields[internal] = (Annotated[annotation, Field(alias=param.name)], default)
+            self._fields.append((internal, param.name))
+        self.names = tuple(public for _, public in self._fields)
+        try:
+            self.model: type[BaseModel] = create_model(name, __config__=_CONFIG, **fields)
+            self.json_schema: JSONObject = self.model.model_json_schema()
+        except Exception as exc:
+            raise ConfigError(f"tool {name!r}: cannot build an argument schema: {exc}") from exc
+
+    def validate(self, args: Mapping[str, Any]) -> BaseModel:
+        try:
+            return self.model.model_validate(args)
+        except ValidationError as exc:
+            raise InvalidArguments(describe(exc), errors=exc.errors(include_url=False)) from exc
+
+    def kwargs(self, parsed: BaseModel) -> dict[str, Any]:
+        return {public: getattr(parsed, internal) for internal, public in self._fields}
+
+    @staticmethod
+    def dump(parsed: BaseModel) -> JSONObject:
+        return parsed.model_dump(mode="json")
+
+
+def describe(exc: ValidationError) -> str:
+    """One line per problem, naming the argument: what the model needs to correct itself."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "(arguments)"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid arguments: " + "; ".join(problems)

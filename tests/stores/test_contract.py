@@ -1,0 +1,302 @@
+"""One contract for every store, run on each of conftest.STORE_KINDS: memory, SQLite, Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from signoff.audit import AuditEntry, verify
+from signoff.canonical import digest
+from signoff.errors import Conflict, InvalidArguments, NotFound, StoreError
+from signoff.models import ApprovalRequest, Page, PolicySnapshot, Run, Status
+from signoff.runs import RunRecord
+from signoff.stores.base import Change, ListQuery, Store
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def make_request(
+    n: int,
+    *,
+    key: str | None = None,
+    tool: str = "issue_refund",
+    agent: str = "support",
+    risk: str = "medium",
+    expires_in: float = 300,
+) -> ApprovalRequest:
+    args = {"order_id": f"ORD-{n}", "amount": n}
+    return ApprovalRequest(
+        id=f"apr_{n:04d}",
+        status=Status.PENDING,
+        tool=tool,
+        args=args,
+        final_args=args,
+        run=Run(agent_id=agent, run_id="r1"),
+        requested_by=agent,
+        risk=risk,
+        policy=PolicySnapshot(min_role="publisher", timeout_s=expires_in),
+        created_at=NOW,
+        expires_at=NOW + timedelta(seconds=expires_in),
+        args_digest=digest(args),
+        idempotency_key=key,
+    )
+
+
+def entry(type_: str, request_id: str | None, **data: object) -> AuditEntry:
+    return AuditEntry(
+        type_, request_id, {"sub": "test", "kind": "agent", "role": None}, NOW, None, dict(data)
+    )
+
+
+async def create(store: Store, req: ApprovalRequest) -> ApprovalRequest:
+    created = await store.create(req, entry("request.created", req.id), ["request.created"])
+    return created.request
+
+
+async def test_create_and_get_round_trip(store: Store) -> None:
+    req = make_request(1)
+    created = await store.create(req, entry("request.created", req.id), ["request.created"])
+    assert created.created
+    assert created.request == req
+    assert [e.type for e in created.events] == ["request.created"]
+    assert await store.get(req.id) == req
+    assert await store.get("apr_missing") is None
+
+
+async def test_create_is_idempotent_on_key(store: Store) -> None:
+    first = make_request(1, key="agent\x1fr1/toolu_1")
+    second = make_request(2, key="agent\x1fr1/toolu_1")
+    await create(store, first)
+    again = await store.create(second, entry("request.created", second.id), ["request.created"])
+    assert not again.created
+    assert again.request.id == first.id
+    assert again.events == ()
+    assert await store.get(second.id) is None
+    # the duplicate wrote nothing: one request, one audit event, one live event
+    assert len(await store.audit_events()) == 1
+    assert await store.last_event_id() == 1
+
+
+async def test_list_is_newest_first_with_cursor(store: Store) -> None:
+    for n in range(1, 8):
+        await create(store, make_request(n))
+    page = await store.list_requests(ListQuery(limit=3))
+    assert [r.id for r in page.items] == ["apr_0007", "apr_0006", "apr_0005"]
+    assert page.next_cursor is not None
+    page2 = await store.list_requests(ListQuery(limit=3, cursor=page.next_cursor))
+    assert [r.id for r in page2.items] == ["apr_0004", "apr_0003", "apr_0002"]
+    assert page2.next_cursor is not None
+    page3 = await store.list_requests(ListQuery(limit=3, cursor=page2.next_cursor))
+    assert [r.id for r in page3.items] == ["apr_0001"]
+    assert page3.next_cursor is None
+
+
+async def test_list_filters(store: Store) -> None:
+    await create(store, make_request(1, tool="a", agent="x", risk="high"))
+    await create(store, make_request(2, tool="b", agent="x"))
+    await create(store, make_request(3, tool="a", agent="y"))
+
+    def ids(page: Page) -> list[str]:
+        return [r.id for r in page.items]
+
+    assert ids(await store.list_requests(ListQuery(tool="a"))) == ["apr_0003", "apr_0001"]
+    assert ids(await store.list_requests(ListQuery(agent_id="x"))) == ["apr_0002", "apr_0001"]
+    assert ids(await store.list_requests(ListQuery(risk="high"))) == ["apr_0001"]
+    assert ids(await store.list_requests(ListQuery(requested_by="y"))) == ["apr_0003"]
+    assert ids(await store.list_requests(ListQuery(status="approved"))) == []
+    assert ids(await store.list_requests(ListQuery(tool="a", agent_id="y"))) == ["apr_0003"]
+
+
+async def test_bad_cursor_is_a_clear_error(store: Store) -> None:
+    with pytest.raises(InvalidArguments, match="invalid cursor"):
+        await store.list_requests(ListQuery(cursor="not-a-cursor!"))
+
+
+async def test_transition_writes_state_audit_and_events_together(store: Store) -> None:
+    req = await create(store, make_request(1))
+
+    def approve(current: ApprovalRequest) -> Change:
+        new = current.model_copy(update={"status": Status.APPROVED, "decided_at": NOW})
+        return Change(new, [entry("request.approved", current.id)], ["request.decided"])
+
+    result = await store.transition(req.id, approve)
+    assert result.request.status is Status.APPROVED
+    assert [e.type for e in result.events] == ["request.decided"]
+    assert result.events[0].request["status"] == "approved"
+    assert (await store.get(req.id)).status is Status.APPROVED  # type: ignore[union-attr]
+    assert [e.type for e in await store.audit_events()] == ["request.created", "request.approved"]
+    assert [e.type for e in await store.events_after(0)] == ["request.created", "request.decided"]
+
+
+async def test_transition_refusal_is_audited_and_changes_nothing(store: Store) -> None:
+    req = await create(store, make_request(1))
+
+    def refuse(current: ApprovalRequest) -> Change:
+        return Change(audit=[entry("decision.refused", current.id)], error=Conflict("no"))
+
+    with pytest.raises(Conflict):
+        await store.transition(req.id, refuse)
+    assert await store.get(req.id) == req
+    assert [e.type for e in await store.audit_events()] == ["request.created", "decision.refused"]
+    assert await store.last_event_id() == 1
+
+
+async def test_transition_rolls_back_when_the_function_raises(store: Store) -> None:
+    req = await create(store, make_request(1))
+
+    def boom(current: ApprovalRequest) -> Change:
+        raise RuntimeError("bug in a transition")
+
+    with pytest.raises(RuntimeError):
+        await store.transition(req.id, boom)
+    assert await store.get(req.id) == req
+    assert len(await store.audit_events()) == 1
+
+
+async def test_a_change_without_an_audit_event_is_refused(store: Store) -> None:
+    """Invariant 7: the store will not write a state change that is not audited."""
+    req = await create(store, make_request(1))
+
+    def unaudited(current: ApprovalRequest) -> Change:
+        return Change(current.model_copy(update={"status": Status.APPROVED}))
+
+    with pytest.raises(StoreError, match="no audit event"):
+        await store.transition(req.id, unaudited)
+    assert (await store.get(req.id)).status is Status.PENDING  # type: ignore[union-attr]
+
+
+async def test_transition_of_unknown_request(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.transition("apr_missing", lambda r: Change())
+
+
+async def test_transition_is_compare_and_set(store: Store) -> None:
+    """Many transitions racing on one request: each sees the state the last one wrote."""
+    req = await create(store, make_request(1))
+    winners = []
+
+    def decide_once(current: ApprovalRequest) -> Change:
+        if current.status is not Status.PENDING:
+            return Change(audit=[entry("decision.refused", current.id)], error=Conflict("late"))
+        winners.append(1)
+        new = current.model_copy(update={"status": Status.APPROVED})
+        return Change(new, [entry("request.approved", current.id)], ["request.decided"])
+
+    async def attempt() -> bool:
+        try:
+            await store.transition(req.id, decide_once)
+        except Conflict:
+            return False
+        return True
+
+    results = await asyncio.gather(*(attempt() for _ in range(50)))
+    assert sum(results) == 1
+    assert len(winners) == 1
+    types = [e.type for e in await store.audit_events()]
+    assert types.count("request.approved") == 1
+    assert types.count("decision.refused") == 49
+
+
+async def test_expiry_queries(store: Store) -> None:
+    await create(store, make_request(1, expires_in=10))
+    await create(store, make_request(2, expires_in=5))
+    await create(store, make_request(3, expires_in=100))
+    assert await store.next_expiry() == NOW + timedelta(seconds=5)
+    assert await store.due_for_expiry(NOW + timedelta(seconds=4)) == []
+    assert await store.due_for_expiry(NOW + timedelta(seconds=10)) == ["apr_0002", "apr_0001"]
+    assert await store.due_for_expiry(NOW + timedelta(seconds=10), limit=1) == ["apr_0002"]
+
+
+async def test_decided_requests_are_not_due_for_expiry(store: Store) -> None:
+    req = await create(store, make_request(1, expires_in=5))
+
+    def approve(current: ApprovalRequest) -> Change:
+        new = current.model_copy(update={"status": Status.APPROVED})
+        return Change(new, [entry("request.approved", current.id)])
+
+    await store.transition(req.id, approve)
+    assert await store.due_for_expiry(NOW + timedelta(days=1)) == []
+    assert await store.next_expiry() is None
+
+
+async def test_events_after_pages_in_order(store: Store) -> None:
+    for n in range(1, 6):
+        await create(store, make_request(n))
+    events = await store.events_after(2, limit=2)
+    assert [e.id for e in events] == [3, 4]
+    assert events[0].request["id"] == "apr_0003"
+    assert await store.last_event_id() == 5
+    assert await store.events_after(5) == []
+
+
+async def test_audit_chain_is_continuous_and_filterable(store: Store) -> None:
+    for n in range(1, 4):
+        await create(store, make_request(n))
+    await store.append_audit(entry("access.refused", "apr_0002", attempted="read"))
+    events = await store.audit_events()
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert verify(events).ok
+    only = await store.audit_events(request_id="apr_0002")
+    assert [e.type for e in only] == ["request.created", "access.refused"]
+    assert [e.seq for e in await store.audit_events(after_seq=2, limit=1)] == [3]
+
+
+async def test_ping(store: Store) -> None:
+    await store.ping()
+
+
+async def test_count_by_status(store: Store) -> None:
+    assert await store.count_by_status() == {}
+    await create(store, make_request(1))
+    req = await create(store, make_request(2))
+
+    def approve(current: ApprovalRequest) -> Change:
+        new = current.model_copy(update={"status": Status.APPROVED})
+        return Change(new, [entry("request.approved", current.id)])
+
+    await store.transition(req.id, approve)
+    assert await store.count_by_status() == {"pending": 1, "approved": 1}
+
+
+# -- durable runs ----------------------------------------------------------------------------
+
+
+def run_record(
+    run_id: str, owner: str = "bot", minutes: int = 0, status: str = "running"
+) -> RunRecord:
+    at = NOW + timedelta(minutes=minutes)
+    return RunRecord(
+        run_id=run_id,
+        owner=owner,
+        agent_id=owner,
+        status=status,
+        provider="anthropic",
+        model="m",
+        transcript=[{"role": "user", "content": "hi"}],
+        created_at=at,
+        updated_at=at,
+    )
+
+
+async def test_runs_save_get_list(store: Store) -> None:
+    assert await store.get_run("r1") is None
+    assert await store.save_run(run_record("r1", minutes=1))
+    assert await store.save_run(run_record("r2", minutes=2, status="finished"))
+    first = await store.get_run("r1")
+    assert first is not None and first.transcript == [{"role": "user", "content": "hi"}]
+    updated = run_record("r1", minutes=3).model_copy(update={"transcript": [], "turns": 2})
+    assert await store.save_run(updated)
+    again = await store.get_run("r1")
+    assert again is not None and again.turns == 2 and again.transcript == []
+    assert [r.run_id for r in await store.list_runs()] == ["r1", "r2"]
+    assert [r.run_id for r in await store.list_runs(status="finished")] == ["r2"]
+    assert [r.run_id for r in await store.list_runs(limit=1)] == ["r1"]
+
+
+async def test_a_run_cannot_be_taken_over(store: Store) -> None:
+    assert await store.save_run(run_record("r1", owner="bot-a"))
+    assert not await store.save_run(run_record("r1", owner="bot-b", minutes=5))
+    kept = await store.get_run("r1")
+    assert kept is not None and kept.owner == "bot-a"
