@@ -1,0 +1,1 @@
+"""Channels: the ways a request reaches the people who decide it."""

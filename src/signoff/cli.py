@@ -1,0 +1,507 @@
+"""The ``signoff`` command (CONTRACT.md §1).
+
+Every failure ends with one line on stderr, ``signoff: <what is wrong>``, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from signoff import __version__
+from signoff.config import DEFAULT_DB_URL, Config, Settings, data_dir, load_config
+from signoff.errors import ConfigError, InvalidArguments, SignoffError
+from signoff.models import ApprovalRequest, JSONObject
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="signoff",
+    help="A human sign-off in front of an AI agent's risky tool calls.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="Check or export the tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+runs_app = typer.Typer(help="Durable agent runs: list them, resume one.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+USER_AGENT = f"signoff-cli/{__version__}"
+
+# typer vendors its own click in newer releases; accept either family of usage errors
+_USAGE_ERRORS: tuple[type[click.ClickException], ...] = (click.ClickException,)
+with contextlib.suppress(ImportError):
+    from typer._click.exceptions import ClickException as _TyperClickException
+
+    _USAGE_ERRORS = (click.ClickException, _TyperClickException)  # type: ignore[assignment]
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help=f"Store URL (env SIGNOFF_DB; default {DEFAULT_DB_URL}).")
+]
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", help="Policy file, TOML (env SIGNOFF_CONFIG).")
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="The server (env SIGNOFF_URL; default http://127.0.0.1:8000)."),
+]
+TokenOption = Annotated[str | None, typer.Option("--token", help="Your token (env SIGNOFF_TOKEN).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def _root() -> None:
+    """A human sign-off in front of an AI agent's risky tool calls."""
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _config(path: str | None) -> Config:
+    return load_config(path or _settings().config_path)
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(_as_coroutine(coro))
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _client(url: str | None, token: str | None) -> Any:
+    from signoff.client import Client
+
+    settings = _settings()
+    token = token or settings.token
+    if not token:
+        raise SignoffError("no token: pass --token or set SIGNOFF_TOKEN (see 'signoff token')")
+    return Client(url or settings.server_url, token, user_agent=USER_AGENT)
+
+
+async def _with_client(url: str | None, token: str | None, fn: Callable[[Any], Awaitable[T]]) -> T:
+    client = _client(url, token)
+    try:
+        return await fn(client)
+    finally:
+        await client.aclose()
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# -- the server ---------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run the approval server: HTTP API, live events, dashboard."""
+    import uvicorn
+
+    from signoff.server.app import create_app, key_for
+    from signoff.service import ApprovalService
+    from signoff.stores import store_from_url
+
+    settings = _settings()
+    db_url = db or settings.db_url
+    cfg = _config(config)
+    service = ApprovalService(store_from_url(db_url), config=cfg)
+    application = create_app(service, key=key_for(data_dir(db_url), settings.secret), config=cfg)
+    console.print(f"signoff {__version__} serving on http://{host}:{port} (store: {db_url})")
+    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+
+
+@app.command()
+def token(
+    sub: Annotated[str | None, typer.Option("--sub", help="The approver's name.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="The approver's role.")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="An agent's name (agent token).")
+    ] = None,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="Lifetime, e.g. 1h, 24h, 30m.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print a JWT signed with the server's key: an approver's or an agent's."""
+    from signoff.auth import Issuer, load_or_create_key
+
+    if (agent is None) == (sub is None):
+        raise SignoffError("give either --sub NAME --role ROLE (an approver) or --agent NAME")
+    settings = _settings()
+    cfg = _config(config)
+    key = load_or_create_key(data_dir(db or settings.db_url), settings.secret)
+    issuer = Issuer(key, cfg.auth, cfg.roles)
+    if agent is not None:
+        if role is not None:
+            raise SignoffError("an agent token has no role; drop --role")
+        print(issuer.token(agent, kind="agent", ttl=ttl or "24h"))
+    else:
+        if role is None:
+            raise SignoffError("an approver token needs --role")
+        assert sub is not None
+        print(issuer.token(sub, kind="approver", role=role, ttl=ttl or "1h"))
+
+
+@app.command("login-link")
+def login_link(
+    sub: Annotated[str, typer.Option("--sub", help="Who signs in (the approver's name).")],
+    role: Annotated[str, typer.Option("--role", help="The approver's role.")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="The dashboard's address (env SIGNOFF_URL; else [server] public_url; "
+            "default http://127.0.0.1:8000).",
+        ),
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print a single-use link (valid 10 minutes) that signs a person in to the dashboard."""
+    from signoff.auth import load_or_create_key
+    from signoff.config import DEFAULT_SERVER_URL
+    from signoff.server.session import login_link as make_link
+
+    settings = _settings()
+    cfg = _config(config)
+    cfg.roles.check(role)
+    key = load_or_create_key(data_dir(db or settings.db_url), settings.secret)
+    # a SIGNOFF_URL that was set wins; otherwise the address the config says people use
+    from_env = settings.server_url if settings.server_url != DEFAULT_SERVER_URL else None
+    base = url or from_env or cfg.server.public_url or DEFAULT_SERVER_URL
+    print(make_link(key, cfg, base, sub, role))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def _table(requests: list[ApprovalRequest]) -> Table:
+    from signoff._util import compact_duration, now_utc
+
+    table = Table(show_lines=False)
+    table.add_column("id", no_wrap=True, min_width=26)  # ids are copied: never cut them
+    for column in ("tool", "risk", "agent", "reason", "expires in"):
+        table.add_column(column)
+    now = now_utc()
+    for request in requests:
+        left = (request.expires_at - now).total_seconds()
+        table.add_row(
+            request.id,
+            escape(request.tool),
+            request.risk.value,
+            escape(request.run.agent_id),
+            escape(request.reason or ""),
+            compact_duration(left) if left > 0 else "expired",
+        )
+    return table
+
+
+@app.command()
+def pending(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption = False) -> None:
+    """List the requests waiting for a decision."""
+
+    async def fetch(client: Any) -> list[ApprovalRequest]:
+        items: list[ApprovalRequest] = []
+        cursor = None
+        while True:
+            page = await client.list_requests(status="pending", limit=200, cursor=cursor)
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                return items
+
+    requests = _run(_with_client(url, token, fetch))
+    if json_out:
+        _print_json([r.model_dump(mode="json") for r in requests])
+    elif not requests:
+        console.print("Nothing is waiting for a decision.")
+    else:
+        console.print(_table(requests))
+
+
+@app.command()
+def show(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Show one request: arguments, reason, policy, decisions, outcome."""
+    from signoff._util import now_utc
+    from signoff.channels.console import show as show_request
+
+    request = _run(_with_client(url, token, lambda c: c.get(request_id)))
+    if json_out:
+        _print_json(request.model_dump(mode="json"))
+        return
+    show_request(request, console, now_utc())
+    console.print(f"Status: [bold]{request.status.value}[/]")
+    for d in request.decisions:
+        edits = f" with {json.dumps(d.modified_args)}" if d.modified_args else ""
+        reason = f": {d.reason}" if d.reason else ""
+        console.print(
+            escape(
+                f"  {d.decision.value}{edits} by {d.by} ({d.role}) via {d.via} at "
+                f"{d.at:%Y-%m-%d %H:%M:%S}{reason}"
+            )
+        )
+    if request.outcome is not None:
+        console.print(
+            escape(f"Outcome: {request.outcome.status} {json.dumps(request.outcome.detail)}")
+        )
+
+
+# -- deciding -----------------------------------------------------------------------------
+
+
+def parse_sets(pairs: list[str]) -> JSONObject:
+    """``--set amount=100 --set note="hi"`` → ``{"amount": 100, "note": "hi"}``."""
+    from signoff.channels.console import parse_value
+
+    edits: JSONObject = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidArguments(f"malformed --set {pair!r}: use --set name=value")
+        edits[name.strip()] = parse_value(value)
+    return edits
+
+
+def _decided(request: ApprovalRequest, json_out: bool) -> None:
+    if json_out:
+        _print_json(request.model_dump(mode="json"))
+        return
+    if request.status.value == "pending":
+        approvals = len(request.approvals)
+        console.print(
+            f"{request.id}: your approval is recorded ({approvals}/{request.policy.quorum}); "
+            "it needs more approvals"
+        )
+    else:
+        console.print(f"{request.id}: {request.status.value}")
+
+
+@app.command()
+def approve(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Approve with a changed argument: name=value (repeatable)."),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Approve a request (with --set to change arguments first)."""
+    edits = parse_sets(set_ or []) or None
+    request = _run(
+        _with_client(
+            url,
+            token,
+            lambda c: c.decide(request_id, "approve", reason=reason, modified_args=edits),
+        )
+    )
+    _decided(request, json_out)
+
+
+@app.command()
+def reject(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: the model is told this.")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Reject a request; the reason goes back to the model."""
+    request = _run(
+        _with_client(url, token, lambda c: c.decide(request_id, "reject", reason=reason))
+    )
+    _decided(request, json_out)
+
+
+@app.command()
+def watch(url: UrlOption = None, token: TokenOption = None) -> None:
+    """Show each new request as it arrives and decide it at the prompt."""
+    from signoff.channels.watch import watch as run_watch
+
+    _run(_with_client(url, token, lambda c: run_watch(c, console)))
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+@audit_app.command("verify")
+def audit_verify(
+    url: UrlOption = None, token: TokenOption = None, json_out: JsonOption = False
+) -> None:
+    """Check that the audit chain is intact."""
+    result = _run(_with_client(url, token, lambda c: c.verify_audit()))
+    if json_out:
+        _print_json(result)
+    elif result["ok"]:
+        console.print(
+            f"The audit chain is intact: {result['events']} events, head {result['head']}"
+        )
+    else:
+        bad = result.get("first_bad") or {}
+        print(
+            f"signoff: the audit chain is broken at event {bad.get('seq')}: {bad.get('reason')}",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    fmt: Annotated[str, typer.Option("--format", help="Output format: jsonl.")] = "jsonl",
+    request_id: Annotated[
+        str | None, typer.Option("--request", help="Only this request's events.")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Print every audit event, one JSON object per line, in chain order."""
+    if fmt != "jsonl":
+        raise ConfigError(f"unknown format {fmt!r}: use jsonl")
+
+    async def export(client: Any) -> None:
+        after = 0
+        while True:
+            page = await client.audit(request_id=request_id, after=after, limit=1000)
+            for item in page["items"]:
+                sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+            if page["next_after"] is None:
+                return
+            after = page["next_after"]
+
+    _run(_with_client(url, token, export))
+
+
+# -- durable runs --------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(
+    db: DbOption = None,
+    status: Annotated[str | None, typer.Option(help="running or finished.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List the durable runs in the store, most recent first."""
+    from signoff.stores import store_from_url
+
+    async def fetch() -> list[Any]:
+        store = store_from_url(db or _settings().db_url)
+        async with store:
+            return await store.list_runs(status=status, limit=200)
+
+    runs = _run(fetch())
+    if json_out:
+        _print_json([r.model_dump(mode="json") for r in runs])
+        return
+    table = Table()
+    for column in ("run", "agent", "status", "provider", "turns", "updated"):
+        table.add_column(column, no_wrap=column == "run")
+    for r in runs:
+        updated = f"{r.updated_at:%Y-%m-%d %H:%M:%S}"
+        table.add_row(r.run_id, r.agent_id, r.status, r.provider, str(r.turns), updated)
+    console.print(table if runs else "No runs.")
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="The run's id.")],
+    app_spec: Annotated[
+        str | None,
+        typer.Option("--app", help="module:factory giving the client, gate and tools."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Continue a run from its last checkpoint: waits for pending decisions, runs each
+    approved tool once, and carries the conversation on to the model's final answer."""
+    from signoff.errors import NotFound
+    from signoff.integrations.runs import resume
+    from signoff.stores import store_from_url
+
+    async def go() -> str:
+        spec = app_spec
+        if spec is None:
+            store = store_from_url(db or _settings().db_url)
+            async with store:
+                record = await store.get_run(run_id)
+            if record is None:
+                raise NotFound(f"no run {run_id} in {db or _settings().db_url}")
+            if record.app is None:
+                raise SignoffError(f"run {run_id} records no app; pass --app module:factory")
+            spec = record.app
+        result = await resume(run_id, app=spec)
+        return result.final_text
+
+    text = _run(go())
+    console.print(text, markup=False, soft_wrap=True)
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the server and dashboard.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    db: DbOption = None,
+    terminal: Annotated[
+        bool, typer.Option("--terminal", help="Decide at this terminal instead: no server.")
+    ] = False,
+    role: Annotated[str, typer.Option(help="With --terminal: the role you decide with.")] = "admin",
+) -> None:
+    """Run the demo: the server and a demo agent whose risky calls wait for you to decide.
+
+    Prints a sign-in link to the dashboard and an approver token, then runs until you stop
+    it. Offline it uses a scripted model; with ANTHROPIC_API_KEY or OPENAI_API_KEY set, a
+    real one.
+    """
+    settings = _settings()
+    if terminal:
+        from signoff.demo.terminal import run_terminal_demo
+
+        _run(run_terminal_demo(db or settings.db_url, role, console))
+        return
+    from signoff.demo.server import run_demo
+
+    _run(run_demo(db or settings.db_url, host, port, settings, console))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command; turn every error into one line and an exit code."""
+    try:
+        code = app(args=argv, prog_name="signoff", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort, typer.Abort):
+        sys.exit(130)
+    except _USAGE_ERRORS as exc:
+        message = exc.format_message()
+        if message:  # empty after "no arguments: here is the help"
+            print(f"signoff: {message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except SignoffError as exc:
+        print(f"signoff: {exc.message}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,105 @@
+"""The OpenAPI 3.1 document, built from the endpoint table (never written by hand)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from signoff import __version__
+from signoff.server.api import ENDPOINTS
+from signoff.server.problems import PROBLEM_CONTENT_TYPE, TITLES, Problem
+
+_REF = "#/components/schemas/{model}"
+
+#: what a client (or a fuzzer) can do next with the id of a request it created
+_LINKS = {
+    name: {"operationId": name, "parameters": {"id": "$response.body#/id"}}
+    for name in ("get_request", "wait_request", "decide", "cancel", "consume", "outcome")
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    pairs: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (Problem, "serialization")
+    ]
+    for endpoint in ENDPOINTS:
+        if endpoint.body is not None:
+            pairs.append((endpoint.body, "validation"))
+        pairs.extend((m, "serialization") for m in endpoint.responses.values() if m is not None)
+    pairs = list(dict.fromkeys(pairs))
+    refs, defs = models_json_schema(pairs, ref_template=_REF)
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in ENDPOINTS:
+        operation: dict[str, Any] = {
+            "operationId": endpoint.name,
+            "summary": endpoint.summary,
+            "responses": {},
+        }
+        parameters: list[dict[str, Any]] = []
+        if "{id}" in endpoint.path:
+            parameters.append(
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The request's id (apr_…).",
+                }
+            )
+        parameters.extend(
+            {
+                "name": query.name,
+                "in": "query",
+                "required": False,
+                "schema": query.schema,
+                "description": query.description,
+            }
+            for query in endpoint.query
+        )
+        if parameters:
+            operation["parameters"] = parameters
+        if endpoint.body is not None:
+            operation["requestBody"] = {
+                "required": endpoint.name != "cancel",
+                "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
+            }
+        for status, model in endpoint.responses.items():
+            if status == 204:
+                operation["responses"]["204"] = {"description": "The client went away."}
+                continue
+            if model is None:
+                content = {endpoint.content_type: {"schema": {"type": "string"}}}
+                if endpoint.name == "openapi":
+                    content = {"application/json": {"schema": {"type": "object"}}}
+            else:
+                content = {"application/json": {"schema": refs[(model, "serialization")]}}
+            operation["responses"][str(status)] = {"description": "OK", "content": content}
+            if endpoint.name == "create_request":
+                operation["responses"][str(status)]["links"] = _LINKS
+        for status in endpoint.errors:
+            operation["responses"][str(status)] = {
+                "description": TITLES.get(status, "Error"),
+                "content": {PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")]}},
+            }
+        if endpoint.who != "anyone":
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "signoff",
+            "version": __version__,
+            "description": "A human sign-off in front of an AI agent's risky tool calls.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+    }

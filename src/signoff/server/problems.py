@@ -1,0 +1,134 @@
+"""Errors as RFC 9457 problem documents: one table from error to HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse
+
+from signoff.errors import (
+    ConfigError,
+    Conflict,
+    Forbidden,
+    InvalidArguments,
+    InvalidEdit,
+    NotFound,
+    PayloadTooLarge,
+    SignoffError,
+    StoreError,
+    Unauthorized,
+    Unavailable,
+    UnknownTool,
+)
+
+PROBLEM_BASE = "https://signoff.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+#: the one place where an error becomes a status code
+STATUS: dict[type[SignoffError], int] = {
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    UnknownTool: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    InvalidArguments: 422,
+    InvalidEdit: 422,
+    StoreError: 503,
+    Unavailable: 503,
+    ConfigError: 500,
+}
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Each problem with the input, where there are several."
+    )
+
+
+def status_for(error: SignoffError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def problem(
+    status: int,
+    detail: str | None,
+    *,
+    code: str | None = None,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (code or TITLES.get(status, "error").lower().replace(" ", "_")),
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if instance is not None:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = errors
+    body.update(extra)
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="signoff"', **(headers or {})}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def problem_dict(error: SignoffError) -> dict[str, Any]:
+    """The problem document for ``error`` as a dict (batch results embed it)."""
+    status = status_for(error)
+    return {
+        "type": PROBLEM_BASE + error.code,
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": error.message,
+    }
+
+
+def from_error(error: SignoffError, instance: str | None = None) -> JSONResponse:
+    extra = {k: v for k, v in error.detail.items() if k not in ("errors",)}
+    errors = error.detail.get("errors")
+    return problem(
+        status_for(error),
+        error.message,
+        code=error.code,
+        instance=instance,
+        errors=_plain(errors) if errors else None,
+        **_plain(extra),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Error details made JSON-safe (pydantic error contexts may hold exceptions)."""
+    from signoff._util import jsonable
+
+    return jsonable(value)

@@ -1,0 +1,161 @@
+"""The HTTP API's request and response bodies (CONTRACT.md §3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from signoff.models import ApprovalRequest, JSONObject
+from signoff.runs import RunRecord
+from signoff.server.problems import Problem
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+#: a reason the model can read: something other than white space
+Reason = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"\S")]
+
+
+class ApproveIn(_In):
+    decision: Literal["approve"]
+    reason: str | None = Field(default=None, max_length=10_000)
+    modified_args: JSONObject | None = None
+
+
+class RejectIn(_In):
+    decision: Literal["reject"]
+    reason: Reason
+
+
+class DecisionIn(RootModel[Annotated[ApproveIn | RejectIn, Field(discriminator="decision")]]):
+    """Approve (optionally with edited arguments) or reject with a reason."""
+
+
+class BatchApproveIn(_In):
+    ids: list[str] = Field(min_length=1, max_length=200)
+    decision: Literal["approve"]
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class BatchRejectIn(_In):
+    ids: list[str] = Field(min_length=1, max_length=200)
+    decision: Literal["reject"]
+    reason: Reason
+
+
+class BatchIn(
+    RootModel[Annotated[BatchApproveIn | BatchRejectIn, Field(discriminator="decision")]]
+):
+    """Decide several requests the same way; each succeeds or fails on its own."""
+
+
+class BatchResult(BaseModel):
+    id: str
+    status: Literal[200, 403, 404, 409, 422]
+    request: ApprovalRequest | None = None
+    problem: Problem | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResult]
+
+
+class CancelIn(_In):
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+class OutcomeIn(_In):
+    status: Literal["succeeded", "failed"]
+    detail: Any = None
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    type: str
+    request_id: str | None
+    actor: JSONObject
+    at: str
+    via: str | None
+    data: JSONObject
+    prev_hash: str
+    hash: str
+
+
+class AuditOut(BaseModel):
+    items: list[AuditEventOut]
+    next_after: int | None = Field(
+        description="Pass as ?after= for the next page; null when there is none."
+    )
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    events: int
+    head: str
+    first_bad: JSONObject | None = None
+
+
+class TicketOut(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class MeOut(BaseModel):
+    """Who is calling, and the role ladder their role sits on (the dashboard marks what
+    they may not decide)."""
+
+    sub: str
+    kind: Literal["agent", "approver"]
+    role: str | None
+    roles: list[str] = Field(description="The role ladder, lowest first.")
+    auditor: bool = Field(description="Whether this caller may read the audit log.")
+    name: str | None = Field(default=None, description="A display name, where one is known.")
+    server_time: datetime = Field(description="The server's clock, for countdowns.")
+
+
+class Timing(BaseModel):
+    decisions: int
+    approved: int
+    approval_rate: float | None = Field(description="approved / decisions; null with none.")
+    median_s: float | None = Field(description="Median seconds from request to decision.")
+    p90_s: float | None = Field(description="90th percentile of the same.")
+
+
+class ToolStats(Timing):
+    tool: str
+    requests: int
+    rejected: int
+    expired: int
+    cancelled: int
+
+
+class ApproverStats(Timing):
+    approver: str
+    rejected: int
+
+
+class DayStats(Timing):
+    day: str = Field(description="The UTC day (YYYY-MM-DD) the decisions were made.")
+
+
+class StatsOut(BaseModel):
+    since: datetime
+    until: datetime
+    requests: int = Field(description="Requests created in the period.")
+    overall: Timing
+    tools: list[ToolStats]
+    approvers: list[ApproverStats]
+    days: list[DayStats]
+    truncated: bool = Field(description="True when the period held more requests than counted.")
+
+
+class RunsOut(BaseModel):
+    items: list[RunRecord]

@@ -1,0 +1,84 @@
+"""What the server's handlers share: the service, identity, tickets, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from signoff.auth import STREAM_TICKET_AUDIENCE, Issuer, Verifier
+from signoff.config import Config
+from signoff.errors import Unauthorized
+from signoff.models import Principal
+from signoff.server.metrics import Metrics
+from signoff.service import ApprovalService
+
+TICKET_TTL_S = 60
+
+
+class Tickets:
+    """Single-use, short-lived tickets for opening the event stream from a browser, which
+    cannot send an Authorization header. Never a long-lived token in a URL."""
+
+    def __init__(self, issuer: Issuer, verifier: Verifier) -> None:
+        self._issuer = issuer
+        self._verifier = verifier
+        self._used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, principal: Principal) -> tuple[str, int]:
+        token = self._issuer.token(
+            principal.sub,
+            kind=principal.kind,
+            role=principal.role,
+            ttl=TICKET_TTL_S,
+            audience=STREAM_TICKET_AUDIENCE,
+            extra={"nonce": secrets.token_urlsafe(8)},
+        )
+        return token, TICKET_TTL_S
+
+    def redeem(self, ticket: str) -> Principal:
+        claims = self._verifier.claims(ticket, audience=STREAM_TICKET_AUDIENCE)
+        jti = str(claims.get("jti", ""))
+        now = time.time()
+        with self._lock:
+            self._used = {k: v for k, v in self._used.items() if v > now}
+            if not jti or jti in self._used:
+                raise Unauthorized("this stream ticket was used already")
+            self._used[jti] = float(claims["exp"]) + 60
+        return self._verifier.principal(claims)
+
+
+@dataclass
+class AppState:
+    service: ApprovalService
+    config: Config
+    issuer: Issuer
+    verifier: Verifier
+    #: the server's own signing key (tickets, sessions, login links)
+    key: bytes = b""
+    metrics: Metrics = field(default_factory=Metrics)
+    tickets: Tickets = field(init=False)
+    #: the dashboard's session lookup (set by create_app); None: no cookie sessions
+    session_hook: Callable[[Request], Principal | None] | None = None
+
+    def __post_init__(self) -> None:
+        # tickets are the server's own tokens: HS256 with its key, whatever [auth] says
+        from signoff.server.session import own_tokens
+
+        self.tickets = Tickets(*own_tokens(self.key, self.config))
+
+    async def verify(self, token: str) -> Principal:
+        if self.verifier.needs_thread:
+            # fetching the provider's keys blocks: keep it off the event loop
+            return await asyncio.to_thread(self.verifier.verify, token)
+        return self.verifier.verify(token)
+
+    def session_principal(self, request: Request) -> Principal | None:
+        """The dashboard's signed-in person, if any (set up by the dashboard)."""
+        return None if self.session_hook is None else self.session_hook(request)

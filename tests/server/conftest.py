@@ -1,0 +1,85 @@
+"""A real approval server for the tests: uvicorn on loopback, in the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from signoff.auth import Issuer
+from signoff.config import Config, parse_config
+from signoff.server.app import create_app
+from signoff.service import ApprovalService
+from signoff.stores.sqlite import SqliteStore
+
+SECRET = b"test-secret-that-is-long-enough-for-hs256!!"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Live:
+    url: str
+    service: ApprovalService
+    issuer: Issuer
+    config: Config
+
+    def agent_token(self, name: str = "support-bot", ttl: str = "1h") -> str:
+        return self.issuer.token(name, kind="agent", ttl=ttl)
+
+    def approver_token(self, name: str = "paul", role: str = "publisher", ttl: str = "1h") -> str:
+        return self.issuer.token(name, kind="approver", role=role, ttl=ttl)
+
+    def client(self, token: str | None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+async def start_live(
+    tmp_path: Path, config: Config | None = None
+) -> tuple[Live, uvicorn.Server, asyncio.Task[None]]:
+    config = config or Config()
+    service = ApprovalService(SqliteStore(tmp_path / "server.db"), config=config)
+    app = create_app(service, key=SECRET, config=config)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    live = Live(
+        f"http://127.0.0.1:{port}", service, Issuer(SECRET, config.auth, config.roles), config
+    )
+    return live, server, task
+
+
+async def stop_live(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    info, server, task = await start_live(tmp_path)
+    yield info
+    await stop_live(server, task)
+
+
+@pytest.fixture
+def refund_config() -> Config:
+    return parse_config(
+        {"tools": [{"name": "issue_refund", "min_role": "publisher", "editable": ["amount"]}]}
+    )

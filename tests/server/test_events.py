@@ -1,0 +1,251 @@
+"""GET /v1/events: Server-Sent Events with increasing ids, replayed without loss."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from signoff.client import Client, StreamEvent
+from signoff.errors import Unauthorized
+from signoff.server import events as server_events
+from tests.server.conftest import Live
+from tests.server.test_api import REFUND, create
+
+
+async def collect(
+    live: Live, token: str, n: int, last_event_id: int | None = None, timeout: float = 10
+) -> list[StreamEvent]:
+    client = Client(live.url, token)
+    got: list[StreamEvent] = []
+
+    async def read() -> None:
+        async for event in client.events(last_event_id):
+            got.append(event)
+            if len(got) == n:
+                return
+
+    try:
+        await asyncio.wait_for(read(), timeout)
+    finally:
+        await client.aclose()
+    return got
+
+
+class Follower:
+    """Reads a stream in the background, so the test can act while it listens."""
+
+    def __init__(self, live: Live, token: str, last_event_id: int | None = None) -> None:
+        self.client = Client(live.url, token)
+        self.events: list[StreamEvent] = []
+        self._last = last_event_id
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+
+    async def _read(self) -> None:
+        async for event in self.client.events(self._last):
+            self.events.append(event)
+
+    async def __aenter__(self) -> Follower:
+        self._task = asyncio.create_task(self._read())
+        await asyncio.sleep(0.3)  # let the subscription start before the test acts
+        return self
+
+    async def until(self, n: int, timeout: float = 10) -> list[StreamEvent]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self.events) < n:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"only {len(self.events)} of {n} events: {self.events}")
+            await asyncio.sleep(0.01)
+        return self.events
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self.client.aclose()
+
+
+async def decide(live: Live, request_id: str, **body: Any) -> None:
+    async with live.client(live.approver_token()) as c:
+        r = await c.post(
+            f"/v1/requests/{request_id}/decisions", json={"decision": "approve", **body}
+        )
+        assert r.status_code == 200, r.text
+
+
+async def test_live_events_in_order(live: Live) -> None:
+    async with Follower(live, live.approver_token()) as follower:
+        req = await create(live)
+        await decide(live, req["id"])
+        async with live.client(live.agent_token()) as agent:
+            await agent.post(f"/v1/requests/{req['id']}/consume")
+            await agent.post(f"/v1/requests/{req['id']}/outcome", json={"status": "succeeded"})
+        events = await follower.until(4)
+    assert [e.type for e in events] == [
+        "request.created",
+        "request.decided",
+        "request.consumed",
+        "request.outcome",
+    ]
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == 4
+    assert events[0].request.id == req["id"] and events[0].request.status == "pending"
+    assert events[1].request.status == "approved"
+    assert events[3].request.outcome is not None
+
+
+async def test_without_last_event_id_only_new_events(live: Live) -> None:
+    await create(live, {**REFUND, "tool_call_id": "old"})
+    async with Follower(live, live.approver_token()) as follower:
+        new = await create(live, {**REFUND, "tool_call_id": "new"})
+        events = await follower.until(1)
+        await asyncio.sleep(0.2)
+    assert [e.request.id for e in follower.events] == [new["id"]]
+    assert events[0].type == "request.created"
+
+
+async def test_replay_after_a_dropped_connection_loses_nothing(live: Live) -> None:
+    token = live.approver_token()
+    async with Follower(live, token) as follower:
+        first = await create(live, {**REFUND, "tool_call_id": "1"})
+        seen = await follower.until(1)
+    last = seen[-1].id
+    # while nobody listens, things happen
+    second = await create(live, {**REFUND, "tool_call_id": "2"})
+    await decide(live, first["id"])
+    await decide(live, second["id"], modified_args={"amount": 5})
+    replayed = await collect(live, token, 3, last_event_id=last)
+    assert [(e.type, e.request.id) for e in replayed] == [
+        ("request.created", second["id"]),
+        ("request.decided", first["id"]),
+        ("request.decided", second["id"]),
+    ]
+    assert [e.id for e in replayed] == list(range(last + 1, last + 4))
+    # replay from the very beginning too
+    everything = await collect(live, token, 4, last_event_id=0)
+    assert [e.id for e in everything] == [1, 2, 3, 4]
+
+
+async def test_replay_then_live_without_duplicates(live: Live) -> None:
+    token = live.approver_token()
+    a = await create(live, {**REFUND, "tool_call_id": "a"})
+    async with Follower(live, token, last_event_id=0) as follower:
+        await follower.until(1)
+        await decide(live, a["id"])
+        events = await follower.until(2)
+        await asyncio.sleep(0.2)
+    assert [e.id for e in follower.events] == [1, 2]
+    assert [e.type for e in events] == ["request.created", "request.decided"]
+
+
+async def test_an_agent_sees_only_its_own_events(live: Live) -> None:
+    async with Follower(live, live.agent_token("bot-a")) as follower:
+        await create(live, {**REFUND, "tool_call_id": "x"}, agent="bot-b")
+        mine = await create(live, {**REFUND, "tool_call_id": "y"}, agent="bot-a")
+        events = await follower.until(1)
+        await asyncio.sleep(0.2)
+    assert [e.request.id for e in follower.events] == [mine["id"]]
+    assert events[0].request.requested_by == "bot-a"
+
+
+async def test_bad_last_event_id(live: Live) -> None:
+    async with live.client(live.approver_token()) as c:
+        for bad in ("abc", "-3"):
+            r = await c.get("/v1/events", headers={"Last-Event-ID": bad})
+            assert r.status_code == 422
+
+
+async def test_stream_needs_a_token(live: Live) -> None:
+    async with live.client(None) as c:
+        assert (await c.get("/v1/events")).status_code == 401
+
+
+async def test_stream_tickets_are_single_use_and_not_bearer_tokens(live: Live) -> None:
+    async with live.client(live.approver_token()) as c:
+        r = await c.post("/v1/stream-tickets")
+        assert r.status_code == 201
+        ticket = r.json()["ticket"]
+        assert r.json()["expires_in"] == 60
+    async with httpx.AsyncClient(base_url=live.url, timeout=10) as anonymous:
+        async with anonymous.stream("GET", "/v1/events", params={"ticket": ticket}) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+        again = await anonymous.get("/v1/events", params={"ticket": ticket})
+        assert again.status_code == 401
+        as_bearer = await anonymous.get(
+            "/v1/requests", headers={"Authorization": f"Bearer {ticket}"}
+        )
+        assert as_bearer.status_code == 401
+        # a ticket opens the stream only, nothing else
+        elsewhere = await anonymous.get("/v1/requests", params={"ticket": ticket})
+        assert elsewhere.status_code == 401
+
+
+async def test_the_stream_ends_when_the_token_expires(live: Live) -> None:
+    client = Client(live.url, live.approver_token(ttl="2s"))
+    started = asyncio.get_running_loop().time()
+    try:
+        async for _ in client.events():
+            pass
+    finally:
+        await client.aclose()
+    assert asyncio.get_running_loop().time() - started < 10
+
+
+async def test_a_slow_client_is_dropped_not_the_server(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream whose buffer fills up ends; the client resumes with Last-Event-ID."""
+    monkeypatch.setattr(server_events, "CLIENT_BUFFER", 3)
+    from signoff.models import Principal
+
+    stream: AsyncIterator[Any] = server_events.stream(
+        live.service, Principal(sub="p", role="admin"), last_event_id=None
+    )
+    reading = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.1)  # the stream subscribes
+    first = await create(live, {**REFUND, "tool_call_id": "0"})
+    got = [await asyncio.wait_for(reading, 5)]
+    assert first["id"] in got[0].data
+    # the client stops reading while ten more events happen
+    for i in range(1, 11):
+        await create(live, {**REFUND, "tool_call_id": str(i)})
+    rest = [event async for event in stream]  # ends: the stream was dropped
+    assert len(rest) < 10  # dropped before it saw everything …
+    replayed = await collect(live, live.approver_token(), 10, last_event_id=int(got[0].id))
+    assert len(replayed) == 10  # … and nothing is lost on reconnecting
+
+
+async def test_client_events_raise_unauthorized(live: Live) -> None:
+    client = Client(live.url, "nonsense")
+    with pytest.raises(Unauthorized):
+        async for _ in client.events():
+            pass
+    await client.aclose()
+
+
+async def test_heartbeats_keep_an_idle_stream_open(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A comment line now and then, so that proxies do not close a quiet stream."""
+    monkeypatch.setattr(server_events, "HEARTBEAT_S", 0.2)
+    headers = {"Authorization": f"Bearer {live.approver_token()}"}
+    comments = []
+    async with (
+        httpx.AsyncClient(base_url=live.url, timeout=10) as client,
+        client.stream("GET", "/v1/events", headers=headers) as stream,
+    ):
+        assert stream.status_code == 200
+        async with asyncio.timeout(5):
+            async for line in stream.aiter_lines():
+                if line.startswith(":"):
+                    comments.append(line)
+                    if len(comments) == 2:
+                        break
+    assert len(comments) == 2
