@@ -1,0 +1,17 @@
+// The dashboard's entry point: each page's shell names the page it is.
+
+import { historyPage } from "./history.js";
+import { queuePage } from "./queue.js";
+import { requestPage } from "./request.js";
+import { statsPage } from "./stats.js";
+import { h } from "./dom.js";
+import { errorText } from "./ui.js";
+
+const PAGES = { queue: queuePage, request: requestPage, history: historyPage, stats: statsPage };
+
+const page = PAGES[document.body.dataset.page];
+if (page) {
+  page().catch((error) => {
+    document.getElementById("main")?.prepend(h("p", { class: "error", role: "alert" }, errorText(error)));
+  });
+}
