@@ -1,0 +1,1 @@
+"""The demo: the seed guides' scenarios, ready to run (``signoff demo``)."""
