@@ -1,0 +1,62 @@
+"""The benchmarks run and print the JSON line CONTRACT §6 describes (numbers not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*args: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout
+    parsed: dict[str, object] = json.loads(lines[0])
+    return parsed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db", ["memory", "sqlite", "postgres"])
+def test_roundtrip(db: str) -> None:
+    out = run_bench("bench/roundtrip.py", "--n", "40", "--db", db, "--mode", "inproc")
+    assert set(out) == {
+        "n",
+        "db",
+        "mode",
+        "concurrency",
+        "approvals_per_s",
+        "resume_p50_ms",
+        "resume_p99_ms",
+        "peak_rss_mb",
+    }
+    assert (out["n"], out["db"], out["mode"], out["concurrency"]) == (40, db, "inproc", 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_roundtrip_over_http(db: str) -> None:
+    out = run_bench(
+        "bench/roundtrip.py", "--n", "20", "--db", db, "--mode", "http", "--concurrency", "2"
+    )
+    assert (out["n"], out["db"], out["mode"], out["concurrency"]) == (20, db, "http", 2)
+    assert isinstance(out["peak_rss_mb"], float) and out["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_passthrough() -> None:
+    out = run_bench("bench/passthrough.py", "--n", "200")
+    assert set(out) == {"n", "gated_us_per_call", "direct_us_per_call"}
+
+
+@pytest.mark.slow
+def test_waiters() -> None:
+    out = run_bench("bench/waiters.py", "--n", "50")
+    assert set(out) == {"n", "rss_mb_per_1000_waiting", "resolve_all_s"}
