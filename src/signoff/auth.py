@@ -24,6 +24,7 @@ import urllib.request
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,6 +232,11 @@ class Verifier:
                 if len(self._verified) > _VERIFIED_CACHE:
                     self._verified.popitem(last=False)
         return principal
+
+    def valid_until(self, claims: Mapping[str, Any]) -> datetime:
+        """The last moment the token of ``claims`` is accepted (its ``exp`` plus the
+        leeway): how long a spent single-use token must be remembered."""
+        return datetime.fromtimestamp(float(claims["exp"]) + self.auth.leeway_s + 1, UTC)
 
     def principal(self, claims: Mapping[str, Any]) -> Principal:
         """The principal verified ``claims`` describe."""

@@ -14,10 +14,15 @@ import pytest
 
 from signoff.auth import LOGIN_LINK_AUDIENCE
 from signoff.cli import main
+from signoff.config import Config
+from signoff.errors import Unauthorized
+from signoff.models import Principal
 from signoff.server.app import create_app
-from signoff.server.session import CSRF_HEADER, SESSION_COOKIE, login_link
+from signoff.server.session import CSRF_HEADER, SESSION_COOKIE, login_link, own_tokens
+from signoff.server.state import Tickets
 from signoff.service import ApprovalService
 from signoff.stores.memory import MemoryStore
+from signoff.stores.sqlite import SqliteStore
 from tests.server.conftest import SECRET, Live
 from tests.server.test_api import REFUND, create, is_problem
 
@@ -236,6 +241,67 @@ async def test_sign_out_ends_the_session(live: Live, browser: httpx.AsyncClient)
     assert SESSION_COOKIE not in browser.cookies
     async with httpx.AsyncClient(base_url=live.url, cookies={SESSION_COOKIE: old}) as replay:
         is_problem(await replay.get("/v1/me"), 401)  # the old cookie is refused
+
+
+# -- several replicas on one database ------------------------------------------------------
+
+
+@pytest.fixture
+async def replicas(tmp_path: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Two servers sharing one SQLite file, as two replicas share a database."""
+    services = [ApprovalService(SqliteStore(tmp_path / "shared.db")) for _ in range(2)]
+    clients = []
+    for service in services:
+        await service.start()
+        app = create_app(service, key=SECRET)
+        transport = httpx.ASGITransport(app=app)
+        clients.append(httpx.AsyncClient(transport=transport, base_url="http://dash.test"))
+    yield clients
+    for client in clients:
+        await client.aclose()
+    for service in services:
+        await service.close()
+
+
+async def test_a_link_works_once_across_replicas(replicas: list[httpx.AsyncClient]) -> None:
+    first, second = replicas
+    url = login_link(SECRET, Config(), "http://dash.test", "paul", "publisher")
+    page = await second.get(url, headers=HTML)  # the confirm page, served by the other one
+    assert (await sign_in(first, url)).status_code == 303
+    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert nonce
+    again = await second.post("/login", data={"token": token_of(url), "csrf": nonce.group(1)})
+    assert "used already" in is_problem(again, 401)["detail"]
+    is_problem(await second.get("/v1/me"), 401)
+
+
+async def test_signing_out_on_one_replica_ends_the_session_on_all(
+    replicas: list[httpx.AsyncClient],
+) -> None:
+    first, second = replicas
+    await sign_in(first, login_link(SECRET, Config(), "http://dash.test", "paul", "publisher"))
+    cookie = first.cookies[SESSION_COOKIE]
+    second.cookies.set(SESSION_COOKIE, cookie)
+    assert (await second.get("/v1/me")).status_code == 200
+    token = csrf_of((await first.get("/", headers=HTML)).text)
+    out = await first.post("/logout", data={"csrf": token}, headers=HTML)
+    assert out.status_code == 303
+    is_problem(await second.get("/v1/me"), 401)
+
+
+async def test_a_stream_ticket_works_once_across_replicas(tmp_path: Path) -> None:
+    stores = [SqliteStore(tmp_path / "shared.db") for _ in range(2)]
+    for store in stores:
+        await store.open()
+    try:
+        first, second = (Tickets(*own_tokens(SECRET, Config()), store) for store in stores)
+        ticket, _ = first.issue(Principal(sub="paul", kind="approver", role="publisher"))
+        assert (await second.redeem(ticket)).sub == "paul"
+        with pytest.raises(Unauthorized, match="used already"):
+            await first.redeem(ticket)
+    finally:
+        for store in stores:
+            await store.close()
 
 
 # -- signoff login-link -------------------------------------------------------------------

@@ -300,3 +300,31 @@ async def test_a_run_cannot_be_taken_over(store: Store) -> None:
     assert not await store.save_run(run_record("r1", owner="bot-b", minutes=5))
     kept = await store.get_run("r1")
     assert kept is not None and kept.owner == "bot-a"
+
+
+# -- single-use tokens -----------------------------------------------------------------------
+
+
+async def test_a_token_is_spent_once(store: Store) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert not await store.is_spent("link:a")
+    assert await store.spend("link:a", later)
+    assert await store.is_spent("link:a")
+    assert not await store.spend("link:a", later)
+    assert not await store.is_spent("link:b")
+    assert await store.spend("ticket:a", later)  # another kind of token, another key
+
+
+async def test_a_spent_token_is_forgotten_once_it_can_no_longer_be_used(store: Store) -> None:
+    now = datetime.now(UTC)
+    assert await store.spend("ticket:old", now - timedelta(seconds=1))
+    assert not await store.is_spent("ticket:old")
+    # its row is purged, so the key (were the token still valid) could be recorded again
+    assert await store.spend("ticket:old", now + timedelta(minutes=1))
+    assert await store.is_spent("ticket:old")
+
+
+async def test_racing_spends_of_one_token_let_exactly_one_through(store: Store) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    results = await asyncio.gather(*(store.spend("link:race", later) for _ in range(50)))
+    assert results.count(True) == 1

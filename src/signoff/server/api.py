@@ -743,8 +743,8 @@ async def authenticate(request: Request, state: AppState, endpoint: Endpoint) ->
     if endpoint.name == "events":
         ticket = request.query_params.get("ticket")
         if ticket:
-            return state.tickets.redeem(ticket)
-    session = state.session_principal(request)
+            return await state.tickets.redeem(ticket)
+    session = await state.session_principal(request)
     if session is not None:
         return session
     if header:

@@ -164,8 +164,10 @@ class Dashboard:
 
     # -- pages ----------------------------------------------------------------------------
 
-    def _shell(self, request: Request, page: str, title: str, request_id: str = "") -> Response:
-        claims = self.sessions.claims(request)
+    async def _shell(
+        self, request: Request, page: str, title: str, request_id: str = ""
+    ) -> Response:
+        claims = await self.sessions.claims(request)
         if claims is None:
             return redirect("/login")
         principal = self.sessions.verifier.principal(claims)
@@ -189,11 +191,11 @@ class Dashboard:
 
     async def page(self, request: Request) -> Response:
         page, title = PAGES[request.url.path]
-        return self._shell(request, page, title)
+        return await self._shell(request, page, title)
 
     async def request_page(self, request: Request) -> Response:
         request_id = str(request.path_params["id"])
-        return self._shell(request, "request", "Request", request_id=request_id)
+        return await self._shell(request, "request", "Request", request_id=request_id)
 
     # -- sign-in with a link ----------------------------------------------------------------
 
@@ -202,7 +204,7 @@ class Dashboard:
         spend nothing; only the button's POST signs in."""
         token = request.query_params.get("token")
         if not token:
-            if self.sessions.claims(request) is not None:
+            if await self.sessions.claims(request) is not None:
                 return redirect("/")
             sso = (
                 render("login_sso.html")
@@ -211,7 +213,7 @@ class Dashboard:
             )
             return html_page(template("login.html").substitute(sso=sso))
         try:
-            principal = self.sessions.peek_link(token)
+            principal = await self.sessions.peek_link(token)
         except Unauthorized as exc:
             return html_page(
                 render("message.html", title="This sign-in link does not work", detail=exc.message),
@@ -243,7 +245,7 @@ class Dashboard:
                 "Open the sign-in link again and press the button on its page.",
                 code="csrf",
             )
-        principal = self.sessions.redeem_link(form.get("token", ""))
+        principal = await self.sessions.redeem_link(form.get("token", ""))
         token = self.sessions.start(principal, method="link")
         response = redirect("/")
         s.set_session_cookie(response, request, token)
@@ -251,7 +253,7 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
-        claims = self.sessions.claims(request)
+        claims = await self.sessions.claims(request)
         if claims is not None:
             form = await read_form(request)
             sent = request.headers.get(s.CSRF_HEADER) or form.get("csrf", "")
@@ -260,7 +262,7 @@ class Dashboard:
                 return message_page(
                     request, 403, "Sign-out refused", "Sign out from the dashboard.", code="csrf"
                 )
-            self.sessions.end(request)
+            await self.sessions.end(request)
         response = redirect("/login")
         s.clear_session_cookie(response, request)
         return response
@@ -318,7 +320,7 @@ class Dashboard:
 
 def mount(state: AppState, key: bytes) -> list[BaseRoute]:
     """Set up sessions on ``state`` and return the dashboard's routes."""
-    sessions = Sessions(key, state.config)
+    sessions = Sessions(key, state.config, state.service.store)
     auth = state.config.auth
     oidc = Oidc(auth, state.config.roles, key) if auth.oidc_enabled else None
     state.session_hook = sessions.principal

@@ -20,8 +20,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import threading
-import time
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +31,7 @@ from signoff.auth import LOGIN_LINK_AUDIENCE, Issuer, Verifier
 from signoff.config import Config
 from signoff.errors import Forbidden, SignoffError, Unauthorized
 from signoff.models import Principal
+from signoff.stores.base import Store
 
 SESSION_AUDIENCE = "signoff:session"
 SESSION_COOKIE = "signoff_session"
@@ -51,28 +50,6 @@ class CsrfRejected(Forbidden):
     """A cookie-authenticated change without the session's CSRF token."""
 
     code = "csrf"
-
-
-class SpentTokens:
-    """Token ids that may not be used again, each remembered until its token expires."""
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def spend(self, jti: str, until: float) -> bool:
-        """Mark ``jti`` spent; False when it already was."""
-        now = time.time()
-        with self._lock:
-            self._until = {k: v for k, v in self._until.items() if v > now}
-            if jti in self._until:
-                return False
-            self._until[jti] = until
-            return True
-
-    def __contains__(self, jti: object) -> bool:
-        with self._lock:
-            return jti in self._until and self._until[str(jti)] > time.time()
 
 
 def own_tokens(key: bytes, config: Config) -> tuple[Issuer, Verifier]:
@@ -97,26 +74,26 @@ def login_link(
 class Sessions:
     """Signs people in and recognises them on later requests."""
 
-    def __init__(self, key: bytes, config: Config) -> None:
+    def __init__(self, key: bytes, config: Config, store: Store) -> None:
         self._key = key
         self.issuer, self.verifier = own_tokens(key, config)
-        self._spent_links = SpentTokens()
-        self._ended = SpentTokens()
+        # spent links and ended sessions are kept in the store: every replica sees them
+        self._store = store
 
     # -- login links ----------------------------------------------------------------------
 
-    def peek_link(self, token: str) -> Principal:
+    async def peek_link(self, token: str) -> Principal:
         """Who the link signs in, without spending it (for the confirm page)."""
         claims = self.verifier.claims(token, audience=LOGIN_LINK_AUDIENCE)
-        if str(claims.get("jti", "")) in self._spent_links:
+        if await self._store.is_spent(f"link:{claims.get('jti', '')}"):
             raise Unauthorized(_USED)
         return self.verifier.principal(claims)
 
-    def redeem_link(self, token: str) -> Principal:
-        """Who the link signs in; it cannot be used again."""
+    async def redeem_link(self, token: str) -> Principal:
+        """Who the link signs in; it cannot be used again, on any replica."""
         claims = self.verifier.claims(token, audience=LOGIN_LINK_AUDIENCE)
         jti = str(claims.get("jti", ""))
-        if not jti or not self._spent_links.spend(jti, float(claims["exp"]) + 60):
+        if not jti or not await self._store.spend(f"link:{jti}", self.verifier.valid_until(claims)):
             raise Unauthorized(_USED)
         principal = self.verifier.principal(claims)
         if principal.kind != "approver" or principal.role is None:
@@ -140,7 +117,7 @@ class Sessions:
             extra=extra,
         )
 
-    def claims(self, request: Request) -> dict[str, Any] | None:
+    async def claims(self, request: Request) -> dict[str, Any] | None:
         """The signed-in session's claims, or None (no cookie, expired, signed out)."""
         token = request.cookies.get(SESSION_COOKIE)
         if not token:
@@ -149,13 +126,13 @@ class Sessions:
             claims = self.verifier.claims(token, audience=SESSION_AUDIENCE)
         except Unauthorized:
             return None
-        if str(claims.get("jti", "")) in self._ended:
+        if await self._store.is_spent(f"session:{claims.get('jti', '')}"):
             return None
         return claims
 
-    def principal(self, request: Request) -> Principal | None:
+    async def principal(self, request: Request) -> Principal | None:
         """The API's session hook: the signed-in person, with CSRF checked on changes."""
-        claims = self.claims(request)
+        claims = await self.claims(request)
         if claims is None:
             return None
         if request.method not in SAFE_METHODS:
@@ -176,11 +153,13 @@ class Sessions:
         mac = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
-    def end(self, request: Request) -> None:
-        """Sign out: this session's token is refused from now on (by this process)."""
-        claims = self.claims(request)
+    async def end(self, request: Request) -> None:
+        """Sign out: this session's token is refused from now on, by every replica."""
+        claims = await self.claims(request)
         if claims is not None:
-            self._ended.spend(str(claims.get("jti", "")), float(claims["exp"]) + 60)
+            await self._store.spend(
+                f"session:{claims.get('jti', '')}", self.verifier.valid_until(claims)
+            )
 
 
 # -- cookies -----------------------------------------------------------------------------

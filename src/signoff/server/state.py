@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -17,6 +15,7 @@ from signoff.errors import Unauthorized
 from signoff.models import Principal
 from signoff.server.metrics import Metrics
 from signoff.service import ApprovalService
+from signoff.stores.base import Store
 
 TICKET_TTL_S = 60
 
@@ -25,11 +24,10 @@ class Tickets:
     """Single-use, short-lived tickets for opening the event stream from a browser, which
     cannot send an Authorization header. Never a long-lived token in a URL."""
 
-    def __init__(self, issuer: Issuer, verifier: Verifier) -> None:
+    def __init__(self, issuer: Issuer, verifier: Verifier, store: Store) -> None:
         self._issuer = issuer
         self._verifier = verifier
-        self._used: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self._store = store  # spent tickets, shared by every replica
 
     def issue(self, principal: Principal) -> tuple[str, int]:
         token = self._issuer.token(
@@ -42,15 +40,13 @@ class Tickets:
         )
         return token, TICKET_TTL_S
 
-    def redeem(self, ticket: str) -> Principal:
+    async def redeem(self, ticket: str) -> Principal:
         claims = self._verifier.claims(ticket, audience=STREAM_TICKET_AUDIENCE)
         jti = str(claims.get("jti", ""))
-        now = time.time()
-        with self._lock:
-            self._used = {k: v for k, v in self._used.items() if v > now}
-            if not jti or jti in self._used:
-                raise Unauthorized("this stream ticket was used already")
-            self._used[jti] = float(claims["exp"]) + 60
+        if not jti or not await self._store.spend(
+            f"ticket:{jti}", self._verifier.valid_until(claims)
+        ):
+            raise Unauthorized("this stream ticket was used already")
         return self._verifier.principal(claims)
 
 
@@ -65,13 +61,13 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     tickets: Tickets = field(init=False)
     #: the dashboard's session lookup (set by create_app); None: no cookie sessions
-    session_hook: Callable[[Request], Principal | None] | None = None
+    session_hook: Callable[[Request], Awaitable[Principal | None]] | None = None
 
     def __post_init__(self) -> None:
         # tickets are the server's own tokens: HS256 with its key, whatever [auth] says
         from signoff.server.session import own_tokens
 
-        self.tickets = Tickets(*own_tokens(self.key, self.config))
+        self.tickets = Tickets(*own_tokens(self.key, self.config), self.service.store)
 
     async def verify(self, token: str) -> Principal:
         if self.verifier.needs_thread:
@@ -79,6 +75,6 @@ class AppState:
             return await asyncio.to_thread(self.verifier.verify, token)
         return self.verifier.verify(token)
 
-    def session_principal(self, request: Request) -> Principal | None:
+    async def session_principal(self, request: Request) -> Principal | None:
         """The dashboard's signed-in person, if any (set up by the dashboard)."""
-        return None if self.session_hook is None else self.session_hook(request)
+        return None if self.session_hook is None else await self.session_hook(request)

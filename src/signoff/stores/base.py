@@ -199,6 +199,18 @@ class Store(ABC):
     async def list_runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, most recently updated first."""
 
+    # -- single-use tokens ----------------------------------------------------------------
+
+    @abstractmethod
+    async def spend(self, key: str, until: datetime) -> bool:
+        """Record ``key`` (a single-use token's id) as used until ``until``; False when it
+        already was. Kept in the database, not the process, so that a sign-in link or a
+        stream ticket works once across every replica that shares it."""
+
+    @abstractmethod
+    async def is_spent(self, key: str) -> bool:
+        """Whether ``key`` was spent and its ``until`` has not passed."""
+
     async def ping(self) -> None:
         """Raise :class:`StoreError` if the store cannot serve requests."""
         try:

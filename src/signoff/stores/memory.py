@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from signoff.audit import GENESIS, AuditEntry, AuditEvent, iso, seal
 from signoff.errors import NotFound
@@ -29,6 +29,7 @@ class MemoryStore(Store):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._spent: dict[str, datetime] = {}
         self._requests: dict[str, ApprovalRequest] = {}
         self._seq: dict[str, int] = {}
         self._by_key: dict[str, str] = {}
@@ -178,6 +179,20 @@ class MemoryStore(Store):
             runs = [r for r in self._runs.values() if status is None or r.status == status]
         runs.sort(key=lambda r: r.updated_at, reverse=True)
         return runs[:limit]
+
+    async def spend(self, key: str, until: datetime) -> bool:
+        now = datetime.now(UTC)
+        with self._lock:
+            self._spent = {k: v for k, v in self._spent.items() if v > now}
+            if key in self._spent:
+                return False
+            self._spent[key] = until
+        return True
+
+    async def is_spent(self, key: str) -> bool:
+        with self._lock:
+            until = self._spent.get(key)
+        return until is not None and until > datetime.now(UTC)
 
     # -- for tests: the raw audit list, so that tamper tests can alter it ------------------
 

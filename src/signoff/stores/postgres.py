@@ -402,6 +402,16 @@ class PostgresStore(Store):
         rows = await self._rows("list_runs", {"status": status, "limit": limit})
         return [RunRecord.model_validate_json(row[0]) for row in rows]
 
+    async def spend(self, key: str, until: datetime) -> bool:
+        # not audited and no events: no write lock; the primary key settles races
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(_Q["purge_spent"])
+            cursor = await conn.execute(_Q["spend"], {"key": key, "until": _utc(until)})
+            return cursor.rowcount == 1
+
+    async def is_spent(self, key: str) -> bool:
+        return bool(await self._rows("is_spent", {"key": key}))
+
     # -- sweep leadership -----------------------------------------------------------------
 
     async def is_sweep_leader(self) -> bool:

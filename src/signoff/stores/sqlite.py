@@ -19,6 +19,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -374,6 +375,21 @@ class SqliteStore(Store):
             write=False,
         )
         return [RunRecord.model_validate_json(row[0]) for row in rows]
+
+    async def spend(self, key: str, until: datetime) -> bool:
+        now = time.time()
+
+        def write(conn: sqlite3.Connection) -> bool:
+            conn.execute(_Q["purge_spent"], {"now": now})
+            cursor = conn.execute(_Q["spend"], {"key": key, "until": until.timestamp()})
+            return cursor.rowcount == 1
+
+        return self._run(write, write=True)
+
+    async def is_spent(self, key: str) -> bool:
+        params = {"key": key, "now": time.time()}
+        row = self._run(lambda c: c.execute(_Q["is_spent"], params).fetchone(), write=False)
+        return row is not None
 
     async def count_by_status(self) -> dict[str, int]:
         rows = self._run(lambda c: c.execute(_Q["count_by_status"]).fetchall(), write=False)

@@ -109,3 +109,12 @@ SELECT body FROM runs WHERE run_id = %(run_id)s;
 -- name: list_runs
 SELECT body FROM runs WHERE (%(status)s::text IS NULL OR status = %(status)s)
 ORDER BY updated_at DESC LIMIT %(limit)s;
+
+-- name: purge_spent
+DELETE FROM spent_tokens WHERE until <= now();
+
+-- name: spend
+INSERT INTO spent_tokens (key, until) VALUES (%(key)s, %(until)s) ON CONFLICT (key) DO NOTHING;
+
+-- name: is_spent
+SELECT 1 FROM spent_tokens WHERE key = %(key)s AND until > now();

@@ -66,3 +66,12 @@ SELECT body FROM runs WHERE run_id = :run_id;
 -- name: list_runs
 SELECT body FROM runs WHERE (:status IS NULL OR status = :status)
 ORDER BY updated_at DESC LIMIT :limit;
+
+-- name: purge_spent
+DELETE FROM spent_tokens WHERE until <= :now;
+
+-- name: spend
+INSERT INTO spent_tokens (key, until) VALUES (:key, :until) ON CONFLICT (key) DO NOTHING;
+
+-- name: is_spent
+SELECT 1 FROM spent_tokens WHERE key = :key AND until > :now;
