@@ -2,8 +2,9 @@
 
 The schema is migrated once per session into a template database; each test then gets
 ``CREATE DATABASE … TEMPLATE …`` (a file copy, no migration) and drops it afterwards. Names
-carry the process id, so runs side by side on one server never meet. (A run killed with
-SIGKILL leaves its databases behind: ``signoff_test_<pid>_…``.)
+carry the process id, so runs side by side on one server never meet; the databases of a run
+that was killed (SIGKILL leaves them behind) are dropped by the next run, once their
+process is gone.
 
 ``SIGNOFF_TEST_PG`` names the server's maintenance database (default: the local server that
 ``scripts/services`` starts).
@@ -45,7 +46,23 @@ class TestDatabases:
     def _execute(self, statement: sql.Composed) -> None:
         if self._admin is None:
             self._admin = psycopg.connect(ADMIN_URL, autocommit=True)
+            self._drop_orphans(self._admin)
         self._admin.execute(statement)
+
+    @staticmethod
+    def _drop_orphans(admin: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Drop the test databases of runs whose process no longer exists."""
+        names = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
+        ).fetchall()
+        for (name,) in names:
+            pid = str(name)[len(PREFIX) :].split("_", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(str(name))
+                    )
+                )
 
     def _new_name(self) -> str:
         return f"{PREFIX}{os.getpid()}_{next(self._counter)}"
@@ -106,6 +123,16 @@ class TestDatabases:
             if self._admin is not None:
                 self._admin.close()
                 self._admin = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: leave its databases alone
+    return True
 
 
 DATABASES = TestDatabases()
