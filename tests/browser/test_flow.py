@@ -195,6 +195,30 @@ async def test_batch_approve_shows_each_request_result(
     await expect(cards[2]).to_have_attribute("data-status", "rejected")
 
 
+async def test_a_request_that_arrives_while_the_queue_reloads_stays_on_it(
+    open_page: OpenPage, agent: Agent
+) -> None:
+    page = await open_page("paul", "publisher")
+    fetched, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_page(route: Route) -> None:
+        answer = await route.fetch()  # the queue as it is before the call below
+        fetched.set()
+        await release.wait()
+        await route.fulfill(response=answer)
+
+    await page.route("**/v1/requests?*", hold_the_page, times=1)
+    await page.get_by_label("Tool").fill("publish_post")  # reloads the queue, filtered
+    await asyncio.wait_for(fetched.wait(), 10)
+    call = agent.call("publish_post", {"title": "Crossing"}, "crossing")
+    card = await card_for(page, "crossing", "publish_post")  # drawn from its live event
+    release.set()  # now the older page arrives and replaces the list
+    await expect(page.locator("#queue")).to_have_attribute("aria-busy", "false")
+    await expect(card).to_be_visible()
+    await expect(card).to_have_attribute("data-status", "pending")
+    call.cancel()
+
+
 async def test_the_countdown_reaching_zero_shows_the_request_expired(
     open_page: OpenPage, agent: Agent
 ) -> None:
