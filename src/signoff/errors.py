@@ -13,6 +13,7 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── Conflict               the request is no longer in a state that allows the action
     ├── InvalidEdit            modified arguments outside ``editable`` or breaking the schema
     ├── PayloadTooLarge        a request body or its arguments exceed the limits
+    ├── TooManyRequests        too many sign-in attempts from one client
     ├── StoreError             the store failed (the cause is chained)
     └── Unavailable            the approval server cannot be reached
 
@@ -110,6 +111,16 @@ class PayloadTooLarge(SignoffError):
     """The request body is too large."""
 
     code = "payload_too_large"
+
+
+class TooManyRequests(SignoffError):
+    """Too many attempts from one client; ``retry_after`` says in how many seconds to retry."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 class StoreError(SignoffError):

@@ -18,6 +18,7 @@ from signoff.config import Config
 from signoff.errors import Unauthorized
 from signoff.models import Principal
 from signoff.server.app import create_app
+from signoff.server.ratelimit import SIGN_IN_ATTEMPTS
 from signoff.server.session import CSRF_HEADER, SESSION_COOKIE, login_link, own_tokens
 from signoff.server.state import Tickets
 from signoff.service import ApprovalService
@@ -241,6 +242,24 @@ async def test_sign_out_ends_the_session(live: Live, browser: httpx.AsyncClient)
     assert SESSION_COOKIE not in browser.cookies
     async with httpx.AsyncClient(base_url=live.url, cookies={SESSION_COOKIE: old}) as replay:
         is_problem(await replay.get("/v1/me"), 401)  # the old cookie is refused
+
+
+async def test_failed_sign_ins_from_one_address_are_bounded(
+    live: Live, browser: httpx.AsyncClient
+) -> None:
+    bad = {"token": "not-a-token", "csrf": "x"}
+    browser.cookies.set("signoff_login", "x")
+    for _ in range(SIGN_IN_ATTEMPTS):
+        is_problem(await browser.post("/login", data=bad), 401)
+    refused = await browser.post("/login", data=bad)
+    body = is_problem(refused, 429)
+    assert body["type"].endswith("/too_many_requests")
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert body["retry_after"] == int(refused.headers["Retry-After"])
+    # while refused, even a good link waits (the check comes before the token is read)
+    page = await browser.get(link(live), headers=HTML)
+    assert page.status_code == 429 and "try again in" in page.text
+    assert page.headers["Retry-After"]
 
 
 # -- several replicas on one database ------------------------------------------------------

@@ -26,7 +26,8 @@ from signoff.errors import InvalidArguments, PayloadTooLarge, SignoffError, Unau
 from signoff.models import Principal
 from signoff.server import session as s
 from signoff.server.oidc import CALLBACK_PATH, FLOW_COOKIE, FLOW_TTL_S, Oidc
-from signoff.server.problems import from_error, problem
+from signoff.server.problems import from_error, problem, retry_after
+from signoff.server.ratelimit import AttemptLimiter
 from signoff.server.session import Sessions
 from signoff.server.state import AppState
 
@@ -84,6 +85,12 @@ def message_page(
     return html_page(render("message.html", title=title, detail=detail), status)
 
 
+def client_address(request: Request) -> str:
+    """Who is asking, as far as the connection tells (behind a proxy, uvicorn's
+    ``--forwarded-allow-ips`` makes this the original client)."""
+    return request.client.host if request.client else "unknown"
+
+
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=dict(HTML_HEADERS))
 
@@ -131,6 +138,7 @@ class Dashboard:
         self.state = state
         self.sessions = sessions
         self.oidc = oidc
+        self.failed_sign_ins = AttemptLimiter()
 
     def routes(self) -> list[BaseRoute]:
         page = self._guarded(self.page)
@@ -158,7 +166,9 @@ class Dashboard:
                 if not wants_html(request):
                     return from_error(exc, instance=request.url.path)
                 status = from_error(exc).status_code
-                return message_page(request, status, "That did not work", exc.message)
+                page = message_page(request, status, "That did not work", exc.message)
+                page.headers.update(retry_after(exc) or {})
+                return page
 
         return handle
 
@@ -212,9 +222,11 @@ class Dashboard:
                 else "<p>Single sign-on is not configured on this server.</p>"
             )
             return html_page(template("login.html").substitute(sso=sso))
+        self.failed_sign_ins.check(client_address(request))
         try:
             principal = await self.sessions.peek_link(token)
         except Unauthorized as exc:
+            self.failed_sign_ins.failed(client_address(request))
             return html_page(
                 render("message.html", title="This sign-in link does not work", detail=exc.message),
                 401,
@@ -232,10 +244,13 @@ class Dashboard:
         return response
 
     async def login(self, request: Request) -> Response:
+        client = client_address(request)
+        self.failed_sign_ins.check(client)
         form = await read_form(request)
         cookie = request.cookies.get(s.LOGIN_COOKIE, "")
         sent = form.get("csrf", "")
         if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
+            self.failed_sign_ins.failed(client)
             # the form's nonce must match the cookie its own page set: another site's form
             # cannot sign this browser in as someone else (login CSRF)
             return message_page(
@@ -245,7 +260,11 @@ class Dashboard:
                 "Open the sign-in link again and press the button on its page.",
                 code="csrf",
             )
-        principal = await self.sessions.redeem_link(form.get("token", ""))
+        try:
+            principal = await self.sessions.redeem_link(form.get("token", ""))
+        except Unauthorized:
+            self.failed_sign_ins.failed(client)
+            raise
         token = self.sessions.start(principal, method="link")
         response = redirect("/")
         s.set_session_cookie(response, request, token)

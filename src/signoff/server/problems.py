@@ -17,6 +17,7 @@ from signoff.errors import (
     PayloadTooLarge,
     SignoffError,
     StoreError,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     UnknownTool,
@@ -35,6 +36,7 @@ STATUS: dict[type[SignoffError], int] = {
     PayloadTooLarge: 413,
     InvalidArguments: 422,
     InvalidEdit: 422,
+    TooManyRequests: 429,
     StoreError: 503,
     Unavailable: 503,
     ConfigError: 500,
@@ -50,6 +52,7 @@ TITLES = {
     413: "Payload too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -123,8 +126,16 @@ def from_error(error: SignoffError, instance: str | None = None) -> JSONResponse
         code=error.code,
         instance=instance,
         errors=_plain(errors) if errors else None,
+        headers=retry_after(error),
         **_plain(extra),
     )
+
+
+def retry_after(error: SignoffError) -> dict[str, str] | None:
+    """The ``Retry-After`` header an error calls for, if any."""
+    if isinstance(error, TooManyRequests):
+        return {"Retry-After": str(error.retry_after)}
+    return None
 
 
 def _plain(value: Any) -> Any:
