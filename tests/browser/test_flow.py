@@ -219,6 +219,28 @@ async def test_a_request_that_arrives_while_the_queue_reloads_stays_on_it(
     call.cancel()
 
 
+async def test_a_request_made_before_the_live_stream_opens_still_shows(
+    open_page: OpenPage, agent: Agent
+) -> None:
+    page = await open_page("paul", "publisher")
+    release = asyncio.Event()
+
+    async def hold_the_stream(route: Route) -> None:
+        await release.wait()
+        await route.continue_()
+
+    await page.route("**/v1/events*", hold_the_stream)
+    await page.reload()  # the queue is read, but the stream waits
+    await expect(page.locator("#queue")).to_have_attribute("aria-busy", "false")
+    await expect(page.locator("#live-status")).not_to_have_attribute("data-state", "live")
+    call = agent.call("publish_post", {"title": "Early"}, "before-stream")
+    request_id = await request_id_of(page, "before-stream", "publish_post")
+    release.set()  # the stream opens after the request's event has passed
+    await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    await expect(page.locator(f'li.card[data-id="{request_id}"]')).to_be_visible()
+    call.cancel()
+
+
 async def test_the_countdown_reaching_zero_shows_the_request_expired(
     open_page: OpenPage, agent: Agent
 ) -> None:

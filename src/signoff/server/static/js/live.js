@@ -23,14 +23,15 @@ export function subscribe(onEvent, { onResync } = {}) {
     status.textContent = LABELS[state];
   };
   let source = null;
-  let opened = false;
   const open = () => {
     source = new EventSource("/v1/events");
     show("connecting");
     source.addEventListener("open", () => {
       show("live");
-      if (opened && onResync) onResync();
-      opened = true;
+      // at every opening, the first included: what changed before the stream was open
+      // (after the page's first read, or while the connection was away) is only in the
+      // server, so read it again; events from here on are applied on top of that read
+      if (onResync) onResync();
     });
     for (const type of TYPES) {
       source.addEventListener(type, (message) => {
