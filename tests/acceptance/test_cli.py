@@ -202,14 +202,16 @@ def test_cli_errors_are_one_line(served: Served, tmp_path: Path) -> None:
     down = dict(served.env, SIGNOFF_URL="http://127.0.0.1:9", SIGNOFF_TOKEN=publisher)
     import subprocess
 
-    result = subprocess.run(
-        [sys.executable, "-m", "signoff", "pending"],
-        env=down,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    one_line_error(result, "cannot reach the signoff server")
+    for command in ("pending", "watch"):
+        result = subprocess.run(
+            [sys.executable, "-m", "signoff", command],
+            env=down,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        one_line_error(result, "cannot reach the signoff server")
+    one_line_error(served.signoff("watch", token="not-a-token"), "malformed token")
 
 
 def test_pending_table_and_json(served: Served) -> None:

@@ -206,7 +206,7 @@ async def test_a_slow_client_is_dropped_not_the_server(
     from signoff.models import Principal
 
     stream: AsyncIterator[Any] = server_events.stream(
-        live.service, Principal(sub="p", role="admin"), last_event_id=None
+        live.service, Principal(sub="p", role="admin"), await live.service.store.last_event_id()
     )
     reading = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.1)  # the stream subscribes
@@ -220,6 +220,21 @@ async def test_a_slow_client_is_dropped_not_the_server(
     assert len(rest) < 10  # dropped before it saw everything …
     replayed = await collect(live, live.approver_token(), 10, last_event_id=int(got[0].id))
     assert len(replayed) == 10  # … and nothing is lost on reconnecting
+
+
+async def test_from_now_means_from_when_the_stream_was_answered(live: Live) -> None:
+    """A client that sees the stream open and then reads the current state must get every
+    event after that moment, even one that happens before the stream's first step runs."""
+    from signoff.models import Principal
+
+    answered = await server_events.response(
+        live.service, Principal(sub="p", role="admin"), None, None
+    )
+    created = await create(live, {**REFUND, "tool_call_id": "between"})
+    body: AsyncIterator[Any] = answered.body_iterator  # type: ignore[assignment]
+    first = await asyncio.wait_for(anext(body), 5)
+    assert created["id"] in first.data
+    await body.aclose()  # type: ignore[attr-defined]
 
 
 async def test_client_events_raise_unauthorized(live: Live) -> None:

@@ -21,13 +21,16 @@ from signoff.events import EventType
 from signoff.models import ApprovalRequest, Status
 
 
-async def _follow(client: Client, queue: asyncio.Queue[str], console: Console) -> None:
-    """Put the id of every new request on ``queue``, across reconnects."""
+async def _follow(
+    client: Client, queue: asyncio.Queue[str], console: Console, opened: asyncio.Event
+) -> None:
+    """Put the id of every new request on ``queue``, across reconnects; ``opened`` is set
+    when the stream first opens."""
     last: int | None = None
     delay = 0.5
     while True:
         try:
-            async for event in client.events(last):
+            async for event in client.events(last, opened=opened):
                 last = event.id
                 delay = 0.5
                 if event.type == EventType.CREATED:
@@ -43,10 +46,21 @@ async def _follow(client: Client, queue: asyncio.Queue[str], console: Console) -
 
 async def watch(client: Client, console: Console) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
-    follower = asyncio.create_task(_follow(client, queue, console))
+    opened = asyncio.Event()
+    follower = asyncio.create_task(_follow(client, queue, console, opened))
     try:
-        # requests already waiting come first (the stream only shows new ones)
+        # requests already waiting come first; this first read also fails at once when the
+        # server is down or the token is refused
         page = await client.list_requests(status=Status.PENDING.value, limit=200)
+        # The stream shows only what happens after it opens: once it is open, read again, so
+        # that a request made in between is in one or the other (each is shown once).
+        opening = asyncio.ensure_future(opened.wait())
+        await asyncio.wait({opening, follower}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        opening.cancel()
+        if follower.done():
+            follower.result()  # raises what stopped the stream
+        if opened.is_set():
+            page = await client.list_requests(status=Status.PENDING.value, limit=200)
         for request in reversed(page.items):
             queue.put_nowait(request.id)
         console.print(f"Watching {client.url} for approval requests (Ctrl-C to stop)…")

@@ -331,7 +331,7 @@ async def events(ctx: Ctx) -> Response:
             known = sorted(t.value for t in EventType)
             raise InvalidArguments(f"unknown event types {unknown}; the types are {known}")
     expires = ctx.who.claims.get("exp")
-    return sse.response(
+    return await sse.response(
         ctx.state.service, ctx.who, last, float(expires) if expires is not None else None, types
     )
 

@@ -38,20 +38,20 @@ def to_sse(event: Event) -> ServerSentEvent:
 async def stream(
     service: ApprovalService,
     principal: Principal,
-    last_event_id: int | None,
+    after: int,
     *,
     expires_at: float | None = None,
     types: frozenset[str] | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """The events after ``last_event_id`` (or from now), of ``types`` when given, for as
-    long as the caller may see them: the stream ends when the caller's token expires."""
+    """The events after the event id ``after``, of ``types`` when given, for as long as the
+    caller may see them: the stream ends when the caller's token expires."""
 
     def wanted(event: Event) -> bool:
         return (types is None or event.type in types) and visible(event, principal)
 
     listener = service.bus.listen(maxsize=CLIENT_BUFFER)
     try:
-        cursor = last_event_id if last_event_id is not None else await service.store.last_event_id()
+        cursor = after
         while True:
             batch = await service.store.events_after(cursor, REPLAY_BATCH)
             for event in batch:
@@ -86,16 +86,20 @@ async def stream(
         listener.close()
 
 
-def response(
+async def response(
     service: ApprovalService,
     principal: Principal,
     last_event_id: int | None,
     expires_at: float | None,
     types: frozenset[str] | None = None,
 ) -> EventSourceResponse:
+    """The stream of events after ``last_event_id``, or from now. "Now" is read before the
+    response starts: a client that sees the stream open (and then reads the current state)
+    gets every event after that moment, none lost in between."""
+    after = last_event_id if last_event_id is not None else await service.store.last_event_id()
     headers: dict[str, Any] = {"Cache-Control": "no-store"}
     return EventSourceResponse(
-        stream(service, principal, last_event_id, expires_at=expires_at, types=types),
+        stream(service, principal, after, expires_at=expires_at, types=types),
         ping=HEARTBEAT_S,
         send_timeout=30,
         headers=headers,
