@@ -62,6 +62,8 @@ _BY_STATUS: dict[int, type[SignoffError]] = {
 WAIT_S = 60.0
 #: after a request's expiry, how long a disconnected waiter keeps trying to learn its fate
 GRACE_S = 60.0
+#: decisions a remote gate's stream keeps for calls that have not started waiting yet
+KEEP_LATEST = 512
 
 
 def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffError:
@@ -392,8 +394,16 @@ class _Decisions:
                     self._last_id = event.id
                     delay = 0.1
                     request_id = event.data.get("request", {}).get("id")
-                    if request_id is not None and self._bus.is_watched(request_id):
-                        self._latest[request_id] = event.request
+                    if request_id is None:
+                        continue
+                    # kept even when nobody watches yet: a decision can come through
+                    # between a call's submit and its wait (the stream carries only this
+                    # agent's requests, and only the last few hundred are kept)
+                    self._latest.pop(request_id, None)
+                    self._latest[request_id] = event.request
+                    if len(self._latest) > KEEP_LATEST:
+                        del self._latest[next(iter(self._latest))]
+                    if self._bus.is_watched(request_id):
                         self._bus.deliver(_as_event(event))
             except Unavailable:
                 pass
@@ -499,8 +509,10 @@ class RemoteBackend(Backend):
         expires, epoch = self._submitted.pop(request_id, (time.time() + WAIT_S, None))
         with decisions.watch(request_id) as watch:
             await decisions.opened(timeout=10.0)
-            request: ApprovalRequest | None = None
-            if epoch is None or not decisions.is_open or decisions.epoch != epoch:
+            # what the stream brought before this call watched (a decision made at once)
+            request: ApprovalRequest | None = decisions.latest(request_id)
+            seen_all = epoch is not None and decisions.is_open and decisions.epoch == epoch
+            if request is None and not seen_all:
                 # the stream opened after the request existed: what happened in between
                 # is only in the server
                 request = await self._read(request_id, expires)

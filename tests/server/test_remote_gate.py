@@ -1,0 +1,67 @@
+"""The remote gate against a real server in the test's event loop: how it learns of
+decisions through its one event stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from signoff import CallStatus, Gate, Policy, Run
+from signoff.client import RemoteBackend
+from signoff.models import ApprovalRequest
+from tests.server.conftest import Live
+
+RUN = Run(agent_id="support-bot", run_id="remote")
+
+
+@pytest.fixture
+async def gate(live: Live) -> AsyncIterator[Gate]:
+    gate = Gate(
+        live.url,
+        token=live.agent_token("support-bot"),
+        approver_token=live.approver_token("paul", "publisher"),
+    )
+
+    @gate.tool(policy=Policy(min_role="publisher", reason="Send the newsletter"))
+    async def send_newsletter(issue: int) -> str:
+        return f"sent {issue}"
+
+    async with gate:
+        yield gate
+
+
+async def approve_when_pending(gate: Gate) -> None:
+    while not (pending := await gate.pending()):
+        await asyncio.sleep(0.02)
+    await gate.approve(pending[0].id)
+
+
+async def test_a_decision_made_before_the_call_starts_waiting_wakes_it_at_once(
+    gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a first call opens the gate's event stream
+    approving = asyncio.create_task(approve_when_pending(gate))
+    first = await asyncio.wait_for(
+        gate.call("send_newsletter", {"issue": 1}, tool_call_id="c1", run=RUN), 10
+    )
+    await approving
+    assert first.status is CallStatus.EXECUTED
+
+    backend = gate.backend
+    assert isinstance(backend, RemoteBackend)
+    wait = backend.wait
+
+    async def decided_before_waiting(request_id: str, run: Run) -> ApprovalRequest:
+        await gate.approve(request_id)  # an approver (or a bot) quicker than the agent
+        await asyncio.sleep(0.5)  # the decision passes through the stream meanwhile
+        return await wait(request_id, run)
+
+    monkeypatch.setattr(backend, "wait", decided_before_waiting)
+    # the stream's decision is used: no waiting until the 30 s safety re-read
+    second = await asyncio.wait_for(
+        gate.call("send_newsletter", {"issue": 2}, tool_call_id="c2", run=RUN), 5
+    )
+    assert second.status is CallStatus.EXECUTED
+    assert second.to_model() == "sent 2"
