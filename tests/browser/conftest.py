@@ -22,14 +22,10 @@ import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 
 from signoff import Gate, Policy, Run
-from signoff.auth import Issuer
 from signoff.config import Config
 from signoff.outcome import Outcome
-from signoff.server.app import create_app
 from signoff.server.session import login_link
-from signoff.service import ApprovalService
-from signoff.stores.sqlite import SqliteStore
-from tests.server.conftest import SECRET, Live, free_port
+from tests.server.conftest import SECRET, Live, start_live
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -79,22 +75,9 @@ class Served:
 
 async def serve(folder: Path, config: Config | None = None) -> Served:
     """A server on a free loopback port, in this event loop."""
-    config = config or Config()
     clock = OffsetClock()
     folder.mkdir(parents=True, exist_ok=True)
-    service = ApprovalService(SqliteStore(folder / "server.db"), config=config, clock=clock)
-    app = create_app(service, key=SECRET, config=config)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    issuer = Issuer(SECRET, config.auth, config.roles)
-    live = Live(f"http://127.0.0.1:{port}", service, issuer, config)
+    live, server, task = await start_live(folder, config, clock)
     return Served(live, server, task, clock)
 
 

@@ -51,24 +51,6 @@ REFUND = ToolUse("issue_refund", {"order_id": "ORD-1", "amount": 250})
 
 
 @pytest.fixture
-async def gate() -> AsyncIterator[Gate]:
-    g = Gate("memory://")
-    yield g
-    await g.aclose()
-
-
-@pytest.fixture
-def shop(gate: Gate) -> Shop:
-    return Shop(gate)
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeModel]:
-    async with FakeModel() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def client(model: FakeModel) -> AsyncIterator[anthropic.AsyncAnthropic]:
     async with anthropic.AsyncAnthropic(
         api_key="test", base_url=model.url, max_retries=0, timeout=10

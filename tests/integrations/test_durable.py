@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -25,12 +24,6 @@ from tests.integrations.fake_providers import FakeModel, Shop, ToolUse, say, use
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = Principal(sub="ada", role="admin")
 PROMPT = [{"role": "user", "content": "Refund ORD-1: it arrived broken."}]
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeModel]:
-    async with FakeModel() as fake:
-        yield fake
 
 
 async def test_a_run_is_checkpointed_and_continued_after_its_process_goes(
@@ -136,23 +129,8 @@ async def test_sigkill_while_waiting_then_resume_in_a_new_process(
         [request] = pending
         await service.decide(request.id, ADMIN, "approve")
 
-    resumed = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "signoff",
-        "runs",
-        "resume",
-        "run-42",
-        "--db",
-        f"sqlite:///{db}",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(resumed.communicate(), 60)
-    assert resumed.returncode == 0, err.decode()
-    assert "The refund rf_ord-1 is issued." in out.decode()
+    out = await resume_in_a_new_process("run-42", db, tmp_path, env)
+    assert "The refund rf_ord-1 is issued." in out
     assert log.read_text().splitlines() == ["ORD-1 250.0"]  # exactly once
     # the model was told the result of the one run of the tool
     last = model.bodies[-1]["messages"][-1]
@@ -166,20 +144,27 @@ async def test_sigkill_while_waiting_then_resume_in_a_new_process(
         assert run.status == "finished"
         assert (await service.verify_audit(ADMIN)).ok
     # resuming a finished run again changes nothing
-    again = await asyncio.create_subprocess_exec(
+    again = await resume_in_a_new_process("run-42", db, tmp_path, env)
+    assert "The refund rf_ord-1 is issued." in again
+    assert log.read_text().splitlines() == ["ORD-1 250.0"]
+
+
+async def resume_in_a_new_process(run_id: str, db: Path, cwd: Path, env: dict[str, str]) -> str:
+    """``signoff runs resume`` in a subprocess; its output (it must succeed)."""
+    resumed = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "signoff",
         "runs",
         "resume",
-        "run-42",
+        run_id,
         "--db",
         f"sqlite:///{db}",
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out2, _ = await asyncio.wait_for(again.communicate(), 60)
-    assert "The refund rf_ord-1 is issued." in out2.decode()
-    assert log.read_text().splitlines() == ["ORD-1 250.0"]
+    out, err = await asyncio.wait_for(resumed.communicate(), 60)
+    assert resumed.returncode == 0, err.decode()
+    return out.decode()

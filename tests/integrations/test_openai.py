@@ -53,24 +53,6 @@ def api(request: pytest.FixtureRequest) -> Api:
 
 
 @pytest.fixture
-async def gate() -> AsyncIterator[Gate]:
-    g = Gate("memory://")
-    yield g
-    await g.aclose()
-
-
-@pytest.fixture
-def shop(gate: Gate) -> Shop:
-    return Shop(gate)
-
-
-@pytest.fixture
-async def model() -> AsyncIterator[FakeModel]:
-    async with FakeModel() as fake:
-        yield fake
-
-
-@pytest.fixture
 async def client(model: FakeModel) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(
         api_key="test", base_url=f"{model.url}/v1", max_retries=0, timeout=10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
+from signoff._util import Clock
 from signoff.auth import Issuer
 from signoff.config import Config, parse_config
 from signoff.server.app import create_app
@@ -46,10 +48,11 @@ class Live:
 
 
 async def start_live(
-    tmp_path: Path, config: Config | None = None
+    tmp_path: Path, config: Config | None = None, clock: Clock = time.time
 ) -> tuple[Live, uvicorn.Server, asyncio.Task[None]]:
+    """A server on a free loopback port, in this event loop, on ``tmp_path/server.db``."""
     config = config or Config()
-    service = ApprovalService(SqliteStore(tmp_path / "server.db"), config=config)
+    service = ApprovalService(SqliteStore(tmp_path / "server.db"), config=config, clock=clock)
     app = create_app(service, key=SECRET, config=config)
     port = free_port()
     server = uvicorn.Server(
