@@ -68,6 +68,14 @@ def render(name: str, **values: str) -> str:
     return template(name).substitute({k: html.escape(v, quote=True) for k, v in values.items()})
 
 
+def card(title: str, content: str, *, head: str = "") -> str:
+    """A small page of its own (sign-in, messages) around ``content``, which is trusted
+    markup from :func:`render`; ``title`` is escaped."""
+    return template("card.html").substitute(
+        title=html.escape(title, quote=True), head=head, content=content
+    )
+
+
 def html_page(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     return HTMLResponse(body, status_code=status, headers={**HTML_HEADERS, **(headers or {})})
 
@@ -82,7 +90,11 @@ def message_page(
     """A friendly page for a person, or a problem document for a program."""
     if not wants_html(request):
         return problem(status, detail, code=code, instance=request.url.path)
-    return html_page(render("message.html", title=title, detail=detail), status)
+    return html_page(message_card(title, detail), status)
+
+
+def message_card(title: str, detail: str) -> str:
+    return card(title, render("message.html", title=title, detail=detail))
 
 
 def client_address(request: Request) -> str:
@@ -221,16 +233,13 @@ class Dashboard:
                 if self.oidc is not None
                 else "<p>Single sign-on is not configured on this server.</p>"
             )
-            return html_page(template("login.html").substitute(sso=sso))
+            return html_page(card("Sign in", template("login.html").substitute(sso=sso)))
         self.failed_sign_ins.check(client_address(request))
         try:
             principal = await self.sessions.peek_link(token)
         except Unauthorized as exc:
             self.failed_sign_ins.failed(client_address(request))
-            return html_page(
-                render("message.html", title="This sign-in link does not work", detail=exc.message),
-                401,
-            )
+            return html_page(message_card("This sign-in link does not work", exc.message), 401)
         nonce = s.new_login_nonce()
         body = render(
             "login_confirm.html",
@@ -239,7 +248,7 @@ class Dashboard:
             token=token,
             nonce=nonce,
         )
-        response = html_page(body)
+        response = html_page(card("Sign in", body))
         s.set_login_cookie(response, request, nonce)
         return response
 
@@ -331,7 +340,8 @@ class Dashboard:
         # A 200 page that moves on by itself, not a redirect: the provider sent us here
         # cross-site, and RFC 6265bis lets a browser keep a SameSite=Strict cookie off every
         # request of a redirect chain that began on another site (some browsers do).
-        response = html_page(render("signed_in.html"))
+        refresh = '<meta http-equiv="refresh" content="0; url=/">\n'
+        response = html_page(card("Signed in", render("signed_in.html"), head=refresh))
         s.set_session_cookie(response, request, token)
         response.delete_cookie(FLOW_COOKIE, path=CALLBACK_PATH, httponly=True, samesite="lax")
         return response
