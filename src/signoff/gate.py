@@ -21,7 +21,8 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
+from dataclasses import replace
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from signoff._util import human_duration, jsonable, loose_args, parse_duration, resolve
 from signoff.backend import Backend, LocalBackend
@@ -53,7 +54,7 @@ from signoff.models import (
 )
 from signoff.outcome import CallStatus, Outcome
 from signoff.policy import Policy, VerdictKind
-from signoff.schema import ArgsSchema
+from signoff.schema import ArgsSchema, JsonArgsSchema
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +77,24 @@ def running(run: Run) -> Iterator[Run]:
 
 
 class GatedTool(Generic[P, R]):
-    """A tool function behind the gate. Call it like the function (always awaited)."""
+    """A tool behind the gate. Call it like the function (always awaited).
+
+    A tool made with :meth:`Gate.tool` takes its argument schema from the function's
+    signature; one made with :meth:`Gate.add_tool` is described by a JSON Schema, and its
+    function (if any) receives the arguments as one dict. A tool without a function is run
+    elsewhere (an MCP server, a framework's own executor): the gate only authorizes it
+    (:meth:`Gate.authorize`) and records what happened (:meth:`Gate.report`).
+    """
 
     def __init__(
         self,
         gate: Gate,
-        fn: Callable[P, R] | Callable[P, Awaitable[R]],
+        fn: Callable[P, R] | Callable[P, Awaitable[R]] | None,
         *,
         name: str,
         description: str,
         policy: Policy | None,
+        input_schema: JSONObject | None = None,
     ) -> None:
         self.gate = gate
         self.fn = fn
@@ -93,10 +102,20 @@ class GatedTool(Generic[P, R]):
         self.description = description
         #: the policy as written on the tool (None: none given)
         self.declared_policy = policy
-        self.schema = ArgsSchema(fn, name)
-        self.is_async = inspect.iscoroutinefunction(fn)
-        self._signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)
+        self.schema: ArgsSchema | JsonArgsSchema
+        if input_schema is not None:
+            self.schema = JsonArgsSchema(input_schema, name)
+        elif fn is None:
+            raise ConfigError(f"tool {name!r} needs a function or an input schema")
+        else:
+            self.schema = ArgsSchema(fn, name)
+        #: the function takes the arguments as one dict (a JSON Schema tool)
+        self._takes_dict = input_schema is not None
+        target = inspect.unwrap(fn) if fn is not None else None
+        self.is_async = target is not None and inspect.iscoroutinefunction(target)
+        self._signature = inspect.signature(fn) if fn is not None and not self._takes_dict else None
+        if fn is not None:
+            functools.update_wrapper(self, fn)
 
     @property
     def policy(self) -> Policy:
@@ -109,6 +128,8 @@ class GatedTool(Generic[P, R]):
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if args:
+            if self._signature is None:
+                raise TypeError(f"{self.name} takes keyword arguments only")
             bound = self._signature.bind_partial(*args, **kwargs)
             kwargs = bound.arguments  # type: ignore[assignment]
         outcome = await self.gate._run(self, dict(kwargs), run=_current_run.get())
@@ -116,10 +137,23 @@ class GatedTool(Generic[P, R]):
 
     async def invoke(self, kwargs: Mapping[str, Any]) -> Any:
         """Run the tool body itself, without the gate."""
+        if self.fn is None:
+            raise ConfigError(
+                f"tool {self.name!r} has no function here: authorize it with gate.authorize, "
+                "run it where it lives, and report with gate.report"
+            )
+        fn: Callable[..., Any] = self.fn
+        call: Callable[[], Any] = (
+            functools.partial(fn, dict(kwargs))
+            if self._takes_dict
+            else functools.partial(fn, **kwargs)
+        )
         if self.is_async:
-            return await cast("Callable[..., Awaitable[Any]]", self.fn)(**kwargs)
-        # a sync tool may block; keep the event loop free while it runs
-        return await asyncio.to_thread(functools.partial(self.fn, **kwargs))
+            return await call()
+        result = await asyncio.to_thread(call)  # a sync tool may block; keep the loop free
+        if inspect.isawaitable(result):  # a sync-looking wrapper around a coroutine function
+            result = await result
+        return result
 
     def __repr__(self) -> str:
         return f"<GatedTool {self.name}>"
@@ -231,6 +265,37 @@ class Gate:
 
         return register if fn is None else register(fn)
 
+    def add_tool(
+        self,
+        name: str,
+        fn: Callable[[JSONObject], Any] | None = None,
+        *,
+        input_schema: JSONObject,
+        description: str | None = None,
+        policy: Policy | None = None,
+    ) -> GatedTool[..., Any]:
+        """Put a tool described by a JSON Schema behind the gate.
+
+        For tools that are not Python functions with a signature: an MCP server's tools, a
+        framework's tools, a tool another process runs. ``fn`` (sync or async) receives the
+        validated arguments as one dict. Without ``fn`` the tool runs elsewhere: use
+        :meth:`authorize` to ask, and :meth:`report` to record what happened.
+        """
+        if name in self.tools:
+            raise ConfigError(f"a tool named {name!r} is already gated")
+        if policy is not None and policy.min_role is not None:
+            self.roles.check(policy.min_role)
+        gated: GatedTool[..., Any] = GatedTool(
+            self,
+            fn,
+            name=name,
+            description=description or name.replace("_", " "),
+            policy=policy,
+            input_schema=input_schema,
+        )
+        self.tools[name] = gated
+        return gated
+
     def hook(self, fn: Hook) -> Hook:
         """Register a before-tool hook (see :mod:`signoff.hooks`); usable as a decorator."""
         self._hooks.append(fn)
@@ -286,8 +351,108 @@ class Gate:
         *,
         tool_call_id: str | None = None,
         run: Run | None = None,
+        wait: bool = True,
     ) -> Outcome:
-        """Gate one tool call from a model. Never raises for a call that did not run."""
+        """Gate one tool call from a model. Never raises for a call that did not run.
+
+        With ``wait=False`` a call that needs a human is submitted and not waited for: the
+        outcome is ``PENDING`` with its ``request``. Calling again with the same ``run`` (with
+        a ``run_id``) and ``tool_call_id`` finds that request, in this process or another,
+        and settles it: a framework that pauses a run on its own (an interrupt, a deferred
+        tool) resumes this way, and the tool still runs at most once.
+        """
+        return await self._gate(name, args, tool_call_id=tool_call_id, run=run, wait=wait)
+
+    async def authorize(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None = None,
+        *,
+        tool_call_id: str | None = None,
+        run: Run | None = None,
+        wait: bool = True,
+    ) -> Outcome:
+        """Like :meth:`call`, but the tool is run by the caller, not the gate.
+
+        ``AUTHORIZED`` means: run it now, with exactly ``outcome.final_args``, then
+        :meth:`report` what happened. An approval is claimed (consumed) before this returns,
+        so it authorizes one run, once. Any other status is the answer for the model, as
+        from :meth:`call`.
+        """
+        return await self._gate(
+            name, args, tool_call_id=tool_call_id, run=run, wait=wait, execute=False
+        )
+
+    async def report(
+        self, outcome: Outcome, *, result: Any = None, error: BaseException | None = None
+    ) -> Outcome:
+        """Record what happened when the caller ran an ``AUTHORIZED`` call: ``result``, or the
+        ``error`` it raised. Returns the ``EXECUTED`` (or ``FAILED``) outcome."""
+        if outcome.status is not CallStatus.AUTHORIZED:
+            raise ConfigError(f"only an authorized call is reported, not a {outcome.status} one")
+        request = outcome.request
+        final = outcome.final_args if outcome.final_args is not None else outcome.args
+        if error is not None:
+            if request is not None:
+                request = await self._report(request, "failed", {"error": repr(error)}) or request
+            return replace(
+                outcome,
+                status=CallStatus.FAILED,
+                executed_args=dict(final),
+                message=f"the tool failed: {error!r}",
+                request=request,
+                error=error,
+            )
+        if request is not None:
+            request = await self._report(request, "succeeded", result) or request
+        return replace(
+            outcome,
+            status=CallStatus.EXECUTED,
+            executed_args=dict(final),
+            result=result,
+            message=None,
+            request=request,
+        )
+
+    async def needs_approval(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None = None,
+        *,
+        tool_call_id: str | None = None,
+        run: Run | None = None,
+    ) -> bool:
+        """Whether :meth:`call` would ask a human for this call (hooks and policy, no side
+        effects in the store). Fails closed: arguments that do not parse, or a policy or hook
+        that fails, mean True; an unknown tool is :class:`UnknownTool`."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise UnknownTool(f"unknown tool {name!r}")
+        decoded = _decode_args(args)
+        if isinstance(decoded, str):
+            return True
+        try:
+            kwargs, args_json = tool.schema.parse(decoded)
+        except InvalidArguments:
+            return True
+        call = ToolCall(tool.name, kwargs, args_json=args_json, tool_call_id=tool_call_id, run=run)
+        answer = await self._hooks_answer(tool, call)
+        if isinstance(answer, (Skip, Cancel)):
+            return False
+        if isinstance(answer, RequestApproval):
+            return True
+        return (await tool.policy.verdict(call)).kind is VerdictKind.ASK
+
+    async def _gate(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None,
+        *,
+        tool_call_id: str | None,
+        run: Run | None,
+        wait: bool = True,
+        execute: bool = True,
+    ) -> Outcome:
         tool = self.tools.get(name)
         raw = args if isinstance(args, str) else None
         if tool is None:
@@ -301,17 +466,30 @@ class Gate:
                 tool_call_id=tool_call_id,
                 error=UnknownTool(f"unknown tool {name!r}"),
             )
-        if isinstance(args, str):
-            try:
-                decoded = json.loads(args) if args.strip() else {}
-            except ValueError as exc:
-                return _invalid(tool, {}, tool_call_id, f"arguments are not valid JSON: {exc}")
-            if not isinstance(decoded, dict):
-                return _invalid(tool, {}, tool_call_id, "arguments must be a JSON object")
-            args = decoded
+        decoded = _decode_args(args)
+        if isinstance(decoded, str):
+            return _invalid(tool, {}, tool_call_id, decoded)
         return await self._run(
-            tool, dict(args or {}), run=run, tool_call_id=tool_call_id, raw_args=raw
+            tool,
+            decoded,
+            run=run,
+            tool_call_id=tool_call_id,
+            raw_args=raw,
+            wait=wait,
+            execute=execute,
         )
+
+    async def _hooks_answer(self, tool: GatedTool[Any, Any], call: ToolCall) -> HookResult:
+        """The first hook's answer that is not None (a hook that raises asks a human)."""
+        for hook in self._hooks:
+            try:
+                answer: HookResult = await resolve(hook, call)
+            except Exception as exc:
+                log.warning("signoff: hook %r failed for %s: %r", hook, tool.name, exc)
+                return RequestApproval(reason=f"a before-tool hook failed: {exc!r}")
+            if answer is not None:
+                return answer
+        return None
 
     async def _run(
         self,
@@ -321,52 +499,45 @@ class Gate:
         run: Run | None,
         tool_call_id: str | None = None,
         raw_args: str | None = None,
+        wait: bool = True,
+        execute: bool = True,
     ) -> Outcome:
         try:
-            parsed = tool.schema.validate(args)
+            kwargs, args_json = tool.schema.parse(args)
         except InvalidArguments as exc:
             return _invalid(tool, args, tool_call_id, exc.message, exc)
-        kwargs = tool.schema.kwargs(parsed)
         call = ToolCall(
             tool.name,
             kwargs,
-            args_json=ArgsSchema.dump(parsed),
+            args_json=args_json,
             raw_args=raw_args,
             tool_call_id=tool_call_id,
             run=run,
         )
-        del parsed
         policy = tool.policy
-        override: RequestApproval | None = None
-        for hook in self._hooks:
-            try:
-                answer: HookResult = await resolve(hook, call)
-            except Exception as exc:
-                log.warning("signoff: hook %r failed for %s: %r", hook, tool.name, exc)
-                answer = RequestApproval(reason=f"a before-tool hook failed: {exc!r}")
-            if isinstance(answer, Skip):
-                return Outcome(
-                    CallStatus.SKIPPED,
-                    tool.name,
-                    call.args_json,
-                    result=answer.result,
-                    tool_call_id=tool_call_id,
-                )
-            if isinstance(answer, Cancel):
-                return Outcome(
-                    CallStatus.CANCELLED,
-                    tool.name,
-                    call.args_json,
-                    message=answer.message,
-                    tool_call_id=tool_call_id,
-                )
-            if isinstance(answer, RequestApproval):
-                override = answer
-                break
+        answer = await self._hooks_answer(tool, call)
+        if isinstance(answer, Skip):
+            return Outcome(
+                CallStatus.SKIPPED,
+                tool.name,
+                call.args_json,
+                result=answer.result,
+                tool_call_id=tool_call_id,
+            )
+        if isinstance(answer, Cancel):
+            return Outcome(
+                CallStatus.CANCELLED,
+                tool.name,
+                call.args_json,
+                message=answer.message,
+                tool_call_id=tool_call_id,
+            )
+        override = answer if isinstance(answer, RequestApproval) else None
+        note = None
         if override is None:
             verdict = await policy.verdict(call)
             if verdict.kind is VerdictKind.RUN:
-                return await self._execute(tool, call, kwargs)
+                return await self._execute(tool, call, kwargs, execute=execute)
             if verdict.kind is VerdictKind.DENY:
                 message = await policy.reject_text(call) or "This call is not allowed by policy."
                 return Outcome(
@@ -377,9 +548,7 @@ class Gate:
                     tool_call_id=tool_call_id,
                 )
             note = verdict.note
-        else:
-            note = None
-        return await self._ask(tool, call, policy, override, note)
+        return await self._ask(tool, call, policy, override, note, wait=wait, execute=execute)
 
     async def _execute(
         self,
@@ -387,8 +556,19 @@ class Gate:
         call: ToolCall,
         kwargs: Mapping[str, Any],
         request: ApprovalRequest | None = None,
+        *,
+        execute: bool = True,
     ) -> Outcome:
         final = request.final_args if request is not None else call.args_json
+        if not execute:
+            return Outcome(
+                CallStatus.AUTHORIZED,
+                tool.name,
+                call.args_json if request is None else request.args,
+                final_args=final,
+                request=request,
+                tool_call_id=call.tool_call_id,
+            )
         try:
             result = await tool.invoke(kwargs)
         except Exception as exc:
@@ -424,7 +604,7 @@ class Gate:
         try:
             return await self.backend.record_outcome(request, status, detail)
         except SignoffError as exc:
-            # the tool has run; failing to record it must not hide its result
+            # the tool has run: failing to record it must not hide its result
             log.error("signoff: could not record the outcome of %s: %s", request.id, exc)
             return None
 
@@ -435,6 +615,9 @@ class Gate:
         policy: Policy,
         override: RequestApproval | None,
         note: str | None,
+        *,
+        wait: bool = True,
+        execute: bool = True,
     ) -> Outcome:
         reason = await policy.reason_text(call)
         context = await policy.context_for(call)
@@ -473,6 +656,16 @@ class Gate:
         try:
             request = await self.backend.submit(spec)
             if request.status is Status.PENDING:
+                if not wait:
+                    return Outcome(
+                        CallStatus.PENDING,
+                        tool.name,
+                        request.args,
+                        final_args=request.final_args,
+                        message="The call is waiting for an approver's decision.",
+                        request=request,
+                        tool_call_id=call.tool_call_id,
+                    )
                 # hold only the id while waiting: thousands of calls may wait at once
                 request_id, run = request.id, request.run
                 del spec, request, context, reason
@@ -487,10 +680,16 @@ class Gate:
                 tool_call_id=call.tool_call_id,
                 error=exc,
             )
-        return await self._settle(tool, call, policy, request)
+        return await self._settle(tool, call, policy, request, execute=execute)
 
     async def _settle(
-        self, tool: GatedTool[Any, Any], call: ToolCall, policy: Policy, request: ApprovalRequest
+        self,
+        tool: GatedTool[Any, Any],
+        call: ToolCall,
+        policy: Policy,
+        request: ApprovalRequest,
+        *,
+        execute: bool = True,
     ) -> Outcome:
         """Act on a decided request: run it once if approved, else say why it did not run."""
 
@@ -552,12 +751,12 @@ class Gate:
                 CallStatus.INVALID, "the approved arguments do not match their approval; not run"
             )
         try:
-            parsed = tool.schema.validate(request.final_args)
+            kwargs, _ = tool.schema.parse(request.final_args)
         except InvalidArguments as exc:
             await self._report(request, "failed", {"error": exc.message})
             message = f"the approved arguments are not valid: {exc.message}"
             return result(CallStatus.INVALID, message, error=exc)
-        return await self._execute(tool, call, tool.schema.kwargs(parsed), request)
+        return await self._execute(tool, call, kwargs, request, execute=execute)
 
     # -- the approver's side --------------------------------------------------------------
 
@@ -598,6 +797,19 @@ class Gate:
         if run is None:
             run = (await self.backend.get(request_id)).run
         return await self.backend.cancel(request_id, run, reason)
+
+
+def _decode_args(args: Mapping[str, Any] | str | None) -> dict[str, Any] | str:
+    """The arguments as a dict, or (a string) why they are not a JSON object."""
+    if not isinstance(args, str):
+        return dict(args or {})
+    try:
+        decoded = json.loads(args) if args.strip() else {}
+    except ValueError as exc:
+        return f"arguments are not valid JSON: {exc}"
+    if not isinstance(decoded, dict):
+        return "arguments must be a JSON object"
+    return decoded
 
 
 def _invalid(

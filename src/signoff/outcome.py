@@ -21,6 +21,8 @@ class CallStatus(StrEnum):
     INVALID = "invalid"  # unknown tool or arguments that do not fit its schema
     UNAVAILABLE = "unavailable"  # the approval backend could not be reached: not run
     ALREADY_CONSUMED = "already_consumed"  # the approval was used once already: not run again
+    PENDING = "pending"  # submitted, not waited for (gate.call(wait=False)): not run yet
+    AUTHORIZED = "authorized"  # gate.authorize: cleared to run once, by the caller
 
 
 #: the ``error`` code the model sees for each status that did not run the tool
@@ -32,6 +34,7 @@ _ERROR_CODES = {
     CallStatus.UNAVAILABLE: "approval_unavailable",
     CallStatus.ALREADY_CONSUMED: "approval_already_used",
     CallStatus.FAILED: "tool_failed",
+    CallStatus.PENDING: "approval_pending",
 }
 
 
@@ -62,7 +65,7 @@ class Outcome:
     @property
     def is_error(self) -> bool:
         """Whether the model should see this result flagged as an error."""
-        return self.status not in (CallStatus.EXECUTED, CallStatus.SKIPPED)
+        return self.status not in (CallStatus.EXECUTED, CallStatus.SKIPPED, CallStatus.AUTHORIZED)
 
     @property
     def modified_fields(self) -> dict[str, tuple[Any, Any]]:
@@ -91,6 +94,9 @@ class Outcome:
                 },
                 ensure_ascii=False,
             )
+        if self.status is CallStatus.AUTHORIZED:
+            # not a final answer: the caller runs the tool and reports (gate.report)
+            return json.dumps({"authorized": True, "arguments": jsonable(self.final_args)})
         body = {
             "error": _ERROR_CODES[self.status],
             "message": self.message or self.status.value,

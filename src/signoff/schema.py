@@ -1,4 +1,8 @@
-"""A tool's argument schema, taken from its function signature (pydantic)."""
+"""A tool's argument schema: from its function signature (pydantic), or given as JSON Schema.
+
+Both kinds parse a model's arguments into the keyword arguments the tool is called with and
+the JSON values that are stored, shown to approvers and bound to an approval by digest.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +70,38 @@ class ArgsSchema:
     @staticmethod
     def dump(parsed: BaseModel) -> JSONObject:
         return parsed.model_dump(mode="json")
+
+    def parse(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], JSONObject]:
+        """``(kwargs, args_json)``: what the function is called with, and the same as JSON."""
+        parsed = self.validate(args)
+        return self.kwargs(parsed), self.dump(parsed)
+
+
+class JsonArgsSchema:
+    """A tool described by a JSON Schema rather than a Python signature: an MCP server's
+    tool, a framework's tool, a tool another process runs. The arguments stay JSON: the
+    keyword arguments are the arguments themselves."""
+
+    __slots__ = ("json_schema", "names")
+
+    def __init__(self, json_schema: JSONObject, name: str) -> None:
+        from signoff.jsonschema_check import check_schema
+
+        if json_schema.get("type", "object") != "object":
+            raise ConfigError(f"tool {name!r}: the input schema must describe an object")
+        if problem := check_schema(json_schema):
+            raise ConfigError(f"tool {name!r}: invalid input schema: {problem}")
+        self.json_schema = json_schema
+        properties = json_schema.get("properties")
+        self.names = tuple(properties) if isinstance(properties, Mapping) else ()
+
+    def parse(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], JSONObject]:
+        from signoff.jsonschema_check import schema_errors
+
+        value = dict(args)
+        if errors := schema_errors(self.json_schema, value):
+            raise InvalidArguments("invalid arguments: " + "; ".join(errors))
+        return value, value
 
 
 def describe(exc: ValidationError) -> str:
