@@ -8,7 +8,7 @@ import pytest
 from signoff.config import Settings, load_config, parse_config
 from signoff.errors import ConfigError
 from signoff.models import Run, ToolCall
-from signoff.policy import Policy, Template, VerdictKind
+from signoff.policy import Policy, Template, Terms, VerdictKind, floor
 from signoff.roles import RoleLadder
 
 
@@ -172,7 +172,7 @@ def test_durations() -> None:
 # -- floors --------------------------------------------------------------------------------
 
 
-async def test_with_floor_keeps_the_stronger_of_each() -> None:
+async def test_the_floor_keeps_the_stronger_of_each() -> None:
     roles = RoleLadder()
     code = Policy(
         when=lambda ctx: ctx.args["amount"] > 100,
@@ -182,8 +182,9 @@ async def test_with_floor_keeps_the_stronger_of_each() -> None:
         editable=["amount", "order_id"],
         allow_self_approval=True,
         reason="code reason",
+        channels=["slack"],
     )
-    floor = Policy(
+    operator = Policy(
         when="args.amount > 10",
         min_role="admin",
         timeout="5m",
@@ -191,18 +192,75 @@ async def test_with_floor_keeps_the_stronger_of_each() -> None:
         editable=["amount"],
         allow_self_approval=False,
         risk="high",
+        channels=["sms"],
     )
-    merged = code.with_floor(floor, roles)
-    assert merged.min_role == "admin"
-    assert merged.timeout_s == 300
-    assert merged.quorum == 2
-    assert merged.editable == ("amount",)
-    assert merged.allow_self_approval is False
-    assert merged.risk == "high"
-    assert merged.reason == "code reason"
-    # either condition asks
+    floored = floor(code.terms(), operator.terms(), roles=roles, default_timeout_s=300)
+    assert floored.policy.min_role == "admin"
+    assert floored.policy.timeout_s == 300
+    assert floored.policy.quorum == 2
+    assert floored.policy.editable == ["amount"]
+    assert floored.policy.allow_self_approval is False
+    assert floored.risk == "high"
+    assert floored.channels == ["slack", "sms"]
+    # the conditions: either asks
+    merged = code.under(operator)
     assert await verdict(merged, call(50)) is VerdictKind.ASK
     assert await verdict(merged, call(5)) is VerdictKind.RUN
+
+
+def test_the_floor_takes_the_operators_terms_where_the_proposal_says_nothing() -> None:
+    roles = RoleLadder()
+    operator = Policy(min_role="publisher", timeout="10m", editable=["amount"], quorum=2)
+    floored = floor(Terms(), operator.terms(), roles=roles, default_timeout_s=300)
+    # a per-tool timeout longer than the default applies; editable comes from the config
+    assert floored.policy.timeout_s == 600
+    assert floored.policy.editable == ["amount"]
+    assert (floored.policy.min_role, floored.policy.quorum) == ("publisher", 2)
+    # nothing said anywhere: the default timeout, the lowest role, nothing editable
+    bare = floor(Terms(), None, roles=roles, default_timeout_s=300)
+    assert (bare.policy.timeout_s, bare.policy.min_role, bare.policy.editable) == (
+        300,
+        "editor",
+        [],
+    )
+
+
+@pytest.mark.parametrize(
+    ("proposed", "operator", "from_operator", "allowed"),
+    [
+        (True, None, False, False),  # an agent's word alone never allows it
+        (True, Terms(), False, False),  # nor where the config's entry is silent
+        (None, Terms(allow_self_approval=True), False, True),
+        (True, Terms(allow_self_approval=True), False, True),
+        (False, Terms(allow_self_approval=True), False, False),
+        (True, None, True, True),  # the operator's own code, with no config entry
+        (True, Terms(allow_self_approval=False), True, False),
+        (None, None, True, False),
+    ],
+)
+def test_self_approval_only_where_the_operator_allows_it(
+    proposed: bool | None, operator: Terms | None, from_operator: bool, allowed: bool
+) -> None:
+    floored = floor(
+        Terms(allow_self_approval=proposed),
+        operator,
+        roles=RoleLadder(),
+        default_timeout_s=300,
+        proposer_is_operator=from_operator,
+    )
+    assert floored.policy.allow_self_approval is allowed
+
+
+def test_always_stays_always_even_with_an_entry_of_its_own() -> None:
+    config = parse_config(
+        {
+            "always_require_approval": ["issue_refund"],
+            "tools": [{"name": "issue_refund", "when": "args.amount > 100", "min_role": "admin"}],
+        }
+    )
+    policy = config.operator_policy("issue_refund")
+    assert policy is not None and policy.min_role == "admin"
+    assert asyncio.run(verdict(policy, call(5))) is VerdictKind.ASK
 
 
 def test_role_ladder() -> None:

@@ -200,11 +200,23 @@ async def test_self_approval_is_refused(service: ApprovalService) -> None:
     assert (await service.get(req.id, ADMIN)).status is Status.PENDING
 
 
-async def test_self_approval_allowed_by_policy(service: ApprovalService) -> None:
+async def test_self_approval_needs_the_operator(make_service: ServiceFactory) -> None:
     spec = refund_spec(policy={"min_role": "publisher", "allow_self_approval": True})
-    req = (await service.submit(spec, AGENT)).request
     same_person = Principal(sub=AGENT.sub, role="admin")
-    assert (await service.decide(req.id, same_person, "approve")).status is Status.APPROVED
+    # the agent's word alone, with the config silent: refused
+    silent = make_service(parse_config({"tools": [{"name": "issue_refund"}]}))
+    await silent.start()
+    req = (await silent.submit(spec, AGENT)).request
+    assert req.policy.allow_self_approval is False
+    with pytest.raises(Forbidden, match="requested this call"):
+        await silent.decide(req.id, same_person, "approve")
+    # where the config allows it
+    config = parse_config({"tools": [{"name": "issue_refund", "allow_self_approval": True}]})
+    allowing = make_service(config)
+    await allowing.start()
+    spec = refund_spec(tool_call_id="t2", policy={"min_role": "publisher"})
+    req = (await allowing.submit(spec, AGENT)).request
+    assert (await allowing.decide(req.id, same_person, "approve")).status is Status.APPROVED
 
 
 async def test_reject_needs_a_reason_and_takes_no_edits(service: ApprovalService) -> None:

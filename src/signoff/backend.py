@@ -97,7 +97,8 @@ class LocalBackend(Backend):
 
     async def submit(self, spec: RequestSpec) -> ApprovalRequest:
         run = spec.run if spec.run is not None else Run()
-        return (await self.service.submit(spec, self._agent(run))).request
+        # in process, the tool's policy is the operator's own code
+        return (await self.service.submit(spec, self._agent(run), from_operator=True)).request
 
     async def wait(self, request_id: str, run: Run) -> ApprovalRequest:
         return await self.service.wait(request_id, self._agent(run))

@@ -27,12 +27,14 @@ from signoff.errors import (
     Conflict,
     Forbidden,
     InvalidArguments,
-    InvalidEdit,
+    MissingDependency,
     NotFound,
     PayloadTooLarge,
     SignoffError,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
+    error_class,
 )
 from signoff.events import Event
 from signoff.models import (
@@ -49,15 +51,6 @@ from signoff.runs import RunRecord
 
 log = logging.getLogger(__name__)
 
-_BY_STATUS: dict[int, type[SignoffError]] = {
-    400: InvalidArguments,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: InvalidArguments,
-}
 #: the longest single long-poll the API allows
 WAIT_S = 60.0
 #: after a request's expiry, how long a disconnected waiter keeps trying to learn its fate
@@ -67,7 +60,8 @@ KEEP_LATEST = 512
 
 
 def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffError:
-    """The SignoffError for an error response (a problem+json document, usually)."""
+    """The SignoffError for an error response: the class named by the problem document's
+    ``type`` (the error's ``code``), as the server raised it."""
     try:
         parsed = json.loads(body) if body else {}
     except ValueError:
@@ -76,10 +70,25 @@ def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffEr
     message = str(parsed.get("detail") or reason or f"HTTP {status}")
     if status >= 500:
         return Unavailable(f"the server failed ({status}): {message}")
-    kind = _BY_STATUS.get(status, SignoffError)
-    if status == 422 and str(parsed.get("type", "")).endswith("/invalid_edit"):
-        kind = InvalidEdit
-    return kind(message, status=status)
+    code = str(parsed.get("type", "")).rsplit("/", 1)[-1]
+    kind = error_class(code) or _FALLBACK.get(status, SignoffError)
+    if kind in (MissingDependency, TooManyRequests):
+        kind = SignoffError  # their constructors take other arguments: keep the message
+    extra = {k: v for k, v in parsed.items() if k not in _PROBLEM_FIELDS}
+    return kind(message, status=status, **extra)
+
+
+#: for an error response that is not one of ours (a proxy's, say): by status alone
+_FALLBACK: dict[int, type[SignoffError]] = {
+    400: InvalidArguments,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidArguments,
+}
+_PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
 
 
 @dataclass(frozen=True, slots=True)

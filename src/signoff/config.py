@@ -119,7 +119,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     source: str | None = None
 
-    def floor_for(self, tool: str) -> Policy | None:
+    def operator_policy(self, tool: str) -> Policy | None:
+        """The operator's policy for ``tool``: its entry, with the defaults where it names
+        none; None when the config says nothing that applies to it."""
         policy = self.tools.get(tool)
         if self.default_min_role is None:
             return policy
@@ -162,9 +164,8 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Confi
     if default_min_role is not None:
         roles.check(default_min_role)
 
+    always = _strings(data.get("always_require_approval", []), "always_require_approval")
     tools: dict[str, Policy] = {}
-    for name in _strings(data.get("always_require_approval", []), "always_require_approval"):
-        tools[name] = Policy(when=True)
     entries = data.get("tools", [])
     if not isinstance(entries, list):
         raise ConfigError("tools must be an array of tables: [[tools]]")
@@ -173,9 +174,13 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Confi
         tool_name = entry.get("name")
         if not isinstance(tool_name, str) or not tool_name:
             raise ConfigError(f"[[tools]] #{i + 1} needs a name")
-        if tool_name in tools and tool_name not in data.get("always_require_approval", []):
+        if tool_name in tools:
             raise ConfigError(f"tool {tool_name!r} is configured twice")
         tools[tool_name] = _tool_policy(entry, roles, where=f"[[tools]] {tool_name!r}")
+    for name in always:
+        # "always" stays always: an entry of its own may add terms, never a `when` that
+        # lets some calls through
+        tools[name] = replace(tools[name], when=True) if name in tools else Policy(when=True)
 
     return Config(
         roles=roles,

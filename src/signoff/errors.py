@@ -6,10 +6,12 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── ConfigError            bad configuration or policy, found before anything runs
     ├── MissingDependency      an optional extra is not installed (also an ImportError)
     ├── UnknownTool            no gated tool has that name
+    ├── BadRequest             a request the server cannot read at all (not JSON, no body)
     ├── InvalidArguments       the model's arguments do not fit the tool's schema
     ├── NotFound               no such approval request (or not visible to the caller)
     ├── Unauthorized           no identity, or a token that does not verify
     ├── Forbidden              identity known, action not allowed (role, kind, self-approval)
+    │   └── PolicyDenied       the operator's policy refuses this call outright
     ├── Conflict               the request is no longer in a state that allows the action
     ├── InvalidEdit            modified arguments outside ``editable`` or breaking the schema
     ├── PayloadTooLarge        a request body or its arguments exceed the limits
@@ -71,6 +73,12 @@ class UnknownTool(SignoffError):
     code = "unknown_tool"
 
 
+class BadRequest(SignoffError):
+    """The request cannot be read."""
+
+    code = "bad_request"
+
+
 class InvalidArguments(SignoffError):
     """The arguments do not match the tool's schema."""
 
@@ -93,6 +101,12 @@ class Forbidden(SignoffError):
     """The caller may not do this."""
 
     code = "forbidden"
+
+
+class PolicyDenied(Forbidden):
+    """The operator's policy does not allow this call."""
+
+    code = "policy_denied"
 
 
 class Conflict(SignoffError):
@@ -133,6 +147,18 @@ class Unavailable(SignoffError):
     """The approval server cannot be reached."""
 
     code = "unavailable"
+
+
+def error_class(code: str) -> type[SignoffError] | None:
+    """The error class whose ``code`` is ``code`` (how an HTTP client turns a problem
+    document back into the error the server raised: one table, on both sides)."""
+    stack: list[type[SignoffError]] = [SignoffError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return None
 
 
 class NotRun(Exception):

@@ -35,6 +35,7 @@ from signoff.errors import (
     Conflict,
     InvalidArguments,
     NotRun,
+    PolicyDenied,
     Rejected,
     SignoffError,
     UnknownTool,
@@ -302,14 +303,17 @@ class Gate:
         return fn
 
     def policy_for(self, tool: GatedTool[Any, Any]) -> Policy:
+        """The policy the gate evaluates for ``tool``: its own (or, without one, the
+        config's, or "always ask"), with the config's conditions joined to it. The terms a
+        request is held to are floored by the approval service, on every path alike."""
         policy = self._policies.get(tool.name)
         if policy is None:
-            floor = self.config.floor_for(tool.name)
+            operator = self.config.operator_policy(tool.name)
             declared = tool.declared_policy
             if declared is None:
-                policy = floor if floor is not None else Policy()
+                policy = operator if operator is not None else Policy()
             else:
-                policy = declared.with_floor(floor, self.roles)
+                policy = declared.under(operator)
             self._policies[tool.name] = policy
         return policy
 
@@ -533,22 +537,26 @@ class Gate:
                 tool_call_id=tool_call_id,
             )
         override = answer if isinstance(answer, RequestApproval) else None
-        note = None
-        if override is None:
-            verdict = await policy.verdict(call)
-            if verdict.kind is VerdictKind.RUN:
-                return await self._execute(tool, call, kwargs, execute=execute)
-            if verdict.kind is VerdictKind.DENY:
-                message = await policy.reject_text(call) or "This call is not allowed by policy."
-                return Outcome(
-                    CallStatus.REJECTED,
-                    tool.name,
-                    call.args_json,
-                    message=message,
-                    tool_call_id=tool_call_id,
-                )
-            note = verdict.note
+        # the policy's deny holds whatever a hook says: a hook may ask more, never less
+        verdict = await policy.verdict(call)
+        if verdict.kind is VerdictKind.DENY:
+            return await self._denied(tool, call, policy)
+        if override is None and verdict.kind is VerdictKind.RUN:
+            return await self._execute(tool, call, kwargs, execute=execute)
+        note = None if override is not None else verdict.note
         return await self._ask(tool, call, policy, override, note, wait=wait, execute=execute)
+
+    async def _denied(
+        self, tool: GatedTool[Any, Any], call: ToolCall, policy: Policy, message: str | None = None
+    ) -> Outcome:
+        text = message or await policy.reject_text(call) or "This call is not allowed by policy."
+        return Outcome(
+            CallStatus.REJECTED,
+            tool.name,
+            call.args_json,
+            message=text,
+            tool_call_id=call.tool_call_id,
+        )
 
     async def _execute(
         self,
@@ -645,15 +653,15 @@ class Gate:
             policy=PolicySpec(
                 min_role=min_role,
                 quorum=quorum,
-                timeout_s=timeout_s or self.config.default_timeout_s,
-                editable=list(policy.editable or ()),
-                allow_self_approval=bool(policy.allow_self_approval),
+                timeout_s=timeout_s,
+                editable=None if policy.editable is None else list(policy.editable),
+                allow_self_approval=policy.allow_self_approval,
             ),
             args_schema=tool.json_schema,
             channels=list(policy.channels),
         )
-        await self.start()
         try:
+            await self.start()
             request = await self.backend.submit(spec)
             if request.status is Status.PENDING:
                 if not wait:
@@ -670,6 +678,9 @@ class Gate:
                 request_id, run = request.id, request.run
                 del spec, request, context, reason
                 request = await self.backend.wait(request_id, run)
+        except PolicyDenied as exc:
+            # the server's own policy refuses the call outright
+            return await self._denied(tool, call, policy, exc.message)
         except SignoffError as exc:
             # whatever kept us from a decision (server down, token refused), it is not one
             return Outcome(

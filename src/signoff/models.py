@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 JSONObject = dict[str, Any]
 
+#: the longest a request may wait for a decision
+MAX_TIMEOUT_S = 90 * 86400.0
+
 
 class Status(StrEnum):
     """Where an approval request stands. Every status but ``pending`` is terminal."""
@@ -72,7 +75,7 @@ class PolicySnapshot(_Frozen):
 
     min_role: str
     quorum: int = Field(default=1, ge=1)
-    timeout_s: float = Field(gt=0)
+    timeout_s: float = Field(gt=0, le=MAX_TIMEOUT_S)
     editable: list[str] = Field(default_factory=list)
     allow_self_approval: bool = False
 
@@ -249,13 +252,14 @@ class RequestSpec(_Frozen):
 
 
 class PolicySpec(_Frozen):
-    """The policy an agent proposes; the server's config is a floor on top (CONTRACT §3)."""
+    """The policy an agent proposes; the server's config is a floor on top (CONTRACT §3).
+    A field left out is not proposed: the config's value (or the default) applies."""
 
-    min_role: str | None = None
-    quorum: int = Field(default=1, ge=1, le=100)
-    timeout_s: float | None = Field(default=None, gt=0)
-    editable: list[str] = Field(default_factory=list)
-    allow_self_approval: bool = False
+    min_role: str | None = Field(default=None, max_length=200)
+    quorum: int | None = Field(default=None, ge=1, le=100)
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
+    editable: list[str] | None = Field(default=None, max_length=1000)
+    allow_self_approval: bool | None = None
 
 
 RequestSpec.model_rebuild()

@@ -213,61 +213,106 @@ class Policy:
             return {"context_error": repr(exc)}
         return dict(value) if isinstance(value, Mapping) else {"value": value}
 
-    def snapshot(self, roles: RoleLadder, default_timeout_s: float) -> PolicySnapshot:
-        return PolicySnapshot(
-            min_role=roles.check(self.min_role) if self.min_role else roles.lowest,
+    def terms(self) -> Terms:
+        """What this policy holds a request to (the floor compares these)."""
+        return Terms(
+            min_role=self.min_role,
             quorum=self.quorum,
-            timeout_s=self.timeout_s or default_timeout_s,
-            editable=list(self.editable or ()),
-            allow_self_approval=bool(self.allow_self_approval),
+            timeout_s=self.timeout_s,
+            editable=None if self.editable is None else tuple(self.editable),
+            allow_self_approval=self.allow_self_approval,
+            risk=Risk(self.risk),
+            channels=tuple(self.channels),
         )
 
-    def with_floor(self, floor: Policy | None, roles: RoleLadder) -> Policy:
-        """This policy, no weaker than ``floor`` (the operator's config for the tool)."""
-        if floor is None:
+    def under(self, operator: Policy | None) -> Policy:
+        """This policy's conditions joined with the operator's (the config's entry for the
+        tool): either ``when`` asks, either ``deny`` refuses. Only the conditions: the terms
+        a request is held to are floored once, by :func:`floor`, where it is submitted."""
+        if operator is None:
             return self
         return replace(
             self,
-            when=_any(self._when, floor._when),
-            deny=_any(self._deny, floor._deny),
-            min_role=_higher_role(roles, self.min_role, floor.min_role),
-            reason=self.reason if self.reason is not None else floor.reason,
+            when=_any(self._when, operator._when),
+            deny=_any(self._deny, operator._deny),
             reject_message=(
-                self.reject_message if self.reject_message is not None else floor.reject_message
+                operator.reject_message
+                if operator.reject_message is not None
+                else self.reject_message
             ),
-            timeout=_smaller(self.timeout_s, floor.timeout_s),
-            risk=max(Risk(self.risk), Risk(floor.risk), key=lambda r: r.rank),
-            editable=_narrower(self.editable, floor.editable),
-            quorum=max(self.quorum, floor.quorum),
-            allow_self_approval=(
-                self.allow_self_approval
-                if floor.allow_self_approval is None
-                else bool(self.allow_self_approval) and floor.allow_self_approval
-            ),
-            channels=tuple(dict.fromkeys((*self.channels, *floor.channels))),
-            context=self.context if self.context is not None else floor.context,
+            context=self.context if self.context is not None else operator.context,
         )
 
 
-def floor_snapshot(
-    snapshot: PolicySnapshot, risk: Risk, floor: Policy | None, roles: RoleLadder
-) -> tuple[PolicySnapshot, Risk]:
-    """Apply the operator's policy for a tool to what an agent submitted (CONTRACT §3):
-    the higher ``min_role``, the larger ``quorum``, the smaller ``timeout_s``, the narrower
-    ``editable``; self-approval only where both allow it."""
-    if floor is None:
-        return snapshot, risk
-    editable = _narrower(snapshot.editable, floor.editable)
-    allow_self = snapshot.allow_self_approval and floor.allow_self_approval is not False
-    return (
-        PolicySnapshot(
-            min_role=_higher_role(roles, snapshot.min_role, floor.min_role) or roles.lowest,
-            quorum=max(snapshot.quorum, floor.quorum),
-            timeout_s=_smaller(snapshot.timeout_s, floor.timeout_s) or snapshot.timeout_s,
-            editable=list(editable or ()),
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """The terms a request is held to: what a policy, a hook or an agent proposes, and what
+    the operator's config sets as a floor. ``None`` means "not said"."""
+
+    min_role: str | None = None
+    quorum: int | None = None
+    timeout_s: float | None = None
+    editable: tuple[str, ...] | None = None
+    allow_self_approval: bool | None = None
+    risk: Risk | None = None
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Floored:
+    """A request's terms after the floor: what it is created with."""
+
+    policy: PolicySnapshot
+    risk: Risk
+    channels: list[str]
+
+
+def floor(
+    proposed: Terms,
+    operator: Terms | None,
+    *,
+    roles: RoleLadder,
+    default_timeout_s: float,
+    proposer_is_operator: bool = False,
+) -> Floored:
+    """The one policy floor (CONTRACT §3): ``proposed`` (by an agent, or by code) held to
+    ``operator`` (the config's entry for the tool), on every path a call can take.
+
+    The higher ``min_role``; the larger ``quorum``; the smaller ``timeout_s`` (the config's
+    own when the proposal names none, the default when neither does); the narrower
+    ``editable``; the higher ``risk``; every channel either names. Self-approval only where
+    the operator allows it: ``proposer_is_operator`` marks a proposal written by the
+    operator's own code (an embedded gate), which may allow it where the config is silent;
+    an agent's word alone never does.
+    """
+    op = operator if operator is not None else Terms()
+    for role in (proposed.min_role, op.min_role):
+        if role is not None:
+            roles.check(role)
+    min_role = roles.higher(proposed.min_role, op.min_role)
+    timeouts = [t for t in (proposed.timeout_s, op.timeout_s) if t is not None]
+    if proposed.editable is None:
+        editable: tuple[str, ...] = op.editable or ()
+    elif op.editable is None:
+        editable = proposed.editable
+    else:
+        allowed = set(op.editable)
+        editable = tuple(name for name in proposed.editable if name in allowed)
+    if proposer_is_operator:
+        allow_self = bool(proposed.allow_self_approval) and op.allow_self_approval is not False
+    else:
+        allow_self = op.allow_self_approval is True and proposed.allow_self_approval is not False
+    risks = [r for r in (proposed.risk, op.risk) if r is not None] or [Risk.MEDIUM]
+    return Floored(
+        policy=PolicySnapshot(
+            min_role=min_role,
+            quorum=max(proposed.quorum or 1, op.quorum or 1),
+            timeout_s=min(timeouts) if timeouts else default_timeout_s,
+            editable=list(dict.fromkeys(editable)),
             allow_self_approval=allow_self,
         ),
-        max(risk, Risk(floor.risk), key=lambda r: r.rank),
+        risk=max(risks, key=lambda r: r.rank),
+        channels=list(dict.fromkeys((*proposed.channels, *op.channels))),
     )
 
 
@@ -305,25 +350,3 @@ def _any(a: bool | Predicate, b: bool | Predicate) -> bool | Predicate:
         return bool(await _check(first, call)) | bool(await _check(second, call))
 
     return either
-
-
-def _higher_role(roles: RoleLadder, a: str | None, b: str | None) -> str | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return roles.higher(roles.check(a), roles.check(b))
-
-
-def _smaller(a: float | None, b: float | None) -> float | None:
-    present = [x for x in (a, b) if x is not None]
-    return min(present) if present else None
-
-
-def _narrower(a: Sequence[str] | None, b: Sequence[str] | None) -> tuple[str, ...] | None:
-    if a is None:
-        return None if b is None else ()
-    if b is None:
-        return tuple(a)
-    allowed = set(b)
-    return tuple(name for name in a if name in allowed)

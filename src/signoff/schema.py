@@ -85,21 +85,21 @@ class JsonArgsSchema:
     __slots__ = ("json_schema", "names")
 
     def __init__(self, json_schema: JSONObject, name: str) -> None:
-        from signoff.jsonschema_check import check_schema
+        from signoff.jsonschema_check import schema_problem
 
         if json_schema.get("type", "object") != "object":
             raise ConfigError(f"tool {name!r}: the input schema must describe an object")
-        if problem := check_schema(json_schema):
+        if problem := schema_problem(json_schema):
             raise ConfigError(f"tool {name!r}: invalid input schema: {problem}")
         self.json_schema = json_schema
         properties = json_schema.get("properties")
         self.names = tuple(properties) if isinstance(properties, Mapping) else ()
 
     def parse(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], JSONObject]:
-        from signoff.jsonschema_check import schema_errors
+        from signoff.jsonschema_check import instance_errors
 
         value = dict(args)
-        if errors := schema_errors(self.json_schema, value):
+        if errors := instance_errors(self.json_schema, value):
             raise InvalidArguments("invalid arguments: " + "; ".join(errors))
         return value, value
 

@@ -32,6 +32,7 @@ from signoff.errors import (
     InvalidArguments,
     InvalidEdit,
     NotFound,
+    PolicyDenied,
     SignoffError,
 )
 from signoff.events import EventType
@@ -44,13 +45,13 @@ from signoff.models import (
     JSONObject,
     OutcomeRecord,
     Page,
-    PolicySnapshot,
     Principal,
     RequestSpec,
     Run,
     Status,
+    ToolCall,
 )
-from signoff.policy import floor_snapshot
+from signoff.policy import Terms, VerdictKind, floor
 from signoff.runs import RunRecord
 from signoff.stores.base import Change, Created, ListQuery, Store
 
@@ -111,8 +112,16 @@ class ApprovalService:
 
     # -- the agent's side -----------------------------------------------------------------
 
-    async def submit(self, spec: RequestSpec, principal: Principal) -> Created:
-        """Create a request, or return the existing one for the same idempotency key."""
+    async def submit(
+        self, spec: RequestSpec, principal: Principal, *, from_operator: bool = False
+    ) -> Created:
+        """Create a request, or return the existing one for the same idempotency key.
+
+        The operator's policy for the tool is a floor on every submission (CONTRACT §3): its
+        ``deny`` refuses the call (:class:`PolicyDenied`), its reason template replaces the
+        agent's text, and its terms are the floor under the proposed ones (:func:`floor`).
+        ``from_operator`` marks a proposal from the operator's own code (an embedded gate).
+        """
         if principal.kind != "agent":
             raise Forbidden("only agents create approval requests")
         proposed = spec.policy
@@ -120,22 +129,36 @@ class ApprovalService:
             raise InvalidArguments(
                 f"unknown min_role {proposed.min_role!r}; the roles are {list(self.roles.roles)}"
             )
-        if spec.args_schema is not None and (problem := check_schema(spec.args_schema)):
+        if spec.args_schema is not None and (problem := await check_schema(spec.args_schema)):
             raise InvalidArguments(f"args_schema is not a valid JSON schema: {problem}")
-        snapshot, risk = floor_snapshot(
-            PolicySnapshot(
-                min_role=(proposed.min_role if proposed else None) or self.roles.lowest,
-                quorum=proposed.quorum if proposed else 1,
-                timeout_s=(proposed.timeout_s if proposed else None)
-                or self.config.default_timeout_s,
-                editable=list(proposed.editable) if proposed else [],
-                allow_self_approval=proposed.allow_self_approval if proposed else False,
+        # an agent's run is its own: whatever it wrote, the agent is its token's subject
+        run = (spec.run or Run()).model_copy(update={"agent_id": principal.sub})
+        operator = self.config.operator_policy(spec.tool)
+        reason = spec.reason
+        if operator is not None:
+            call = ToolCall(spec.tool, spec.args, tool_call_id=spec.tool_call_id, run=run)
+            if (await operator.verdict(call)).kind is VerdictKind.DENY:
+                message = await operator.reject_text(call)
+                raise PolicyDenied(message or f"the policy for {spec.tool!r} refuses this call")
+            reason = await operator.reason_text(call) or reason
+        floored = floor(
+            Terms(
+                min_role=proposed.min_role if proposed else None,
+                quorum=proposed.quorum if proposed else None,
+                timeout_s=proposed.timeout_s if proposed else None,
+                editable=None
+                if proposed is None or proposed.editable is None
+                else tuple(proposed.editable),
+                allow_self_approval=proposed.allow_self_approval if proposed else None,
+                risk=spec.risk,
+                channels=tuple(spec.channels),
             ),
-            spec.risk,
-            self.config.floor_for(spec.tool),
-            self.roles,
+            None if operator is None else operator.terms(),
+            roles=self.roles,
+            default_timeout_s=self.config.default_timeout_s,
+            proposer_is_operator=from_operator,
         )
-        run = spec.run if spec.run is not None else Run(agent_id=principal.sub)
+        snapshot, risk = floored.policy, floored.risk
         key = spec.idempotency_key
         if key is None and run.run_id and spec.tool_call_id:
             key = f"{run.run_id}/{spec.tool_call_id}"
@@ -150,7 +173,7 @@ class ApprovalService:
             tool_call_id=spec.tool_call_id,
             run=run,
             requested_by=principal.sub,
-            reason=spec.reason,
+            reason=reason,
             context=spec.context,
             risk=risk,
             policy=snapshot,
@@ -160,7 +183,7 @@ class ApprovalService:
             args_digest=args_digest,
             # scoped to the agent, so one agent's key never finds another agent's request
             idempotency_key=None if key is None else f"{principal.sub}\x1f{key}",
-            channels=list(spec.channels),
+            channels=floored.channels,
         )
         audit = AuditEntry(
             type="request.created",
@@ -344,11 +367,17 @@ class ApprovalService:
         *,
         reason: str | None = None,
         modified_args: JSONObject | None = None,
+        seen_digest: str | None = None,
         via: str = "api",
     ) -> ApprovalRequest:
         """Approve or reject. Raises Forbidden (agent, role too low, own request), Conflict
-        (no longer pending, or already approved by this approver), InvalidEdit; each refusal
-        is audited and leaves the request as it was."""
+        (no longer pending, already approved by this approver, or ``seen_digest`` — the
+        ``args_digest`` the approver was shown — no longer the arguments that would run),
+        InvalidEdit; each refusal is audited and leaves the request as it was.
+
+        Edits are checked against the tool's schema before the write, in a worker thread
+        (the schema may be an agent's); the write then only runs if the arguments it was
+        checked against are still the request's."""
         try:
             kind = DecisionKind(decision)
         except ValueError as exc:
@@ -360,6 +389,13 @@ class ApprovalService:
                 raise InvalidArguments("a rejection needs a reason, for the model and the audit")
         if modified_args is not None and not isinstance(modified_args, dict):
             raise InvalidEdit("modified_args must be a JSON object")
+        checked_digest: str | None = None
+        edit_problem: str | None = None
+        if modified_args:
+            current = await self._current(request_id)
+            if self._refusal(current, principal, kind, self.now()) is None:
+                edit_problem = await self._edit_problem(current, modified_args)
+            checked_digest = current.args_digest
 
         def apply(req: ApprovalRequest) -> Change:
             now = self.now()
@@ -372,18 +408,14 @@ class ApprovalService:
                 return refuse(Forbidden("agents may not decide approval requests"))
             if (late := self._expired_change(req, now, principal, verb, via=via)) is not None:
                 return late
-            if req.status.terminal:
-                return refuse(Conflict(_no_longer(req)))
-            if not self.roles.admits(principal.role, req.policy.min_role):
-                return refuse(
-                    Forbidden(
-                        f"role {principal.role!r} may not decide this request; it needs "
-                        f"{req.policy.min_role!r} or higher",
-                        required_role=req.policy.min_role,
-                    )
-                )
-            if principal.sub == req.requested_by and not req.policy.allow_self_approval:
-                return refuse(Forbidden("you requested this call, so you may not decide it"))
+            if (error := self._refusal(req, principal, kind, now)) is not None:
+                return refuse(error)
+            if seen_digest is not None and seen_digest != req.args_digest:
+                return refuse(_changed(req))
+            if edit_problem is not None:
+                return refuse(InvalidEdit(edit_problem))
+            if modified_args and req.args_digest != checked_digest:
+                return refuse(_changed(req))
             at = now
             if kind is DecisionKind.REJECT:
                 record = Decision(
@@ -408,8 +440,6 @@ class ApprovalService:
                 return refuse(Conflict("you have already approved this request"))
             final_args, final_digest = req.final_args, req.args_digest
             if modified_args:
-                if problem := self._edit_problem(req, modified_args):
-                    return refuse(InvalidEdit(problem))
                 final_args = {**req.final_args, **modified_args}
                 final_digest = digest(final_args)
             record = Decision(
@@ -438,13 +468,33 @@ class ApprovalService:
 
         return await self._transition(request_id, apply)
 
-    def _edit_problem(self, req: ApprovalRequest, modified: JSONObject) -> str | None:
+    def _refusal(
+        self, req: ApprovalRequest, principal: Principal, kind: DecisionKind, now: datetime
+    ) -> SignoffError | None:
+        """Why ``principal`` may not decide ``req`` now, or None."""
+        if principal.kind != "approver":
+            return Forbidden("agents may not decide approval requests")
+        if req.status.terminal:
+            return Conflict(_no_longer(req))
+        if now >= req.expires_at:
+            return Conflict(f"the request expired at {req.expires_at.isoformat()}")
+        if not self.roles.admits(principal.role, req.policy.min_role):
+            return Forbidden(
+                f"role {principal.role!r} may not decide this request; it needs "
+                f"{req.policy.min_role!r} or higher",
+                required_role=req.policy.min_role,
+            )
+        if principal.sub == req.requested_by and not req.policy.allow_self_approval:
+            return Forbidden("you requested this call, so you may not decide it")
+        return None
+
+    async def _edit_problem(self, req: ApprovalRequest, modified: JSONObject) -> str | None:
         not_editable = sorted(set(modified) - set(req.policy.editable))
         if not_editable:
             allowed = req.policy.editable or "none"
             return f"not editable: {not_editable}; the policy allows editing {allowed}"
         if req.args_schema is not None:
-            errors = schema_errors(req.args_schema, {**req.final_args, **modified})
+            errors = await schema_errors(req.args_schema, {**req.final_args, **modified})
             if errors:
                 return "the modified arguments do not fit the tool's schema: " + "; ".join(errors)
         return None
@@ -676,6 +726,16 @@ class ApprovalService:
                 "quorum": req.policy.quorum,
             },
         )
+
+
+def _changed(req: ApprovalRequest) -> Conflict:
+    """The arguments are no longer those the approver was shown: look again."""
+    return Conflict(
+        "the arguments changed since you looked (another approver edited them): review the "
+        "request again",
+        args_digest=req.args_digest,
+        final_args=req.final_args,
+    )
 
 
 def _no_longer(req: ApprovalRequest) -> str:

@@ -82,7 +82,7 @@ async def test_create_returns_the_contract_request_object(live: Live) -> None:
     assert body["args"] == body["final_args"] == {"order_id": "ORD-1", "amount": 250}
     assert body["requested_by"] == "support-bot"
     assert body["run"] == {
-        "agent_id": "support",
+        "agent_id": "support-bot",  # an agent's run is its token's subject's
         "run_id": "r1",
         "session_id": None,
         "metadata": {"environment": "test"},

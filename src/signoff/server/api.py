@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from signoff.audit import AuditEvent
 from signoff.errors import (
+    BadRequest,
     InvalidArguments,
     PayloadTooLarge,
     SignoffError,
@@ -30,7 +31,7 @@ from signoff.events import EventType
 from signoff.models import ApprovalRequest, Page, Principal, RequestSpec, Risk, Status
 from signoff.runs import RunRecord
 from signoff.server import events as sse
-from signoff.server.problems import problem, problem_dict, status_for
+from signoff.server.problems import from_error, problem, problem_dict, status_for
 from signoff.server.schemas import (
     ApproveIn,
     AuditEventOut,
@@ -128,20 +129,16 @@ async def read_json(request: Request, state: AppState) -> Any:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        raise _BadRequest("the request needs a JSON body")
+        raise BadRequest("the request needs a JSON body")
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise _BadRequest(f"the body is not valid JSON: {exc}") from exc
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     if json_depth(value) > state.config.server.max_args_depth + 2:
         raise InvalidArguments(
             f"the body is nested more than {state.config.server.max_args_depth} levels deep"
         )
     return value
-
-
-class _BadRequest(SignoffError):
-    code = "bad_request"
 
 
 def parse(model: type[M], value: Any) -> M:
@@ -769,12 +766,7 @@ def handler_for(endpoint: Endpoint, state: AppState) -> Callable[[Request], Awai
                     body = await read_json(request, state)
             response = await endpoint.handler(Ctx(request, state, principal, body))
         except SignoffError as exc:
-            from signoff.server.problems import from_error
-
-            if isinstance(exc, _BadRequest):
-                response = problem(400, exc.message, code="bad_request", instance=request.url.path)
-            else:
-                response = from_error(exc, instance=request.url.path)
+            response = from_error(exc, instance=request.url.path)
         status = response.status_code
         state.metrics.observe_http(
             endpoint.name, request.method, status, time.perf_counter() - started

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from signoff.errors import (
+    BadRequest,
     ConfigError,
     Conflict,
     Forbidden,
@@ -28,6 +29,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 #: the one place where an error becomes a status code
 STATUS: dict[type[SignoffError], int] = {
+    BadRequest: 400,
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
