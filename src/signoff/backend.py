@@ -76,6 +76,7 @@ class Backend(ABC):
         decision: DecisionKind,
         reason: str | None,
         modified_args: JSONObject | None,
+        seen_digest: str | None = None,
     ) -> ApprovalRequest: ...
 
 
@@ -141,11 +142,18 @@ class LocalBackend(Backend):
         decision: DecisionKind,
         reason: str | None,
         modified_args: JSONObject | None,
+        seen_digest: str | None = None,
     ) -> ApprovalRequest:
         if by is None:
             raise SignoffError(
                 "an embedded gate needs to know who decides: pass by=Principal(sub=…, role=…)"
             )
         return await self.service.decide(
-            request_id, by, decision, reason=reason, modified_args=modified_args, via="embedded"
+            request_id,
+            by,
+            decision,
+            reason=reason,
+            modified_args=modified_args,
+            seen_digest=seen_digest,
+            via="embedded",
         )

@@ -10,7 +10,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
@@ -22,6 +22,9 @@ from signoff import __version__
 from signoff.config import DEFAULT_DB_URL, Config, Settings, data_dir, load_config
 from signoff.errors import ConfigError, InvalidArguments, SignoffError
 from signoff.models import ApprovalRequest, JSONObject
+
+if TYPE_CHECKING:
+    from signoff.client import Client
 
 T = TypeVar("T")
 
@@ -59,6 +62,13 @@ UrlOption = Annotated[
 ]
 TokenOption = Annotated[str | None, typer.Option("--token", help="Your token (env SIGNOFF_TOKEN).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SeenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--seen",
+        help="The args_digest you reviewed ('signoff show' prints it): refuse if it changed.",
+    ),
+]
 
 
 @app.callback()
@@ -82,7 +92,7 @@ async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def _client(url: str | None, token: str | None) -> Any:
+def _client(url: str | None, token: str | None) -> Client:
     from signoff.client import Client
 
     settings = _settings()
@@ -92,7 +102,9 @@ def _client(url: str | None, token: str | None) -> Any:
     return Client(url or settings.server_url, token, user_agent=USER_AGENT)
 
 
-async def _with_client(url: str | None, token: str | None, fn: Callable[[Any], Awaitable[T]]) -> T:
+async def _with_client(
+    url: str | None, token: str | None, fn: Callable[[Client], Awaitable[T]]
+) -> T:
     client = _client(url, token)
     try:
         return await fn(client)
@@ -219,7 +231,7 @@ def _table(requests: list[ApprovalRequest]) -> Table:
 def pending(url: UrlOption = None, token: TokenOption = None, json_out: JsonOption = False) -> None:
     """List the requests waiting for a decision."""
 
-    async def fetch(client: Any) -> list[ApprovalRequest]:
+    async def fetch(client: Client) -> list[ApprovalRequest]:
         items: list[ApprovalRequest] = []
         cursor = None
         while True:
@@ -255,6 +267,7 @@ def show(
         return
     show_request(request, console, now_utc())
     console.print(f"Status: [bold]{request.status.value}[/]")
+    console.print(f"Arguments digest: {request.args_digest} (approve --seen checks it)")
     for d in request.decisions:
         edits = f" with {json.dumps(d.modified_args)}" if d.modified_args else ""
         reason = f": {d.reason}" if d.reason else ""
@@ -308,19 +321,25 @@ def approve(
         list[str] | None,
         typer.Option("--set", help="Approve with a changed argument: name=value (repeatable)."),
     ] = None,
+    seen: SeenOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Approve a request (with --set to change arguments first)."""
+    """Approve a request (with --set to change arguments first).
+
+    The approval counts for the arguments the request has when this command reads it (or
+    those of --seen DIGEST, the args_digest 'signoff show' printed); if another approver
+    changes them first, the approval is refused and nothing is approved."""
     edits = parse_sets(set_ or []) or None
-    request = _run(
-        _with_client(
-            url,
-            token,
-            lambda c: c.decide(request_id, "approve", reason=reason, modified_args=edits),
+
+    async def go(client: Client) -> ApprovalRequest:
+        digest = seen or (await client.get(request_id)).args_digest
+        return await client.decide(
+            request_id, "approve", reason=reason, modified_args=edits, seen_digest=digest
         )
-    )
+
+    request = _run(_with_client(url, token, go))
     _decided(request, json_out)
 
 
@@ -328,14 +347,18 @@ def approve(
 def reject(
     request_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why: the model is told this.")],
+    seen: SeenOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Reject a request; the reason goes back to the model."""
-    request = _run(
-        _with_client(url, token, lambda c: c.decide(request_id, "reject", reason=reason))
-    )
+
+    async def go(client: Client) -> ApprovalRequest:
+        digest = seen or (await client.get(request_id)).args_digest
+        return await client.decide(request_id, "reject", reason=reason, seen_digest=digest)
+
+    request = _run(_with_client(url, token, go))
     _decided(request, json_out)
 
 
@@ -384,7 +407,7 @@ def audit_export(
     if fmt != "jsonl":
         raise ConfigError(f"unknown format {fmt!r}: use jsonl")
 
-    async def export(client: Any) -> None:
+    async def export(client: Client) -> None:
         after = 0
         while True:
             page = await client.audit(request_id=request_id, after=after, limit=1000)

@@ -243,21 +243,33 @@ class Client:
         *,
         reason: str | None = None,
         modified_args: JSONObject | None = None,
+        seen_digest: str | None = None,
     ) -> ApprovalRequest:
+        """Decide; ``seen_digest`` is the ``args_digest`` of the request as you were shown it
+        (a 409 :class:`Conflict` when the arguments have changed since)."""
         body: dict[str, Any] = {"decision": str(DecisionKind(decision))}
         if reason is not None:
             body["reason"] = reason
         if modified_args is not None:
             body["modified_args"] = modified_args
+        if seen_digest is not None:
+            body["seen_digest"] = seen_digest
         response = await self._call("POST", f"/v1/requests/{request_id}/decisions", json_body=body)
         return ApprovalRequest.model_validate_json(response.body)
 
     async def decide_many(
-        self, ids: list[str], decision: DecisionKind | str, *, reason: str | None = None
+        self,
+        ids: list[str],
+        decision: DecisionKind | str,
+        *,
+        reason: str | None = None,
+        seen_digests: Mapping[str, str] | None = None,
     ) -> list[JSONObject]:
         body: dict[str, Any] = {"ids": ids, "decision": str(DecisionKind(decision))}
         if reason is not None:
             body["reason"] = reason
+        if seen_digests:
+            body["seen_digests"] = dict(seen_digests)
         response = await self._call("POST", "/v1/decisions", json_body=body)
         results: list[JSONObject] = json.loads(response.body)["results"]
         return results
@@ -595,11 +607,16 @@ class RemoteBackend(Backend):
         decision: DecisionKind,
         reason: str | None,
         modified_args: JSONObject | None,
+        seen_digest: str | None = None,
     ) -> ApprovalRequest:
         if by is not None:
             raise SignoffError(
                 "a remote gate decides as its approver token's identity; do not pass by="
             )
         return await self.approver.decide(
-            request_id, decision, reason=reason, modified_args=modified_args
+            request_id,
+            decision,
+            reason=reason,
+            modified_args=modified_args,
+            seen_digest=seen_digest,
         )

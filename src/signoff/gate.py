@@ -781,24 +781,36 @@ class Gate:
 
     async def approve(
         self,
-        request_id: str,
+        request: str | ApprovalRequest,
         *,
         by: Principal | None = None,
         reason: str | None = None,
         modified_args: JSONObject | None = None,
+        seen_digest: str | None = None,
     ) -> ApprovalRequest:
-        """Approve (optionally with edited arguments). Raises Forbidden, Conflict, InvalidEdit."""
+        """Approve (optionally with edited arguments). Raises Forbidden, Conflict, InvalidEdit.
+
+        Pass the request as you read it (an :class:`ApprovalRequest`), or give the
+        ``seen_digest`` of the arguments you looked at: the approval then counts only for
+        those arguments (:class:`Conflict` if another approver changed them meanwhile)."""
         await self.start()
+        request_id, seen = _seen(request, seen_digest)
         return await self.backend.decide(
-            request_id, by, DecisionKind.APPROVE, reason, modified_args
+            request_id, by, DecisionKind.APPROVE, reason, modified_args, seen
         )
 
     async def reject(
-        self, request_id: str, *, by: Principal | None = None, reason: str
+        self,
+        request: str | ApprovalRequest,
+        *,
+        by: Principal | None = None,
+        reason: str,
+        seen_digest: str | None = None,
     ) -> ApprovalRequest:
         """Reject with a reason (the model is told it). Raises Forbidden, Conflict."""
         await self.start()
-        return await self.backend.decide(request_id, by, DecisionKind.REJECT, reason, None)
+        request_id, seen = _seen(request, seen_digest)
+        return await self.backend.decide(request_id, by, DecisionKind.REJECT, reason, None, seen)
 
     async def cancel(
         self, request_id: str, *, run: Run | None = None, reason: str | None = None
@@ -808,6 +820,12 @@ class Gate:
         if run is None:
             run = (await self.backend.get(request_id)).run
         return await self.backend.cancel(request_id, run, reason)
+
+
+def _seen(request: str | ApprovalRequest, seen_digest: str | None) -> tuple[str, str | None]:
+    if isinstance(request, ApprovalRequest):
+        return request.id, seen_digest or request.args_digest
+    return request, seen_digest
 
 
 def _decode_args(args: Mapping[str, Any] | str | None) -> dict[str, Any] | str:

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -506,13 +506,23 @@ class ApprovalService:
         decision: DecisionKind | str,
         *,
         reason: str | None = None,
+        seen_digests: Mapping[str, str] | None = None,
         via: str = "api",
     ) -> list[tuple[str, ApprovalRequest | SignoffError]]:
-        """Decide several requests; each one succeeds or fails on its own."""
+        """Decide several requests; each one succeeds or fails on its own. ``seen_digests``
+        gives, per id, the ``args_digest`` the approver was shown."""
         results: list[tuple[str, ApprovalRequest | SignoffError]] = []
+        seen = seen_digests or {}
         for request_id in ids:
             try:
-                request = await self.decide(request_id, principal, decision, reason=reason, via=via)
+                request = await self.decide(
+                    request_id,
+                    principal,
+                    decision,
+                    reason=reason,
+                    seen_digest=seen.get(request_id),
+                    via=via,
+                )
             except SignoffError as exc:
                 results.append((request_id, exc))
             else:

@@ -100,13 +100,13 @@ class ScriptedApprover:
         try:
             if isinstance(action, Approve):
                 await self.gate.approve(
-                    request.id,
+                    request,
                     by=self.by,
                     reason=action.reason,
                     modified_args=action.modified_args,
                 )
             elif isinstance(action, Reject):
-                await self.gate.reject(request.id, by=self.by, reason=action.reason)
+                await self.gate.reject(request, by=self.by, reason=action.reason)
             else:
                 return
         except SignoffError as exc:

@@ -298,3 +298,39 @@ async def test_on_a_phone_the_queue_fits_and_approving_works(
     await approve.click()
     outcome = await asyncio.wait_for(call, 10)
     assert outcome.status.value == "executed"
+
+
+async def test_an_approval_after_someone_else_edited_is_refused_and_shows_the_new_arguments(
+    open_page: OpenPage, served: Served
+) -> None:
+    """Quorum 2: Paul reads amount 100; Petra approves with 99999; Paul's click is refused
+    (409) and the page shows what would now run, so his second click approves that."""
+    live = served.live
+    async with live.client(live.agent_token("support-bot")) as agent:
+        created = await agent.post(
+            "/v1/requests",
+            json={
+                "tool": "issue_refund",
+                "args": {"order_id": "ORD-Q", "amount": 100},
+                "policy": {"min_role": "publisher", "quorum": 2, "editable": ["amount"]},
+            },
+        )
+    request = created.json()
+    page = await open_page("paul", "publisher")
+    await page.goto(f"{live.url}/requests/{request['id']}")
+    await expect(page.locator("#request-view")).to_contain_text("100")
+    async with live.client(live.approver_token("petra", "publisher")) as petra:
+        edited = await petra.post(
+            f"/v1/requests/{request['id']}/decisions",
+            json={"decision": "approve", "modified_args": {"amount": 99999}},
+        )
+        assert edited.status_code == 200
+    await page.get_by_role("button", name="Approve", exact=True).click()
+    await expect(page.locator("#request-view [role=alert]")).to_contain_text("changed since")
+    await expect(page.locator("#request-view")).to_contain_text("99999")
+    await page.get_by_role("button", name="Approve", exact=True).click()
+    await expect(page.locator(".req-head")).to_contain_text("approved")
+    async with live.client(live.approver_token("paul", "publisher")) as paul:
+        final = (await paul.get(f"/v1/requests/{request['id']}")).json()
+    assert final["status"] == "approved" and final["final_args"]["amount"] == 99999
+    assert [d["by"] for d in final["decisions"]] == ["petra", "paul"]

@@ -94,7 +94,11 @@ async def _decide(client: Client, request_id: str, console: Console) -> None:
 
     async def carry_out(answer: Answer) -> ApprovalRequest:
         return await client.decide(
-            request.id, answer.decision, reason=answer.reason, modified_args=answer.modified_args
+            request.id,
+            answer.decision,
+            reason=answer.reason,
+            modified_args=answer.modified_args,
+            seen_digest=request.args_digest,  # what was shown at the prompt
         )
 
     await decide_at_prompt(request, console, carry_out)

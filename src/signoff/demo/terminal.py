@@ -46,8 +46,8 @@ async def _approver(gate: Gate, me: Principal, console: Console, ready: asyncio.
 async def _decide(gate: Gate, request: ApprovalRequest, me: Principal, console: Console) -> None:
     async def carry_out(answer: Answer) -> ApprovalRequest:
         if answer.decision is DecisionKind.APPROVE:
-            return await gate.approve(request.id, by=me, modified_args=answer.modified_args)
-        return await gate.reject(request.id, by=me, reason=answer.reason or "")
+            return await gate.approve(request, by=me, modified_args=answer.modified_args)
+        return await gate.reject(request, by=me, reason=answer.reason or "")
 
     await decide_at_prompt(request, console, carry_out)
 

@@ -39,11 +39,13 @@ from signoff.server.schemas import (
     BatchIn,
     BatchOut,
     CancelIn,
+    DecisionBody,
     DecisionIn,
     HealthOut,
     MeOut,
     OutcomeIn,
     RunsOut,
+    SignalIn,
     StatsOut,
     TicketOut,
     VerifyOut,
@@ -259,7 +261,10 @@ async def _disconnected(request: Request) -> None:
 
 
 async def decide(ctx: Ctx) -> Response:
-    body = parse(DecisionIn, ctx.body).root
+    if isinstance(ctx.body, dict) and "approved" in ctx.body and "decision" not in ctx.body:
+        body = parse(DecisionIn, parse(SignalIn, ctx.body).as_decision()).root
+    else:
+        body = parse(DecisionIn, ctx.body).root
     modified = body.modified_args if isinstance(body, ApproveIn) else None
     request = await ctx.state.service.decide(
         ctx.path("id"),
@@ -267,6 +272,7 @@ async def decide(ctx: Ctx) -> Response:
         body.decision,
         reason=body.reason,
         modified_args=modified,
+        seen_digest=body.seen_digest,
         via=via(ctx.request),
     )
     ctx.state.metrics.observe_decision(request)
@@ -280,6 +286,7 @@ async def decide_batch(ctx: Ctx) -> Response:
         ctx.who,
         body.decision,
         reason=body.reason,
+        seen_digests=body.seen_digests,
         via=via(ctx.request),
     )
     out: list[dict[str, Any]] = []
@@ -517,7 +524,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Approve or reject",
         "approver",
         decide,
-        body=DecisionIn,
+        body=DecisionBody,
         responses={200: ApprovalRequest},
         errors=(400, 401, 403, 404, 409, 413, 422),
     ),

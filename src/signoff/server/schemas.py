@@ -20,31 +20,64 @@ class _In(BaseModel):
 Reason = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"\S")]
 
 
+#: the ``args_digest`` of the request as the approver was shown it
+SeenDigest = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class ApproveIn(_In):
     decision: Literal["approve"]
     reason: str | None = Field(default=None, max_length=10_000)
     modified_args: JSONObject | None = None
+    seen_digest: SeenDigest | None = None
 
 
 class RejectIn(_In):
     decision: Literal["reject"]
     reason: Reason
+    seen_digest: SeenDigest | None = None
+
+
+class SignalIn(_In):
+    """The seed guides' signal shape: ``{"approved": …, "reason": …, "modifiedParams": …}``."""
+
+    approved: bool
+    reason: str | None = Field(default=None, max_length=10_000)
+    modifiedParams: JSONObject | None = None  # the seed's own field name
+    seen_digest: SeenDigest | None = None
+
+    def as_decision(self) -> dict[str, Any]:
+        """The same decision in the ``decision`` shape (validated as such by the caller)."""
+        given = {
+            "reason": self.reason,
+            "modified_args": self.modifiedParams,
+            "seen_digest": self.seen_digest,
+        }
+        body: dict[str, Any] = {"decision": "approve" if self.approved else "reject"}
+        body.update({key: value for key, value in given.items() if value is not None})
+        return body
 
 
 class DecisionIn(RootModel[Annotated[ApproveIn | RejectIn, Field(discriminator="decision")]]):
     """Approve (optionally with edited arguments) or reject with a reason."""
 
 
+class DecisionBody(RootModel[DecisionIn | SignalIn]):
+    """A decision (``decision``: approve or reject), or the seed guides' signal shape."""
+
+
 class BatchApproveIn(_In):
     ids: list[str] = Field(min_length=1, max_length=200)
     decision: Literal["approve"]
     reason: str | None = Field(default=None, max_length=10_000)
+    #: per request id, the ``args_digest`` the approver was shown
+    seen_digests: dict[str, SeenDigest] | None = Field(default=None, max_length=200)
 
 
 class BatchRejectIn(_In):
     ids: list[str] = Field(min_length=1, max_length=200)
     decision: Literal["reject"]
     reason: Reason
+    seen_digests: dict[str, SeenDigest] | None = Field(default=None, max_length=200)
 
 
 class BatchIn(

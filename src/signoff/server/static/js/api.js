@@ -44,15 +44,22 @@ export function whoAmI() {
   return mine;
 }
 
-export function decide(id, decision, { reason, modifiedArgs } = {}) {
-  const body = { decision };
+// A decision counts for the arguments the approver was shown: each one carries the
+// request's args_digest as the page drew it, and the server refuses it (409) if another
+// approver has changed the arguments since.
+export function decide(request, decision, { reason, modifiedArgs } = {}) {
+  const body = { decision, seen_digest: request.args_digest };
   if (reason) body.reason = reason;
   if (modifiedArgs && Object.keys(modifiedArgs).length) body.modified_args = modifiedArgs;
-  return api(`/v1/requests/${encodeURIComponent(id)}/decisions`, { method: "POST", body });
+  return api(`/v1/requests/${encodeURIComponent(request.id)}/decisions`, { method: "POST", body });
 }
 
-export function decideMany(ids, decision, reason) {
-  const body = { ids, decision };
+export function decideMany(requests, decision, reason) {
+  const body = {
+    ids: requests.map((r) => r.id),
+    decision,
+    seen_digests: Object.fromEntries(requests.map((r) => [r.id, r.args_digest])),
+  };
   if (reason) body.reason = reason;
   return api("/v1/decisions", { method: "POST", body });
 }

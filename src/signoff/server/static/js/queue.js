@@ -147,7 +147,7 @@ export async function queuePage() {
 
   async function approve(id) {
     try {
-      const updated = await decide(id, "approve");
+      const updated = await decide(cards.get(id).request, "approve");
       upsert(updated);
       announce(`${capitalize(updated.status === "pending" ? "approval recorded" : updated.status)}: ${updated.tool}`);
     } catch (error) {
@@ -187,7 +187,7 @@ export async function queuePage() {
         return;
       }
       try {
-        const updated = await decide(id, "reject", { reason: reason.value.trim() });
+        const updated = await decide(cards.get(id).request, "reject", { reason: reason.value.trim() });
         upsert(updated);
         announce(`Rejected: ${updated.tool}`);
       } catch (error) {
@@ -253,7 +253,8 @@ export async function queuePage() {
     batchReason.removeAttribute("aria-invalid");
     approveSelected.disabled = rejectSelected.disabled = true;
     try {
-      const answer = await decideMany(ids, decision, reason || undefined);
+      const shown = ids.map((id) => cards.get(id)?.request ?? { id });
+      const answer = await decideMany(shown, decision, reason || undefined);
       const lines = answer.results.map((result) => {
         const tool = cards.get(result.id)?.request.tool ?? result.id;
         if (result.status === 200) {

@@ -206,7 +206,7 @@ export async function requestPage() {
     );
     approveForm.addEventListener("submit", async (event) => {
       event.preventDefault();
-      await send(status, () => decide(request.id, "approve", { reason: note.value.trim() || undefined }), "Approved");
+      await send(status, () => decide(request, "approve", { reason: note.value.trim() || undefined }), "Approved");
     });
 
     // reject
@@ -236,7 +236,7 @@ export async function requestPage() {
       }
       rejectError.hidden = true;
       reason.removeAttribute("aria-invalid");
-      await send(status, () => decide(request.id, "reject", { reason: reason.value.trim() }), "Rejected");
+      await send(status, () => decide(request, "reject", { reason: reason.value.trim() }), "Rejected");
     });
 
     panel.append(approveForm, rejectForm, editSection(request, disabled, status), status);
@@ -288,7 +288,7 @@ export async function requestPage() {
         review.replaceChildren(h("h4", {}, "Check your changes"), diffTable(request.final_args, changes), confirm);
         confirm.addEventListener("click", async () => {
           const noteText = form.querySelector("#edit-note").value.trim() || undefined;
-          await send(status, () => decide(request.id, "approve", { reason: noteText, modifiedArgs: changes }), "Approved with changes");
+          await send(status, () => decide(request, "approve", { reason: noteText, modifiedArgs: changes }), "Approved with changes");
         });
         confirm.focus();
       });
