@@ -23,9 +23,6 @@ from signoff.models import (
 from signoff.runs import RunRecord
 from signoff.service import ApprovalService
 
-#: the identity trusted in-process code lists pending requests as
-_LOCAL_READER = Principal(sub="local", role=None, kind="approver")
-
 
 class Backend(ABC):
     async def start(self) -> None:  # noqa: B027 - optional hook
@@ -65,8 +62,10 @@ class Backend(ABC):
     async def save_run(self, record: RunRecord) -> RunRecord: ...
 
     @abstractmethod
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        """The run, or None when there is none (a missing run is not an error here)."""
+    async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
+        """The agent's run, or None when there is none (a missing run is not an error here).
+        Over HTTP the agent is the token's subject, whatever ``agent_id`` says; in process,
+        without ``agent_id``, the one run with that id."""
 
     @abstractmethod
     async def decide(
@@ -85,6 +84,8 @@ class LocalBackend(Backend):
 
     def __init__(self, service: ApprovalService) -> None:
         self.service = service
+        #: the identity trusted in-process code reads requests as
+        self._reader = Principal(sub="local", role=service.roles.highest, kind="approver")
 
     async def start(self) -> None:
         await self.service.start()
@@ -121,17 +122,18 @@ class LocalBackend(Backend):
         return await self.service.cancel(request_id, self._agent(run), reason)
 
     async def get(self, request_id: str) -> ApprovalRequest:
-        return await self.service.get(request_id, _LOCAL_READER)
+        return await self.service.get(request_id, self._reader)
 
     async def pending(self) -> list[ApprovalRequest]:
-        return await self.service.pending(_LOCAL_READER)
+        return await self.service.pending(self._reader)
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.service.save_run(record, self._agent(Run(agent_id=record.agent_id)))
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
+    async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
+        who = self._reader if agent_id is None else self._agent(Run(agent_id=agent_id))
         try:
-            return await self.service.get_run(run_id, _LOCAL_READER)
+            return await self.service.get_run(run_id, who)
         except NotFound:
             return None
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from signoff import __version__
 from signoff.config import DEFAULT_DB_URL, Config, Settings, data_dir, load_config
-from signoff.errors import ConfigError, InvalidArguments, SignoffError
+from signoff.errors import ConfigError, InvalidArguments, NotFound, SignoffError
 from signoff.models import ApprovalRequest, JSONObject
+from signoff.safe_text import printable, redact, shown
 
 if TYPE_CHECKING:
     from signoff.client import Client
@@ -113,7 +113,8 @@ async def _with_client(
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    # JSON escapes C0 controls itself; C1 and formatting characters are escaped here too
+    print(printable(json.dumps(value, indent=2, ensure_ascii=False), one_line=False))
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -138,7 +139,9 @@ def serve(
     cfg = _config(config)
     service = ApprovalService(store_from_url(db_url), config=cfg)
     application = create_app(service, key=key_for(data_dir(db_url), settings.secret), config=cfg)
-    console.print(f"signoff {__version__} serving on http://{host}:{port} (store: {db_url})")
+    console.print(
+        f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})"
+    )
     uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
 
 
@@ -218,10 +221,10 @@ def _table(requests: list[ApprovalRequest]) -> Table:
         left = (request.expires_at - now).total_seconds()
         table.add_row(
             request.id,
-            escape(request.tool),
+            shown(request.tool),
             request.risk.value,
-            escape(request.run.agent_id),
-            escape(request.reason or ""),
+            shown(request.run.agent_id),
+            shown(request.reason or ""),
             compact_duration(left) if left > 0 else "expired",
         )
     return table
@@ -272,14 +275,14 @@ def show(
         edits = f" with {json.dumps(d.modified_args)}" if d.modified_args else ""
         reason = f": {d.reason}" if d.reason else ""
         console.print(
-            escape(
+            shown(
                 f"  {d.decision.value}{edits} by {d.by} ({d.role}) via {d.via} at "
                 f"{d.at:%Y-%m-%d %H:%M:%S}{reason}"
             )
         )
     if request.outcome is not None:
         console.print(
-            escape(f"Outcome: {request.outcome.status} {json.dumps(request.outcome.detail)}")
+            shown(f"Outcome: {request.outcome.status} {json.dumps(request.outcome.detail)}")
         )
 
 
@@ -383,12 +386,14 @@ def audit_verify(
         _print_json(result)
     elif result["ok"]:
         console.print(
-            f"The audit chain is intact: {result['events']} events, head {result['head']}"
+            shown(f"The audit chain is intact: {result['events']} events, head {result['head']}")
         )
     else:
         bad = result.get("first_bad") or {}
         print(
-            f"signoff: the audit chain is broken at event {bad.get('seq')}: {bad.get('reason')}",
+            printable(
+                f"signoff: the audit chain is broken at event {bad.get('seq')}: {bad.get('reason')}"
+            ),
             file=sys.stderr,
         )
         raise typer.Exit(1)
@@ -431,22 +436,29 @@ def runs_list(
 ) -> None:
     """List the durable runs in the store, most recent first."""
     from signoff.stores import store_from_url
+    from signoff.stores.base import RunQuery
 
     async def fetch() -> list[Any]:
         store = store_from_url(db or _settings().db_url)
         async with store:
-            return await store.list_runs(status=status, limit=200)
+            return await store.list_runs(RunQuery(status=status, limit=200))
 
     runs = _run(fetch())
     if json_out:
         _print_json([r.model_dump(mode="json") for r in runs])
         return
     table = Table()
-    for column in ("run", "agent", "status", "provider", "turns", "updated"):
+    for column in ("run", "agent", "status", "provider", "turns", "updated", "app (hint)"):
         table.add_column(column, no_wrap=column == "run")
     for r in runs:
         updated = f"{r.updated_at:%Y-%m-%d %H:%M:%S}"
-        table.add_row(r.run_id, r.agent_id, r.status, r.provider, str(r.turns), updated)
+        table.add_row(
+            *(
+                printable(value)
+                for value in (r.run_id, r.agent_id, r.status, r.provider, str(r.turns), updated)
+            ),
+            printable(r.app or ""),
+        )
     console.print(table if runs else "No runs.")
 
 
@@ -457,30 +469,49 @@ def runs_resume(
         str | None,
         typer.Option("--app", help="module:factory giving the client, gate and tools."),
     ] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="The run's agent, where several used its id.")
+    ] = None,
     db: DbOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Continue a run from its last checkpoint: waits for pending decisions, runs each
-    approved tool once, and carries the conversation on to the model's final answer."""
-    from signoff.errors import NotFound
+    approved tool once, and carries the conversation on to the model's final answer.
+
+    The code it imports comes only from you: --app, or the run's recorded app when that is
+    listed in the config's [runs] apps. A run's recorded app was written by its agent."""
     from signoff.integrations.runs import resume
     from signoff.stores import store_from_url
+    from signoff.stores.base import RunQuery
+
+    cfg = _config(config)
 
     async def go() -> str:
-        spec = app_spec
+        spec, agent_id = app_spec, agent
         if spec is None:
             store = store_from_url(db or _settings().db_url)
             async with store:
-                record = await store.get_run(run_id)
-            if record is None:
-                raise NotFound(f"no run {run_id} in {db or _settings().db_url}")
+                found = await store.list_runs(RunQuery(run_id=run_id, owner=agent, limit=2))
+            if not found:
+                raise NotFound(f"no run {run_id} in {redact(db or _settings().db_url)}")
+            if len(found) > 1:
+                agents = ", ".join(sorted(r.owner for r in found))
+                raise SignoffError(f"several agents have a run {run_id} ({agents}): pass --agent")
+            record = found[0]
             if record.app is None:
                 raise SignoffError(f"run {run_id} records no app; pass --app module:factory")
-            spec = record.app
-        result = await resume(run_id, app=spec)
+            if record.app not in cfg.runs.apps:
+                raise SignoffError(
+                    f"run {run_id} names the app {printable(record.app)!r}, written by the agent "
+                    "that ran it, which is not in [runs] apps: pass --app module:factory, or "
+                    "list it in the config's [runs] apps"
+                )
+            spec, agent_id = record.app, record.owner
+        result = await resume(run_id, app=spec, agent_id=agent_id, allowed_apps=cfg.runs.apps)
         return result.final_text
 
     text = _run(go())
-    console.print(text, markup=False, soft_wrap=True)
+    console.print(printable(text), markup=False, soft_wrap=True)
 
 
 # -- the demo ------------------------------------------------------------------------------
@@ -522,9 +553,9 @@ def main(argv: list[str] | None = None) -> None:
     except _USAGE_ERRORS as exc:
         message = exc.format_message()
         if message:  # empty after "no arguments: here is the help"
-            print(f"signoff: {message}", file=sys.stderr)
+            print(f"signoff: {printable(message)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except SignoffError as exc:
-        print(f"signoff: {exc.message}", file=sys.stderr)
+        print(f"signoff: {printable(exc.message)}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -567,7 +567,7 @@ class RemoteBackend(Backend):
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.agent.save_run(record)
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
+    async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
         try:
             return await self.agent.get_run(run_id)
         except NotFound:

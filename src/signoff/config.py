@@ -64,7 +64,7 @@ _TOOL_KEYS = {
     "allow_self_approval",
     "channels",
 }
-_TOP_KEYS = {"roles", "always_require_approval", "defaults", "tools", "auth", "server"}
+_TOP_KEYS = {"roles", "always_require_approval", "defaults", "tools", "auth", "server", "runs"}
 _DEFAULT_KEYS = {"timeout", "on_timeout", "min_role"}
 _AUTH_KEYS = {
     "role_claim",
@@ -109,6 +109,13 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RunsConfig:
+    #: the "module:factory" apps `signoff runs resume` may import when a run names one (a
+    #: run's recorded app is agent-written: never imported unless it is listed here)
+    apps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     roles: RoleLadder = field(default_factory=RoleLadder)
     default_timeout_s: float = DEFAULT_TIMEOUT_S
@@ -117,6 +124,7 @@ class Config:
     tools: Mapping[str, Policy] = field(default_factory=dict)
     auth: AuthConfig = field(default_factory=AuthConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
     source: str | None = None
 
     def operator_policy(self, tool: str) -> Policy | None:
@@ -189,6 +197,7 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Confi
         tools=tools,
         auth=_auth(_table(data.get("auth", {}), "[auth]")),
         server=_server(_table(data.get("server", {}), "[server]")),
+        runs=_runs(_table(data.get("runs", {}), "[runs]")),
         source=source,
     )
 
@@ -265,6 +274,16 @@ def _server(table: Mapping[str, Any]) -> ServerConfig:
         max_args_depth=int(table.get("max_args_depth", 32)),
         public_url=table.get("public_url"),
     )
+
+
+def _runs(table: Mapping[str, Any]) -> RunsConfig:
+    _only(table, {"apps"}, "[runs]")
+    apps = _strings(table.get("apps", []), "[runs] apps")
+    for app in apps:
+        module, sep, attribute = app.partition(":")
+        if not (module and sep and attribute):
+            raise ConfigError(f"[runs] apps: {app!r} must be 'package.module:factory'")
+    return RunsConfig(apps=tuple(apps))
 
 
 def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:

@@ -53,7 +53,7 @@ from signoff.models import (
 )
 from signoff.policy import Terms, VerdictKind, floor
 from signoff.runs import RunRecord
-from signoff.stores.base import Change, Created, ListQuery, Store
+from signoff.stores.base import Change, Created, ListQuery, RunQuery, Store
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,7 @@ class ApprovalService:
     # -- the approver's side --------------------------------------------------------------
 
     async def list_requests(self, query: ListQuery, principal: Principal) -> Page:
+        self._require_known_role(principal)
         if principal.kind == "agent":
             # an agent sees its own requests and nothing else
             query = ListQuery(
@@ -567,31 +568,65 @@ class ApprovalService:
     # -- durable runs -------------------------------------------------------------------------
 
     async def save_run(self, record: RunRecord, principal: Principal) -> RunRecord:
-        """Checkpoint a run. Only agents save runs, and only their own."""
+        """Checkpoint a run. Only agents save runs, and only their own: a run id is the
+        agent's own, so no agent can claim or overwrite another's run."""
         if principal.kind != "agent":
             raise Forbidden("only agents checkpoint runs")
-        record = record.model_copy(update={"owner": principal.sub, "updated_at": self.now()})
-        if not await self.store.save_run(record):
-            raise Forbidden(f"run {record.run_id} belongs to another agent")
+        record = record.model_copy(
+            update={"owner": principal.sub, "agent_id": principal.sub, "updated_at": self.now()}
+        )
+        await self.store.save_run(record)
         return record
 
-    async def get_run(self, run_id: str, principal: Principal) -> RunRecord:
-        record = await self.store.get_run(run_id)
-        if record is None:
+    async def get_run(
+        self, run_id: str, principal: Principal, *, owner: str | None = None
+    ) -> RunRecord:
+        """A run: an agent's own, or (for an approver) the one with that id, of ``owner``
+        where several agents used the same id."""
+        if principal.kind == "agent":
+            owner = principal.sub
+        else:
+            self._require_known_role(principal)
+        if owner is not None:
+            record = await self.store.get_run(owner, run_id)
+            if record is None:
+                raise NotFound(f"no run {run_id}")
+            return record
+        found = await self.store.list_runs(RunQuery(run_id=run_id, limit=2))
+        if not found:
             raise NotFound(f"no run {run_id}")
-        if principal.kind == "agent" and record.owner != principal.sub:
-            raise Forbidden("an agent may only read its own runs")
-        return record
+        if len(found) > 1:
+            raise Conflict(f"several agents have a run {run_id}: name the agent")
+        return found[0]
 
     async def list_runs(
-        self, principal: Principal, *, status: str | None = None, limit: int = 100
+        self,
+        principal: Principal,
+        *,
+        status: str | None = None,
+        owner: str | None = None,
+        limit: int = 100,
     ) -> list[RunRecord]:
-        runs = await self.store.list_runs(status=status, limit=limit)
         if principal.kind == "agent":
-            runs = [r for r in runs if r.owner == principal.sub]
-        return runs
+            owner = principal.sub
+        else:
+            self._require_known_role(principal)
+        return await self.store.list_runs(RunQuery(status=status, owner=owner, limit=limit))
 
     # -- audit ----------------------------------------------------------------------------
+
+    def require_reader(self, principal: Principal) -> None:
+        """Raise Forbidden unless ``principal`` may read requests at all (an agent reads its
+        own; an approver needs a role the ladder knows)."""
+        self._require_known_role(principal)
+
+    def _require_known_role(self, principal: Principal) -> None:
+        """An approver reads only with a role the ladder knows: no known role, no access."""
+        if principal.kind == "approver" and self.roles.rank(principal.role) < 0:
+            raise Forbidden(
+                f"your role {principal.role!r} is not one of {list(self.roles.roles)}: "
+                "no known role, no access"
+            )
 
     def _require_auditor(self, principal: Principal) -> None:
         if principal.kind != "approver" or principal.role != self.roles.highest:
@@ -631,9 +666,14 @@ class ApprovalService:
         return request
 
     async def _check_can_read(self, request: ApprovalRequest, principal: Principal) -> None:
-        if principal.kind == "approver" or request.requested_by == principal.sub:
+        if principal.kind == "approver":
+            if self.roles.rank(principal.role) >= 0:
+                return
+        elif request.requested_by == principal.sub:
             return
         await self._audit_refusal(request, principal, "read")
+        if principal.kind == "approver":
+            self._require_known_role(principal)
         raise Forbidden("an agent may only read its own requests")
 
     async def _check_owner(self, request: ApprovalRequest, principal: Principal, verb: str) -> None:

@@ -17,7 +17,7 @@ from signoff.integrations.anthropic import run_agent
 from signoff.integrations.runs import resume
 from signoff.models import Status
 from signoff.service import ApprovalService
-from signoff.stores.base import ListQuery
+from signoff.stores.base import ListQuery, RunQuery
 from signoff.stores.sqlite import SqliteStore
 from tests.integrations.fake_providers import FakeModel, Shop, ToolUse, say, use, wait_for_pending
 
@@ -44,7 +44,7 @@ async def test_a_run_is_checkpointed_and_continued_after_its_process_goes(
         task.cancel()  # the process "dies" while the call waits
         with pytest.raises(asyncio.CancelledError):
             await task
-    record = await first.backend.get_run("run-7")
+    record = await first.backend.get_run("run-7", "support")
     assert record is not None and record.status == "running"
     assert record.transcript[-1]["role"] == "assistant"  # checkpointed: the unanswered call
     [pending] = await first.pending()
@@ -61,7 +61,7 @@ async def test_a_run_is_checkpointed_and_continued_after_its_process_goes(
         # one approval request for the call, however many processes asked
         page = await second.backend.service.list_requests(ListQuery(), ADMIN)  # type: ignore[attr-defined]
         assert len(page.items) == 1
-        done = await second.backend.get_run("run-7")
+        done = await second.backend.get_run("run-7", "support")
         assert done is not None and done.status == "finished" and done.final_text == "Refunded."
         # a finished run is not run again: no model call, no tool call
         calls = len(model.bodies)
@@ -82,7 +82,7 @@ async def test_a_run_without_run_id_is_not_stored(model: FakeModel) -> None:
     assert result.final_text == "Hello."
     backend = gate.backend
     assert isinstance(backend, LocalBackend)
-    assert await backend.service.store.list_runs() == []
+    assert await backend.service.store.list_runs(RunQuery()) == []
     await gate.aclose()
 
 
@@ -150,7 +150,10 @@ async def test_sigkill_while_waiting_then_resume_in_a_new_process(
 
 
 async def resume_in_a_new_process(run_id: str, db: Path, cwd: Path, env: dict[str, str]) -> str:
-    """``signoff runs resume`` in a subprocess; its output (it must succeed)."""
+    """``signoff runs resume`` in a subprocess; its output (it must succeed). The run's
+    recorded app is imported because the operator's config lists it."""
+    config = cwd / "signoff.toml"
+    config.write_text('[runs]\napps = ["tests.helpers.durable_agent:build"]\n')
     resumed = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -160,6 +163,8 @@ async def resume_in_a_new_process(run_id: str, db: Path, cwd: Path, env: dict[st
         run_id,
         "--db",
         f"sqlite:///{db}",
+        "--config",
+        str(config),
         cwd=cwd,
         env=env,
         stdout=asyncio.subprocess.PIPE,

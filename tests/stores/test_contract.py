@@ -12,7 +12,7 @@ from signoff.canonical import digest
 from signoff.errors import Conflict, InvalidArguments, NotFound, StoreError
 from signoff.models import ApprovalRequest, Page, PolicySnapshot, Run, Status
 from signoff.runs import RunRecord
-from signoff.stores.base import Change, ListQuery, Store
+from signoff.stores.base import Change, ListQuery, RunQuery, Store
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -281,25 +281,31 @@ def run_record(
 
 
 async def test_runs_save_get_list(store: Store) -> None:
-    assert await store.get_run("r1") is None
-    assert await store.save_run(run_record("r1", minutes=1))
-    assert await store.save_run(run_record("r2", minutes=2, status="finished"))
-    first = await store.get_run("r1")
+    assert await store.get_run("bot", "r1") is None
+    await store.save_run(run_record("r1", minutes=1))
+    await store.save_run(run_record("r2", minutes=2, status="finished"))
+    first = await store.get_run("bot", "r1")
     assert first is not None and first.transcript == [{"role": "user", "content": "hi"}]
     updated = run_record("r1", minutes=3).model_copy(update={"transcript": [], "turns": 2})
-    assert await store.save_run(updated)
-    again = await store.get_run("r1")
+    await store.save_run(updated)
+    again = await store.get_run("bot", "r1")
     assert again is not None and again.turns == 2 and again.transcript == []
-    assert [r.run_id for r in await store.list_runs()] == ["r1", "r2"]
-    assert [r.run_id for r in await store.list_runs(status="finished")] == ["r2"]
-    assert [r.run_id for r in await store.list_runs(limit=1)] == ["r1"]
+    assert [r.run_id for r in await store.list_runs(RunQuery())] == ["r1", "r2"]
+    assert [r.run_id for r in await store.list_runs(RunQuery(status="finished"))] == ["r2"]
+    assert [r.run_id for r in await store.list_runs(RunQuery(limit=1))] == ["r1"]
 
 
-async def test_a_run_cannot_be_taken_over(store: Store) -> None:
-    assert await store.save_run(run_record("r1", owner="bot-a"))
-    assert not await store.save_run(run_record("r1", owner="bot-b", minutes=5))
-    kept = await store.get_run("r1")
-    assert kept is not None and kept.owner == "bot-a"
+async def test_a_run_id_belongs_to_its_agent(store: Store) -> None:
+    """One agent using (or squatting on) a run id never touches another agent's run."""
+    await store.save_run(run_record("r1", owner="bot-a"))
+    await store.save_run(run_record("r1", owner="bot-b", minutes=5))
+    mine = await store.get_run("bot-a", "r1")
+    theirs = await store.get_run("bot-b", "r1")
+    assert mine is not None and mine.owner == "bot-a"
+    assert theirs is not None and theirs.owner == "bot-b"
+    both = await store.list_runs(RunQuery(run_id="r1"))
+    assert sorted(r.owner for r in both) == ["bot-a", "bot-b"]
+    assert [r.owner for r in await store.list_runs(RunQuery(owner="bot-a"))] == ["bot-a"]
 
 
 # -- single-use tokens -----------------------------------------------------------------------

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +24,8 @@ from rich.text import Text
 from signoff._util import human_duration
 from signoff.errors import SignoffError
 from signoff.models import ApprovalRequest, DecisionKind, JSONObject
+from signoff.safe_text import printable
+from signoff.safe_text import shown as safe
 
 Prompt = Callable[[str], Awaitable[str]]
 
@@ -43,24 +44,27 @@ def show(request: ApprovalRequest, console: Console, now: datetime) -> None:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Tool", Text(request.tool))
-    table.add_row("Arguments", Text(json.dumps(request.final_args, indent=2, ensure_ascii=False)))
+    # every field is agent-written: shown through printable(), never as raw terminal bytes
+    table.add_row("Tool", Text(printable(request.tool)))
+    arguments = json.dumps(request.final_args, indent=2, ensure_ascii=False)
+    table.add_row("Arguments", Text(printable(arguments, one_line=False)))
     if request.reason:
-        table.add_row("Reason", Text(request.reason))
+        table.add_row("Reason", Text(printable(request.reason, one_line=False)))
     risk = request.risk.value
     table.add_row("Risk", f"[{_RISK_STYLE.get(risk, 'white')}]{risk}[/]")
     for key, value in request.context.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        table.add_row(key.replace("_", " ").capitalize(), Text(shown))
+        label = printable(key.replace("_", " ").capitalize())
+        table.add_row(Text(label), Text(printable(shown, one_line=False)))
     agent = request.run.agent_id + (f" (run {request.run.run_id})" if request.run.run_id else "")
-    table.add_row("Agent", Text(agent))
+    table.add_row("Agent", Text(printable(agent)))
     policy = request.policy
     needs = f"{policy.min_role} or higher"
     if policy.quorum > 1:
         needs += f", {len(request.approvals)}/{policy.quorum} approvals so far"
     table.add_row("Needs", needs)
     if policy.editable:
-        table.add_row("Editable", ", ".join(policy.editable))
+        table.add_row("Editable", Text(printable(", ".join(policy.editable))))
     left = (request.expires_at - now).total_seconds()
     expiry = f"in {human_duration(left)}" if left > 0 else "now"
     table.add_row("Expires", f"{expiry} ({request.expires_at:%H:%M:%S} UTC)")
@@ -150,7 +154,7 @@ async def _edit(request: ApprovalRequest, prompt: Prompt, console: Console) -> J
     for name in request.policy.editable:
         current = request.final_args.get(name)
         shown = json.dumps(current, ensure_ascii=False)
-        text = (await prompt(f"  {name} [{shown}]: ")).strip()
+        text = (await prompt(printable(f"  {name} [{shown}]: "))).strip()
         if text:
             value = parse_value(text)
             if value != current:
@@ -161,7 +165,7 @@ async def _edit(request: ApprovalRequest, prompt: Prompt, console: Console) -> J
     for name, value in edits.items():
         before = json.dumps(request.final_args.get(name), ensure_ascii=False)
         after = json.dumps(value, ensure_ascii=False)
-        console.print(f"  {escape(name)}: [red]{escape(before)}[/] → [green]{escape(after)}[/]")
+        console.print(f"  {safe(name)}: [red]{safe(before)}[/] → [green]{safe(after)}[/]")
     confirm = (await prompt("Approve with these changes? [y/n]: ")).strip().lower()
     return edits if confirm in ("y", "yes") else None
 
@@ -188,7 +192,7 @@ async def decide_at_prompt(
     try:
         decided = await decide(answer)
     except SignoffError as exc:
-        console.print(f"[red]Could not decide: {escape(exc.message)}[/]", soft_wrap=True)
+        console.print(f"[red]Could not decide: {safe(exc.message)}[/]", soft_wrap=True)
         return
     if decided.status.value == "pending":
         approvals = f"{len(decided.approvals)}/{decided.policy.quorum}"

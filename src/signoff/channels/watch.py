@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 
 from rich.console import Console
-from rich.markup import escape
 
 from signoff.channels.console import Answer, decide_at_prompt
 from signoff.client import Client
 from signoff.errors import SignoffError, Unavailable
 from signoff.events import EventType
 from signoff.models import ApprovalRequest, Status
+from signoff.safe_text import shown
 
 
 async def _follow(
@@ -36,9 +36,9 @@ async def _follow(
                 if event.type == EventType.CREATED:
                     queue.put_nowait(event.request.id)
         except Unavailable as exc:
-            console.print(f"[yellow]Lost the server ({escape(str(exc))}); reconnecting…[/]")
+            console.print(f"[yellow]Lost the server ({shown(str(exc))}); reconnecting…[/]")
         except SignoffError as exc:
-            console.print(f"[red]{escape(exc.message)}[/]")
+            console.print(f"[red]{shown(exc.message)}[/]")
             raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 10.0)
@@ -63,7 +63,7 @@ async def watch(client: Client, console: Console) -> None:
             page = await client.list_requests(status=Status.PENDING.value, limit=200)
         for request in reversed(page.items):
             queue.put_nowait(request.id)
-        console.print(f"Watching {client.url} for approval requests (Ctrl-C to stop)…")
+        console.print(f"Watching {shown(client.url)} for approval requests (Ctrl-C to stop)…")
         seen: set[str] = set()
         while True:
             getter = asyncio.ensure_future(queue.get())
@@ -87,7 +87,7 @@ async def _decide(client: Client, request_id: str, console: Console) -> None:
     try:
         request: ApprovalRequest = await client.get(request_id)
     except SignoffError as exc:
-        console.print(f"[red]{escape(exc.message)}[/]")
+        console.print(f"[red]{shown(exc.message)}[/]")
         return
     if request.status is not Status.PENDING:
         return

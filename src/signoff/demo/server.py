@@ -14,7 +14,6 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
-from rich.markup import escape
 
 from signoff._util import new_id, stop_task
 from signoff.auth import Issuer, load_or_create_key
@@ -24,6 +23,7 @@ from signoff.errors import SignoffError
 from signoff.gate import Gate
 from signoff.integrations._loop import AgentResult, run_tool_loop
 from signoff.models import Run
+from signoff.safe_text import shown
 from signoff.server.app import create_app
 from signoff.server.session import login_link
 from signoff.service import ApprovalService
@@ -98,9 +98,9 @@ async def _agent(gate: Gate, settings: Settings, console: Console) -> None:
 
     async def one(n: int, scenario: Scenario) -> None:
         run = Run(agent_id="demo-agent", run_id=new_id("run"), metadata={"scenario": n})
-        console.print(f"[bold cyan]User[/]: {escape(scenario.prompt)}", soft_wrap=True)
+        console.print(f"[bold cyan]User[/]: {shown(scenario.prompt)}", soft_wrap=True)
         result = await _converse(kind, gate, tools, scenario, run)
-        console.print(f"[bold cyan]Agent[/]: {escape(result.final_text)}", soft_wrap=True)
+        console.print(f"[bold cyan]Agent[/]: {shown(result.final_text)}", soft_wrap=True)
         console.file.flush()
 
     await asyncio.gather(*(one(n, s) for n, s in enumerate(SCENARIOS, 1)))

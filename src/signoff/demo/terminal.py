@@ -7,7 +7,6 @@ import getpass
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from signoff._util import new_id, stop_task
 from signoff.backend import LocalBackend
@@ -16,6 +15,7 @@ from signoff.channels.console import Answer, decide_at_prompt
 from signoff.events import EventType
 from signoff.gate import Gate
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Run, Status
+from signoff.safe_text import shown
 
 from .tools import register
 
@@ -68,11 +68,11 @@ async def run_terminal_demo(db_url: str, role: str, console: Console) -> None:
         )
         try:
             for n, (tool, args) in enumerate(SCRIPT, 1):
-                line = f"\n[bold cyan]Agent[/] calls [bold]{tool}[/]({escape(str(args))})"
+                line = f"\n[bold cyan]Agent[/] calls [bold]{tool}[/]({shown(str(args))})"
                 console.print(line, soft_wrap=True)
                 outcome = await gate.call(tool, args, tool_call_id=f"call_{n}", run=run)
                 style = "green" if not outcome.is_error else "red"
-                told = escape(outcome.to_model())
+                told = shown(outcome.to_model())
                 # soft wrap: JSON someone may copy must not get line breaks inserted
                 console.print(f"[bold cyan]Model is told[/]: [{style}]{told}[/]", soft_wrap=True)
             pending = [r for r in await gate.pending() if r.status is Status.PENDING]

@@ -8,7 +8,7 @@ alone, given the client, gate and tools (or the ``app`` the run was started with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from signoff._util import jsonable, now_utc
@@ -36,7 +36,7 @@ async def run_durably(
     if run is None or not run.run_id:
         return await run_tool_loop(provider, gate, tools, transcript, run=run, max_turns=max_turns)
     await gate.start()
-    record = await gate.backend.get_run(run.run_id)
+    record = await gate.backend.get_run(run.run_id, run.agent_id)
     if record is not None and record.status == "finished":
         # this run is done: its answer stands, nothing is called or run again
         return AgentResult(record.transcript, record.final_text or "", [], record.turns, True)
@@ -90,25 +90,32 @@ async def resume(
     gate: Gate | None = None,
     tools: Sequence[AnyTool] | None = None,
     app: str | None = None,
+    agent_id: str | None = None,
+    allowed_apps: Collection[str] = (),
 ) -> AgentResult:
     """Continue a run from its last checkpoint, in this process.
 
     Give the ``client``, ``gate`` and ``tools`` the run was started with, or an ``app``
-    (``"module:factory"`` returning an :class:`~signoff.runs.AgentApp`); without either,
-    the ``app`` recorded when the run started is used (the gate is needed to find it).
+    (``"module:factory"`` returning an :class:`~signoff.runs.AgentApp`). The code imported
+    comes only from the caller: the ``app`` an agent recorded with the run is a hint, used
+    only when it is one of ``allowed_apps`` (the operator's ``[runs] apps``). ``agent_id``
+    names the run's agent where several agents used the same run id.
     """
-    if app is not None or gate is None:
-        if app is None:
-            raise ConfigError("resume needs the gate (with client and tools) or an app")
+    if app is not None:
         built = await load_app(app)
         client, gate, tools = built.client, built.gate, built.tools
+    if gate is None:
+        raise ConfigError("resume needs the gate (with client and tools) or an app")
     await gate.start()
-    record = await gate.backend.get_run(run_id)
+    record = await gate.backend.get_run(run_id, agent_id)
     if record is None:
         raise NotFound(f"no run {run_id}")
     if client is None or tools is None:
-        if record.app is None:
-            raise ConfigError(f"run {run_id} records no app; pass client, gate and tools")
+        if record.app is None or record.app not in allowed_apps:
+            raise ConfigError(
+                f"run {run_id} records the app {record.app!r}, which is not an allowed app: "
+                "pass the client and tools, or app='module:factory'"
+            )
         built = await load_app(record.app)
         client, gate, tools = built.client, built.gate, built.tools
     by_name = {tool.name: tool for tool in tools}

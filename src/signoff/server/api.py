@@ -334,6 +334,7 @@ async def events(ctx: Ctx) -> Response:
         if unknown:
             known = sorted(t.value for t in EventType)
             raise InvalidArguments(f"unknown event types {unknown}; the types are {known}")
+    ctx.state.service.require_reader(ctx.who)
     expires = ctx.who.claims.get("exp")
     return await sse.response(
         ctx.state.service, ctx.who, last, float(expires) if expires is not None else None, types

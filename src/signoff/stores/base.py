@@ -70,6 +70,22 @@ class ListQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class RunQuery:
+    status: str | None = None
+    owner: str | None = None
+    run_id: str | None = None
+    limit: int = 100
+
+    def params(self) -> dict[str, str | int | None]:
+        return {
+            "status": self.status,
+            "owner": self.owner,
+            "run_id": self.run_id,
+            "limit": self.limit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Created:
     request: ApprovalRequest
     created: bool
@@ -188,15 +204,15 @@ class Store(ABC):
     # -- durable runs ---------------------------------------------------------------------
 
     @abstractmethod
-    async def save_run(self, record: RunRecord) -> bool:
-        """Insert or update a run's checkpoint; False (and nothing written) when the run
-        belongs to another owner."""
+    async def save_run(self, record: RunRecord) -> None:
+        """Insert or update a run's checkpoint, keyed by its owner and run id: a run id
+        belongs to the agent that runs it, so no agent can touch another's run."""
 
     @abstractmethod
-    async def get_run(self, run_id: str) -> RunRecord | None: ...
+    async def get_run(self, owner: str, run_id: str) -> RunRecord | None: ...
 
     @abstractmethod
-    async def list_runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRecord]:
+    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
         """Runs, most recently updated first."""
 
     # -- single-use tokens ----------------------------------------------------------------

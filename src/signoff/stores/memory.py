@@ -14,6 +14,7 @@ from signoff.runs import RunRecord
 from signoff.stores.base import (
     Created,
     ListQuery,
+    RunQuery,
     Store,
     Transitioned,
     TransitionFn,
@@ -34,7 +35,7 @@ class MemoryStore(Store):
         self._seq: dict[str, int] = {}
         self._by_key: dict[str, str] = {}
         self._audit: list[AuditEvent] = []
-        self._runs: dict[str, RunRecord] = {}
+        self._runs: dict[tuple[str, str], RunRecord] = {}
         self._events: list[Event] = []
         self._next_seq = 1
 
@@ -163,22 +164,24 @@ class MemoryStore(Store):
                 counts[request.status.value] = counts.get(request.status.value, 0) + 1
         return counts
 
-    async def save_run(self, record: RunRecord) -> bool:
+    async def save_run(self, record: RunRecord) -> None:
         with self._lock:
-            current = self._runs.get(record.run_id)
-            if current is not None and current.owner != record.owner:
-                return False
-            self._runs[record.run_id] = record
-        return True
+            self._runs[(record.owner, record.run_id)] = record
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        return self._runs.get(run_id)
+    async def get_run(self, owner: str, run_id: str) -> RunRecord | None:
+        return self._runs.get((owner, run_id))
 
-    async def list_runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRecord]:
+    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
         with self._lock:
-            runs = [r for r in self._runs.values() if status is None or r.status == status]
+            runs = [
+                r
+                for r in self._runs.values()
+                if (query.status is None or r.status == query.status)
+                and (query.owner is None or r.owner == query.owner)
+                and (query.run_id is None or r.run_id == query.run_id)
+            ]
         runs.sort(key=lambda r: r.updated_at, reverse=True)
-        return runs[:limit]
+        return runs[: query.limit]
 
     async def spend(self, key: str, until: datetime) -> bool:
         now = datetime.now(UTC)

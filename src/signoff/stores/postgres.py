@@ -52,6 +52,7 @@ from signoff.stores import sql
 from signoff.stores.base import (
     Created,
     ListQuery,
+    RunQuery,
     Store,
     Transitioned,
     TransitionFn,
@@ -381,7 +382,7 @@ class PostgresStore(Store):
         rows = await self._rows("count_by_status")
         return {status: int(count) for status, count in rows}
 
-    async def save_run(self, record: RunRecord) -> bool:
+    async def save_run(self, record: RunRecord) -> None:
         # runs are not audited and emit no events, so they need no write lock
         params = {
             "run_id": record.run_id,
@@ -391,15 +392,14 @@ class PostgresStore(Store):
             "body": record.model_dump_json(),
         }
         async with self._connection() as conn:
-            cursor = await conn.execute(_Q["save_run"], params)
-            return cursor.rowcount == 1
+            await conn.execute(_Q["save_run"], params)
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        rows = await self._rows("get_run", {"run_id": run_id})
+    async def get_run(self, owner: str, run_id: str) -> RunRecord | None:
+        rows = await self._rows("get_run", {"owner": owner, "run_id": run_id})
         return RunRecord.model_validate_json(rows[0][0]) if rows else None
 
-    async def list_runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRecord]:
-        rows = await self._rows("list_runs", {"status": status, "limit": limit})
+    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        rows = await self._rows("list_runs", query.params())
         return [RunRecord.model_validate_json(row[0]) for row in rows]
 
     async def spend(self, key: str, until: datetime) -> bool:

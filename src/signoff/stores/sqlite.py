@@ -38,6 +38,7 @@ from signoff.stores.base import (
     Change,
     Created,
     ListQuery,
+    RunQuery,
     Store,
     Transitioned,
     TransitionFn,
@@ -352,7 +353,7 @@ class SqliteStore(Store):
         row = self._run(lambda c: c.execute(_Q["last_event_id"]).fetchone(), write=False)
         return int(row[0])
 
-    async def save_run(self, record: RunRecord) -> bool:
+    async def save_run(self, record: RunRecord) -> None:
         params = {
             "run_id": record.run_id,
             "owner": record.owner,
@@ -360,20 +361,16 @@ class SqliteStore(Store):
             "updated_at": iso(record.updated_at),
             "body": record.model_dump_json(),
         }
-        cursor = self._run(lambda c: c.execute(_Q["save_run"], params), write=True)
-        return cursor.rowcount == 1
+        self._run(lambda c: c.execute(_Q["save_run"], params), write=True)
 
-    async def get_run(self, run_id: str) -> RunRecord | None:
-        row = self._run(
-            lambda c: c.execute(_Q["get_run"], {"run_id": run_id}).fetchone(), write=False
-        )
+    async def get_run(self, owner: str, run_id: str) -> RunRecord | None:
+        params = {"owner": owner, "run_id": run_id}
+        row = self._run(lambda c: c.execute(_Q["get_run"], params).fetchone(), write=False)
         return None if row is None else RunRecord.model_validate_json(row[0])
 
-    async def list_runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRecord]:
-        rows = self._run(
-            lambda c: c.execute(_Q["list_runs"], {"status": status, "limit": limit}).fetchall(),
-            write=False,
-        )
+    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        params = query.params()
+        rows = self._run(lambda c: c.execute(_Q["list_runs"], params).fetchall(), write=False)
         return [RunRecord.model_validate_json(row[0]) for row in rows]
 
     async def spend(self, key: str, until: datetime) -> bool:

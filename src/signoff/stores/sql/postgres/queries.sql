@@ -97,17 +97,19 @@ WHERE request_id = %(request_id)s AND seq > %(after)s ORDER BY seq LIMIT %(limit
 SELECT status, count(*) FROM requests GROUP BY status;
 
 -- name: save_run
-INSERT INTO runs (run_id, owner, status, updated_at, body)
-VALUES (%(run_id)s, %(owner)s, %(status)s, %(updated_at)s, %(body)s)
-ON CONFLICT (run_id) DO UPDATE
-SET status = excluded.status, updated_at = excluded.updated_at, body = excluded.body
-WHERE runs.owner = excluded.owner;
+INSERT INTO runs (owner, run_id, status, updated_at, body)
+VALUES (%(owner)s, %(run_id)s, %(status)s, %(updated_at)s, %(body)s)
+ON CONFLICT (owner, run_id) DO UPDATE
+SET status = excluded.status, updated_at = excluded.updated_at, body = excluded.body;
 
 -- name: get_run
-SELECT body FROM runs WHERE run_id = %(run_id)s;
+SELECT body FROM runs WHERE owner = %(owner)s AND run_id = %(run_id)s;
 
 -- name: list_runs
-SELECT body FROM runs WHERE (%(status)s::text IS NULL OR status = %(status)s)
+SELECT body FROM runs
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(owner)s::text IS NULL OR owner = %(owner)s)
+  AND (%(run_id)s::text IS NULL OR run_id = %(run_id)s)
 ORDER BY updated_at DESC LIMIT %(limit)s;
 
 -- name: purge_spent

@@ -76,15 +76,18 @@ CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
 
 -- Durable agent runs: each run's transcript, checkpointed after every step.
+-- A run's id belongs to the agent that runs it: (owner, run_id) is the key.
 CREATE TABLE runs (
-    run_id text PRIMARY KEY,
+    run_id text NOT NULL,
     owner text NOT NULL,
     status text NOT NULL,
     updated_at timestamptz NOT NULL,
-    body text NOT NULL
+    body text NOT NULL,
+    CONSTRAINT runs_pkey PRIMARY KEY (owner, run_id)
 );
 
 CREATE INDEX runs_status ON runs (status, updated_at);
+CREATE INDEX runs_run_id ON runs (run_id);
 
 -- Single-use tokens (sign-in links, stream tickets, signed-out sessions), each kept until
 -- it could no longer be used anyway. In the database so that every replica sees them.

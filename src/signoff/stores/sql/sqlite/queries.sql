@@ -54,17 +54,19 @@ WHERE request_id = :request_id AND seq > :after ORDER BY seq LIMIT :limit;
 SELECT status, count(*) FROM requests GROUP BY status;
 
 -- name: save_run
-INSERT INTO runs (run_id, owner, status, updated_at, body)
-VALUES (:run_id, :owner, :status, :updated_at, :body)
-ON CONFLICT (run_id) DO UPDATE
-SET status = excluded.status, updated_at = excluded.updated_at, body = excluded.body
-WHERE runs.owner = excluded.owner;
+INSERT INTO runs (owner, run_id, status, updated_at, body)
+VALUES (:owner, :run_id, :status, :updated_at, :body)
+ON CONFLICT (owner, run_id) DO UPDATE
+SET status = excluded.status, updated_at = excluded.updated_at, body = excluded.body;
 
 -- name: get_run
-SELECT body FROM runs WHERE run_id = :run_id;
+SELECT body FROM runs WHERE owner = :owner AND run_id = :run_id;
 
 -- name: list_runs
-SELECT body FROM runs WHERE (:status IS NULL OR status = :status)
+SELECT body FROM runs
+WHERE (:status IS NULL OR status = :status)
+  AND (:owner IS NULL OR owner = :owner)
+  AND (:run_id IS NULL OR run_id = :run_id)
 ORDER BY updated_at DESC LIMIT :limit;
 
 -- name: purge_spent

@@ -56,15 +56,18 @@ END;
 
 -- Durable agent runs: each run's transcript, checkpointed after every step.
 
+-- A run's id belongs to the agent that runs it: (owner, run_id) is the key.
 CREATE TABLE runs (
-    run_id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
+    run_id TEXT NOT NULL,
     status TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    PRIMARY KEY (owner, run_id)
 );
 
 CREATE INDEX runs_status ON runs (status, updated_at);
+CREATE INDEX runs_run_id ON runs (run_id);
 
 -- Single-use tokens (sign-in links, stream tickets, signed-out sessions), each kept until
 -- it could no longer be used anyway. In the database so that every replica sees them.
