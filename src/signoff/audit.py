@@ -136,23 +136,47 @@ class Verification:
 
 def verify(events: Iterable[AuditEvent]) -> Verification:
     """Recompute the chain over ``events`` (in stored order) and find the first break."""
-    prev, expected_seq, count = GENESIS, 1, 0
-    for event in events:
-        count += 1
-        problem = _problem(event, prev, expected_seq)
-        if problem is not None:
-            try:
-                found = int(event.seq)
-            except (ValueError, KeyError, TypeError):
-                found = expected_seq
-            return Verification(
-                ok=False,
-                events=count,
-                head=prev,
-                first_bad={"seq": found, "position": count, "reason": problem},
-            )
-        prev, expected_seq = event.hash, expected_seq + 1
-    return Verification(ok=True, events=count, head=prev)
+    check = ChainCheck()
+    check.feed(events)
+    return check.result()
+
+
+class ChainCheck:
+    """Verification fed page by page (a long chain need not be in memory at once, and each
+    page can be checked in a worker thread); stops at the first break."""
+
+    def __init__(self) -> None:
+        self._prev, self._expected, self._count = GENESIS, 1, 0
+        self._bad: JSONObject | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self._bad is not None
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next event must have."""
+        return self._expected
+
+    def feed(self, events: Iterable[AuditEvent]) -> None:
+        if self._bad is not None:
+            return
+        for event in events:
+            self._count += 1
+            problem = _problem(event, self._prev, self._expected)
+            if problem is not None:
+                try:
+                    found = int(event.seq)
+                except (ValueError, KeyError, TypeError):
+                    found = self._expected
+                self._bad = {"seq": found, "position": self._count, "reason": problem}
+                return
+            self._prev, self._expected = event.hash, self._expected + 1
+
+    def result(self) -> Verification:
+        return Verification(
+            ok=self._bad is None, events=self._count, head=self._prev, first_bad=self._bad
+        )
 
 
 def _problem(event: AuditEvent, prev: str, expected_seq: int) -> str | None:

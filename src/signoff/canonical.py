@@ -141,3 +141,55 @@ def canonical_json(value: Any) -> str:
 def digest(value: Any) -> str:
     """``sha256:<hex>`` of the canonical JSON of ``value``."""
     return "sha256:" + hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored and hashed as JSON, or None: a number that is not
+    finite (NaN, Infinity), a string with a lone surrogate, a key that is not a string, or a
+    value that is not JSON at all. Checked without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not _is_unicode(item):
+                return "a string holds a lone surrogate (an unpaired \\ud800-\\udfff escape)"
+        elif kind is float:
+            if not math.isfinite(item):
+                return f"{item!r} is not a JSON number"
+        elif kind is dict:
+            for key, child in item.items():
+                if type(key) is not str:
+                    return f"an object key must be a string, not {type(key).__name__}"
+                if not _is_unicode(key):
+                    return "an object key holds a lone surrogate"
+                stack.append(child)
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif not (item is None or kind is bool or kind is int):
+            return f"{kind.__name__} is not JSON"
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable(value: Any) -> Any:
+    """A copy of ``value`` that :func:`json_problem` accepts: non-finite numbers become
+    their names as text, lone surrogates become U+FFFD. For what happened (a tool's result),
+    which is recorded whatever it holds, never refused."""
+    kind = type(value)
+    if kind is str:
+        return value if _is_unicode(value) else value.encode("utf-8", "replace").decode()
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    if kind is dict:
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [storable(v) for v in value]
+    return value

@@ -131,6 +131,7 @@ def serve(
     import uvicorn
 
     from signoff.server.app import create_app, key_for
+    from signoff.server.http import server_config
     from signoff.service import ApprovalService
     from signoff.stores import store_from_url
 
@@ -142,7 +143,7 @@ def serve(
     console.print(
         f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})"
     )
-    uvicorn.run(application, host=host, port=port, log_level="warning", lifespan="on")
+    uvicorn.Server(server_config(application, host=host, port=port)).run()
 
 
 @app.command()

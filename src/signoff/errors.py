@@ -15,6 +15,7 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── Conflict               the request is no longer in a state that allows the action
     ├── InvalidEdit            modified arguments outside ``editable`` or breaking the schema
     ├── PayloadTooLarge        a request body or its arguments exceed the limits
+    ├── RequestTimeout         a request body did not arrive in time
     ├── TooManyRequests        too many sign-in attempts from one client
     ├── StoreError             the store failed (the cause is chained)
     └── Unavailable            the approval server cannot be reached
@@ -125,6 +126,12 @@ class PayloadTooLarge(SignoffError):
     """The request body is too large."""
 
     code = "payload_too_large"
+
+
+class RequestTimeout(SignoffError):
+    """The request body did not arrive in time."""
+
+    code = "request_timeout"
 
 
 class TooManyRequests(SignoffError):

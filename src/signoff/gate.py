@@ -828,12 +828,16 @@ def _seen(request: str | ApprovalRequest, seen_digest: str | None) -> tuple[str,
     return request, seen_digest
 
 
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _decode_args(args: Mapping[str, Any] | str | None) -> dict[str, Any] | str:
     """The arguments as a dict, or (a string) why they are not a JSON object."""
     if not isinstance(args, str):
         return dict(args or {})
     try:
-        decoded = json.loads(args) if args.strip() else {}
+        decoded = json.loads(args, parse_constant=_not_a_number) if args.strip() else {}
     except ValueError as exc:
         return f"arguments are not valid JSON: {exc}"
     if not isinstance(decoded, dict):

@@ -13,11 +13,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from signoff.canonical import json_problem
 from signoff.errors import ConfigError, InvalidArguments
+from signoff.jsonschema_check import instance_errors, schema_problem
 from signoff.models import JSONObject
 
 _CONFIG = ConfigDict(
     extra="forbid",
+    allow_inf_nan=False,  # arguments are stored, hashed and shown as JSON
     validate_by_alias=True,
     validate_by_name=False,
     serialize_by_alias=True,
@@ -74,7 +77,10 @@ class ArgsSchema:
     def parse(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], JSONObject]:
         """``(kwargs, args_json)``: what the function is called with, and the same as JSON."""
         parsed = self.validate(args)
-        return self.kwargs(parsed), self.dump(parsed)
+        args_json = self.dump(parsed)
+        if problem := json_problem(args_json):
+            raise InvalidArguments(f"invalid arguments: {problem}")
+        return self.kwargs(parsed), args_json
 
 
 class JsonArgsSchema:
@@ -85,8 +91,6 @@ class JsonArgsSchema:
     __slots__ = ("json_schema", "names")
 
     def __init__(self, json_schema: JSONObject, name: str) -> None:
-        from signoff.jsonschema_check import schema_problem
-
         if json_schema.get("type", "object") != "object":
             raise ConfigError(f"tool {name!r}: the input schema must describe an object")
         if problem := schema_problem(json_schema):
@@ -96,9 +100,9 @@ class JsonArgsSchema:
         self.names = tuple(properties) if isinstance(properties, Mapping) else ()
 
     def parse(self, args: Mapping[str, Any]) -> tuple[dict[str, Any], JSONObject]:
-        from signoff.jsonschema_check import instance_errors
-
         value = dict(args)
+        if problem := json_problem(value):
+            raise InvalidArguments(f"invalid arguments: {problem}")
         if errors := instance_errors(self.json_schema, value):
             raise InvalidArguments("invalid arguments: " + "; ".join(errors))
         return value, value

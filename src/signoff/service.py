@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from signoff._util import MAX_DETAIL_CHARS, Clock, jsonable, new_id, stop_task, to_datetime
-from signoff.audit import AuditEntry, AuditEvent, Verification, verify
+from signoff.audit import AuditEntry, AuditEvent, ChainCheck, Verification
 from signoff.bus.base import Bus
-from signoff.canonical import digest
+from signoff.canonical import digest, json_problem, storable
 from signoff.config import Config
 from signoff.errors import (
     Conflict,
@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: how long the sweeper sleeps at most between looks for expired requests
 SWEEP_INTERVAL_S = 1.0
+#: audit events read and hashed at a time when verifying the chain
+VERIFY_PAGE = 5000
 
 
 class ApprovalService:
@@ -81,6 +83,7 @@ class ApprovalService:
         self._sweep = sweep
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
+        self._verifying: asyncio.Future[Verification] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -124,6 +127,17 @@ class ApprovalService:
         """
         if principal.kind != "agent":
             raise Forbidden("only agents create approval requests")
+        for what, value in (
+            ("args", spec.args),
+            ("context", spec.context),
+            ("reason", spec.reason),
+            ("run", spec.run.model_dump(mode="python") if spec.run else None),
+            ("args_schema", spec.args_schema),
+            ("tool", spec.tool),
+            ("tool_call_id", spec.tool_call_id),
+        ):
+            if (problem := json_problem(value)) is not None:
+                raise InvalidArguments(f"{what}: {problem}")
         proposed = spec.policy
         if proposed is not None and proposed.min_role not in (None, *self.roles.roles):
             raise InvalidArguments(
@@ -307,7 +321,7 @@ class ApprovalService:
     ) -> ApprovalRequest:
         if status not in ("succeeded", "failed"):
             raise InvalidArguments("outcome status must be 'succeeded' or 'failed'")
-        detail = _bounded(jsonable(detail))
+        detail = _bounded(storable(jsonable(detail)))
 
         def apply(req: ApprovalRequest) -> Change:
             now = self.now()
@@ -390,6 +404,9 @@ class ApprovalService:
                 raise InvalidArguments("a rejection needs a reason, for the model and the audit")
         if modified_args is not None and not isinstance(modified_args, dict):
             raise InvalidEdit("modified_args must be a JSON object")
+        for what, value in (("modified_args", modified_args), ("reason", reason)):
+            if (problem := json_problem(value)) is not None:
+                raise InvalidArguments(f"{what}: {problem}")
         checked_digest: str | None = None
         edit_problem: str | None = None
         if modified_args:
@@ -646,8 +663,21 @@ class ApprovalService:
         )
 
     async def verify_audit(self, principal: Principal) -> Verification:
+        """Check the whole chain: a page at a time, hashed in a worker thread. One check runs
+        at a time: callers that ask while one runs share its result."""
         self._require_auditor(principal)
-        return verify(await self.store.audit_events())
+        if self._verifying is None or self._verifying.done():
+            self._verifying = asyncio.ensure_future(self._verify_chain())
+        return await asyncio.shield(self._verifying)
+
+    async def _verify_chain(self) -> Verification:
+        check = ChainCheck()
+        while not check.broken:
+            page = await self.store.audit_events(after_seq=check.next_seq - 1, limit=VERIFY_PAGE)
+            await asyncio.to_thread(check.feed, page)
+            if len(page) < VERIFY_PAGE:
+                break
+        return check.result()
 
     # -- helpers --------------------------------------------------------------------------
 

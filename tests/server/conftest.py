@@ -17,6 +17,7 @@ from signoff._util import Clock
 from signoff.auth import Issuer
 from signoff.config import Config, parse_config
 from signoff.server.app import create_app
+from signoff.server.http import server_config
 from signoff.service import ApprovalService
 from signoff.stores.sqlite import SqliteStore
 
@@ -55,9 +56,7 @@ async def start_live(
     service = ApprovalService(SqliteStore(tmp_path / "server.db"), config=config, clock=clock)
     app = create_app(service, key=SECRET, config=config)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -25,6 +25,7 @@ from signoff.integrations._loop import AgentResult, run_tool_loop
 from signoff.models import Run
 from signoff.safe_text import shown
 from signoff.server.app import create_app
+from signoff.server.http import server_config
 from signoff.server.session import login_link
 from signoff.service import ApprovalService
 from signoff.stores import store_from_url
@@ -50,9 +51,7 @@ async def run_demo(db_url: str, host: str, port: int, settings: Settings, consol
     service = ApprovalService(store_from_url(db_url), config=config)
     key = load_or_create_key(data_dir(db_url), settings.secret)
     app = create_app(service, key=key, config=config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(server_config(app, host=host, port=port))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

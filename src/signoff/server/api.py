@@ -20,10 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from signoff.audit import AuditEvent
+from signoff.canonical import json_problem
 from signoff.errors import (
     BadRequest,
     InvalidArguments,
     PayloadTooLarge,
+    RequestTimeout,
     SignoffError,
     Unauthorized,
 )
@@ -54,6 +56,11 @@ from signoff.server.state import AppState
 from signoff.stores.base import ListQuery
 
 M = TypeVar("M", bound=BaseModel)
+
+#: how long a client has to send a request's body
+BODY_TIMEOUT_S = 30.0
+#: the largest id the stores hold (a signed 64-bit integer)
+MAX_ID = 2**63 - 1
 
 Who = Literal["anyone", "agent", "approver", "auditor", "caller"]
 
@@ -117,29 +124,41 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"the body is not valid JSON: {name} is not a JSON number")
+
+
 async def read_json(request: Request, state: AppState) -> Any:
-    """The body as JSON: 413 when too large, 400 when not JSON, 422 when nested too deep."""
+    """The body as JSON: 413 when too large, 400 when not JSON (NaN and Infinity included),
+    422 when nested too deep or holding a string that is not Unicode."""
     limit = state.config.server.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
     raw = b"".join(chunks)
     if not raw.strip():
         raise BadRequest("the request needs a JSON body")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
     if json_depth(value) > state.config.server.max_args_depth + 2:
         raise InvalidArguments(
             f"the body is nested more than {state.config.server.max_args_depth} levels deep"
         )
+    if (problem := json_problem(value)) is not None:
+        # valid JSON text, but not a value that can be stored, hashed and shown
+        raise InvalidArguments(f"the body cannot be used: {problem}")
     return value
 
 
@@ -325,8 +344,8 @@ async def events(ctx: Ctx) -> Response:
             last = int(str(raw))
         except ValueError as exc:
             raise InvalidArguments("Last-Event-ID must be an event id (a whole number)") from exc
-        if last < 0:
-            raise InvalidArguments("Last-Event-ID must not be negative")
+        if not 0 <= last <= MAX_ID:
+            raise InvalidArguments(f"Last-Event-ID must be between 0 and {MAX_ID}")
     types = None
     if raw_types := ctx.query("types"):
         types = frozenset(t.strip() for t in raw_types.split(",") if t.strip())
@@ -410,9 +429,7 @@ async def me(ctx: Ctx) -> Response:
 
 
 async def stats(ctx: Ctx) -> Response:
-    from signoff.server.stats import stats as compute
-
-    return ok(await compute(ctx.state.service, ctx.who, ctx.query("since")))
+    return ok(await ctx.state.stats.get(ctx.state.service, ctx.who, ctx.query("since")))
 
 
 async def save_run(ctx: Ctx) -> Response:

@@ -38,6 +38,22 @@ _JWKS_COOLDOWN_S = 30.0
 _TIMEOUT = aiohttp.ClientTimeout(total=10.0)
 
 
+#: RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6 error codes, in our own words
+_PROVIDER_ERRORS = {
+    "access_denied": "access was denied",
+    "login_required": "you need to sign in there first",
+    "consent_required": "consent is needed",
+    "interaction_required": "it needs you to do something there first",
+    "account_selection_required": "choose an account there first",
+    "invalid_request": "the sign-in request was invalid",
+    "unauthorized_client": "this server may not sign people in there",
+    "unsupported_response_type": "it does not support this sign-in",
+    "invalid_scope": "the scopes asked for are not allowed",
+    "server_error": "it failed",
+    "temporarily_unavailable": "it is temporarily unavailable",
+}
+
+
 class OidcError(Unauthorized):
     code = "oidc"
 
@@ -128,8 +144,10 @@ class Oidc:
 
     async def finish(self, params: dict[str, str], cookie: str | None) -> SignedIn:
         if "error" in params:
-            described = params.get("error_description") or params["error"]
-            raise OidcError(f"the identity provider refused the sign-in: {described}")
+            # Only a fixed text per known error code: error_description (and an unknown
+            # code) is whatever the link's author wrote, and this page is on our origin.
+            known = _PROVIDER_ERRORS.get(str(params["error"]), "it did not say why")
+            raise OidcError(f"the identity provider refused the sign-in: {known}")
         if not cookie:
             raise OidcError("the sign-in took too long or started elsewhere; start again")
         try:

@@ -14,6 +14,7 @@ from signoff.config import Config
 from signoff.errors import Unauthorized
 from signoff.models import Principal
 from signoff.server.metrics import Metrics
+from signoff.server.stats import StatsCache
 from signoff.service import ApprovalService
 from signoff.stores.base import Store
 
@@ -59,6 +60,7 @@ class AppState:
     #: the server's own signing key (tickets, sessions, login links)
     key: bytes = b""
     metrics: Metrics = field(default_factory=Metrics)
+    stats: StatsCache = field(default_factory=StatsCache)
     tickets: Tickets = field(init=False)
     #: the dashboard's session lookup (set by create_app); None: no cookie sessions
     session_hook: Callable[[Request], Awaitable[Principal | None]] | None = None

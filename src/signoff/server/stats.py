@@ -7,9 +7,11 @@ from the requests created in the period, read through the same listing the API s
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from signoff._util import parse_duration
@@ -19,6 +21,8 @@ from signoff.server.schemas import ApproverStats, DayStats, StatsOut, Timing, To
 from signoff.service import ApprovalService
 from signoff.stores.base import ListQuery
 
+#: how long an answer is reused for the same period
+REUSE_S = 5.0
 #: requests read at most for one answer; past it the answer says ``truncated``
 MAX_REQUESTS = 50_000
 MAX_PERIOD = timedelta(days=366)
@@ -53,10 +57,12 @@ def parse_since(value: str | None, now: datetime) -> datetime:
 async def collect(
     service: ApprovalService, principal: Principal, since: datetime
 ) -> tuple[list[ApprovalRequest], bool]:
-    """The requests created since ``since`` (newest first), and whether there were more."""
+    """The requests created since ``since`` (newest first), and whether there were more.
+    The event loop gets a turn between pages: a long read never holds up other requests."""
     found: list[ApprovalRequest] = []
     cursor: str | None = None
     while True:
+        await asyncio.sleep(0)
         page = await service.list_requests(ListQuery(limit=PAGE, cursor=cursor), principal)
         for request in page.items:
             if request.created_at < since:
@@ -75,7 +81,40 @@ async def stats(service: ApprovalService, principal: Principal, since_text: str 
     now = service.now()
     since = parse_since(since_text, now)
     requests, truncated = await collect(service, principal, since)
-    return summarize(requests, since, now, truncated)
+    # the arithmetic over tens of thousands of requests runs off the event loop
+    return await asyncio.to_thread(summarize, requests, since, now, truncated)
+
+
+class StatsCache:
+    """Statistics answers, computed at most once at a time per period and reused for
+    ``reuse_s``: many dashboards (or one scripted caller) asking at once cost one run."""
+
+    def __init__(self, reuse_s: float = REUSE_S) -> None:
+        self.reuse_s = reuse_s
+        self._answers: dict[str, tuple[float, asyncio.Future[StatsOut]]] = {}
+
+    async def get(
+        self, service: ApprovalService, principal: Principal, since_text: str | None
+    ) -> StatsOut:
+        service.require_reader(principal)
+        if principal.kind != "approver":
+            raise Forbidden("statistics are for approvers")
+        key = (since_text or "").strip()
+        now = time.monotonic()
+        cached = self._answers.get(key)
+        if cached is None or (cached[1].done() and now - cached[0] > self.reuse_s):
+            future = asyncio.ensure_future(stats(service, principal, since_text))
+            self._answers = {k: v for k, v in self._answers.items() if now - v[0] <= self.reuse_s}
+            self._answers[key] = cached = (now, future)
+            future.add_done_callback(self._forget_failures(key))
+        return await asyncio.shield(cached[1])
+
+    def _forget_failures(self, key: str) -> Callable[[asyncio.Future[StatsOut]], None]:
+        def done(future: asyncio.Future[StatsOut]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                self._answers.pop(key, None)
+
+        return done
 
 
 def percentile(values: list[float], q: float) -> float | None:

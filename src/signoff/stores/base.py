@@ -22,7 +22,7 @@ from typing import Self
 from signoff.audit import AuditEntry, AuditEvent
 from signoff.bus.base import Bus
 from signoff.bus.memory import MemoryBus
-from signoff.errors import SignoffError, StoreError
+from signoff.errors import InvalidArguments, SignoffError, StoreError
 from signoff.events import Event
 from signoff.models import ApprovalRequest, Page
 from signoff.runs import RunRecord
@@ -109,14 +109,19 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
+    """The position a cursor names. Anything but a cursor this store made (a huge number, a
+    negative one, text) is :class:`InvalidArguments`, never a database error."""
     try:
+        if len(cursor) > 40:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("s"):
+        if not raw.startswith("s") or not raw[1:].isdigit():
             raise ValueError(raw)
-        return int(raw[1:])
+        seq = int(raw[1:])
+        if not 0 < seq < 2**63:
+            raise ValueError(raw)
+        return seq
     except ValueError as exc:
-        from signoff.errors import InvalidArguments
-
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
