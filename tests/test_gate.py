@@ -298,6 +298,7 @@ async def test_cancelled_request_tells_the_model(gate: Gate, ledger: Ledger) -> 
     body = json.loads(outcome.to_model())
     assert body["error"] == "approval_cancelled"
     assert body["tool"] == "issue_refund"
+    assert body["message"] == "The approval request was cancelled. Reason: user left"
     assert ledger.calls == []
 
 

@@ -323,14 +323,19 @@ audience = "signoff"
     [
         ({"colour": "blue"}, "unknown key"),
         ({"defaults": {"on_timeout": "approve"}}, "only 'reject'"),
-        ({"tools": [{"when": True}]}, "needs a name"),
+        ({"tools": [{"when": True}]}, "tools.0.name: Field required"),
         ({"tools": [{"name": "t", "min_role": "god"}]}, "unknown role"),
         ({"tools": [{"name": "t", "when": "args.x >"}]}, "invalid CEL"),
         ({"tools": [{"name": "t", "when": 5}]}, "CEL expression"),
         ({"tools": [{"name": "t", "colour": "red"}]}, "unknown key"),
         ({"tools": [{"name": "t"}, {"name": "t"}]}, "configured twice"),
-        ({"tools": {"name": "t"}}, "array of tables"),
-        ({"roles": "admin"}, "list of strings"),
+        ({"tools": {"name": "t"}}, "tools: Input should be a valid list"),
+        ({"roles": "admin"}, "roles: Input should be a valid list"),
+        ({"server": {"max_body_bytes": "big"}}, "server.max_body_bytes: Input should be a valid"),
+        ({"auth": {"leeway_s": "x"}}, "auth.leeway_s: Input should be a valid number"),
+        ({"defaults": {"timeout": "soon"}}, "invalid duration"),
+        ({"tools": [{"name": "t", "quorum": 0}]}, "tools.0.quorum"),
+        ({"runs": {"apps": ["not a spec"]}}, "runs.apps.0"),
         ({"auth": {"algorithms": ["none"]}}, "algorithms"),
         ({"auth": {"algorithms": ["HS256", "RS256"], "jwks_url": "http://x"}}, "mix"),
         ({"auth": {"algorithms": ["RS256"]}}, "jwks_url"),
@@ -350,7 +355,7 @@ def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
         load_config(bad)
     wrong = tmp_path / "wrong.toml"
     wrong.write_text("colour = 1")
-    with pytest.raises(ConfigError, match=r"wrong\.toml: the top level"):
+    with pytest.raises(ConfigError, match=r"wrong\.toml: colour: unknown key"):
         load_config(wrong)
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from signoff import __version__
 from signoff.config import DEFAULT_DB_URL, Config, Settings, data_dir, load_config
-from signoff.errors import ConfigError, InvalidArguments, NotFound, SignoffError
+from signoff.errors import ConfigError, InvalidArguments, NotFound, SignoffError, StoreError
 from signoff.models import ApprovalRequest, JSONObject
 from signoff.safe_text import printable, redact, shown
 
@@ -140,10 +140,26 @@ def serve(
     cfg = _config(config)
     service = ApprovalService(store_from_url(db_url), config=cfg)
     application = create_app(service, key=key_for(data_dir(db_url), settings.secret), config=cfg)
-    console.print(
-        f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})"
-    )
-    uvicorn.Server(server_config(application, host=host, port=port)).run()
+    server = uvicorn.Server(server_config(application, host=host, port=port))
+
+    async def run() -> None:
+        # open the store first: a database that is down is one clear line, not a traceback
+        # from inside the server's startup (the app's lifespan finds it started)
+        try:
+            await service.start()
+        except SignoffError as exc:
+            raise StoreError(f"{exc.message} (store: {redact(db_url)})") from exc
+        console.print(
+            f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})"
+        )
+        try:
+            await server.serve()
+        finally:
+            await service.close()
+
+    _run(run())
+    if not server.started:
+        raise SignoffError(f"could not listen on {host}:{port} (is the port in use?)")
 
 
 @app.command()
@@ -557,6 +573,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"signoff: {printable(message)}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except SignoffError as exc:
-        print(f"signoff: {printable(exc.message)}", file=sys.stderr)
+        # one line: a driver's multi-line message is joined, control characters escaped
+        print(f"signoff: {printable(' '.join(exc.message.split()))}", file=sys.stderr)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

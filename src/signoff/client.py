@@ -24,6 +24,7 @@ from signoff.backend import Backend
 from signoff.bus.base import Watch
 from signoff.bus.memory import MemoryBus
 from signoff.errors import (
+    ConfigError,
     Conflict,
     Forbidden,
     InvalidArguments,
@@ -120,6 +121,8 @@ class Client:
     """
 
     def __init__(self, url: str, token: str | None, *, user_agent: str | None = None) -> None:
+        if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+            raise ConfigError(f"the server URL must start with http:// or https://, not {url!r}")
         self.url = url.rstrip("/")
         headers = {"User-Agent": user_agent or f"signoff-python/{__version__}"}
         if token:
@@ -597,8 +600,14 @@ class RemoteBackend(Backend):
 
     async def pending(self) -> list[ApprovalRequest]:
         client = self.approver if self._approver_token else self.agent
-        page = await client.list_requests(status=Status.PENDING.value, limit=200)
-        return page.items
+        found: list[ApprovalRequest] = []
+        cursor: str | None = None
+        while True:
+            page = await client.list_requests(status=Status.PENDING.value, limit=200, cursor=cursor)
+            found.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
 
     async def decide(
         self,

@@ -42,43 +42,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from signoff._util import parse_duration
+from signoff.config_file import HS_ALGORITHMS, ConfigFile, ToolTable
 from signoff.errors import ConfigError
 from signoff.policy import DEFAULT_TIMEOUT_S, Policy, Template
-from signoff.roles import DEFAULT_ROLES, RoleLadder
+from signoff.roles import RoleLadder
 
 DEFAULT_DB_URL = "sqlite:///./.signoff/signoff.db"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
-
-_TOOL_KEYS = {
-    "name",
-    "when",
-    "deny",
-    "min_role",
-    "timeout",
-    "risk",
-    "editable",
-    "quorum",
-    "reason",
-    "reject_message",
-    "allow_self_approval",
-    "channels",
-}
-_TOP_KEYS = {"roles", "always_require_approval", "defaults", "tools", "auth", "server", "runs"}
-_DEFAULT_KEYS = {"timeout", "on_timeout", "min_role"}
-_AUTH_KEYS = {
-    "role_claim",
-    "issuer",
-    "audience",
-    "algorithms",
-    "jwks_url",
-    "leeway_s",
-    "oidc_discovery_url",
-    "oidc_client_id",
-    "oidc_client_secret",
-    "oidc_scopes",
-}
-_SERVER_KEYS = {"max_body_bytes", "max_args_depth", "public_url"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +112,8 @@ class Config:
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
-    """Read a TOML config file; ``None`` gives the defaults."""
+    """Read a TOML config file; ``None`` gives the defaults. Every problem is one
+    :class:`ConfigError` naming the file, the key and what is wrong."""
     if path is None:
         return Config()
     try:
@@ -147,7 +121,9 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     try:
         return parse_config(data, source=str(path))
@@ -156,152 +132,90 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
 
 
 def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Config:
-    _only(data, _TOP_KEYS, "the top level")
-    roles = RoleLadder(_strings(data.get("roles", list(DEFAULT_ROLES)), "roles"))
-
-    defaults = _table(data.get("defaults", {}), "[defaults]")
-    _only(defaults, _DEFAULT_KEYS, "[defaults]")
-    on_timeout = defaults.get("on_timeout", "reject")
-    if on_timeout != "reject":
-        raise ConfigError(
-            f"[defaults] on_timeout = {on_timeout!r}: only 'reject' is supported; a request "
-            "nobody decided is never approved"
-        )
-    timeout_s = parse_duration(defaults.get("timeout", DEFAULT_TIMEOUT_S))
-    default_min_role = defaults.get("min_role")
-    if default_min_role is not None:
-        roles.check(default_min_role)
-
-    always = _strings(data.get("always_require_approval", []), "always_require_approval")
+    """Check a parsed config (the TOML's tables) and build the runtime Config."""
+    try:
+        file = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_first_problem(exc)) from exc
+    roles = RoleLadder(file.roles)
+    for where, role in _roles_named(file):
+        if role not in roles.roles:
+            raise ConfigError(f"{where}: unknown role {role!r}; the roles are {list(roles.roles)}")
+    timeout_s = parse_duration(file.defaults.timeout or DEFAULT_TIMEOUT_S)
     tools: dict[str, Policy] = {}
-    entries = data.get("tools", [])
-    if not isinstance(entries, list):
-        raise ConfigError("tools must be an array of tables: [[tools]]")
-    for i, entry in enumerate(entries):
-        entry = _table(entry, f"[[tools]] #{i + 1}")
-        tool_name = entry.get("name")
-        if not isinstance(tool_name, str) or not tool_name:
-            raise ConfigError(f"[[tools]] #{i + 1} needs a name")
-        if tool_name in tools:
-            raise ConfigError(f"tool {tool_name!r} is configured twice")
-        tools[tool_name] = _tool_policy(entry, roles, where=f"[[tools]] {tool_name!r}")
-    for name in always:
+    for entry in file.tools:
+        if entry.name in tools:
+            raise ConfigError(f"tool {entry.name!r} is configured twice")
+        try:
+            tools[entry.name] = _tool_policy(entry)
+        except ConfigError as exc:
+            raise ConfigError(f"[[tools]] {entry.name!r}: {exc.message}") from exc
+    for name in file.always_require_approval:
         # "always" stays always: an entry of its own may add terms, never a `when` that
         # lets some calls through
         tools[name] = replace(tools[name], when=True) if name in tools else Policy(when=True)
-
+    auth = file.auth
+    if any(a not in HS_ALGORITHMS for a in auth.algorithms) and not auth.jwks_url:
+        raise ConfigError("auth.jwks_url: RS*/ES* algorithms need a JWKS URL")
+    if auth.oidc_discovery_url and not auth.oidc_client_id:
+        raise ConfigError("auth.oidc_client_id: oidc_discovery_url needs a client id")
     return Config(
         roles=roles,
         default_timeout_s=timeout_s,
-        default_min_role=default_min_role,
+        default_min_role=file.defaults.min_role,
         tools=tools,
-        auth=_auth(_table(data.get("auth", {}), "[auth]")),
-        server=_server(_table(data.get("server", {}), "[server]")),
-        runs=_runs(_table(data.get("runs", {}), "[runs]")),
+        auth=AuthConfig(
+            role_claim=auth.role_claim,
+            issuer=auth.issuer,
+            audience=auth.audience,
+            algorithms=tuple(auth.algorithms),
+            jwks_url=auth.jwks_url,
+            leeway_s=auth.leeway_s,
+            oidc_discovery_url=auth.oidc_discovery_url,
+            oidc_client_id=auth.oidc_client_id,
+            oidc_client_secret=auth.oidc_client_secret,
+            oidc_scopes=tuple(auth.oidc_scopes),
+        ),
+        server=ServerConfig(
+            max_body_bytes=file.server.max_body_bytes,
+            max_args_depth=file.server.max_args_depth,
+            public_url=file.server.public_url,
+        ),
+        runs=RunsConfig(apps=tuple(file.runs.apps)),
         source=source,
     )
 
 
-def _tool_policy(entry: Mapping[str, Any], roles: RoleLadder, *, where: str) -> Policy:
-    _only(entry, _TOOL_KEYS, where)
-    min_role = entry.get("min_role")
-    if min_role is not None:
-        roles.check(min_role)
-    try:
-        return Policy(
-            when=_condition(entry.get("when", True), where, "when"),
-            deny=_condition(entry.get("deny", False), where, "deny"),
-            min_role=min_role,
-            reason=Template(entry["reason"]) if "reason" in entry else None,
-            reject_message=Template(entry["reject_message"]) if "reject_message" in entry else None,
-            timeout=entry.get("timeout"),
-            risk=entry.get("risk", "medium"),
-            editable=_strings(entry["editable"], "editable") if "editable" in entry else None,
-            quorum=entry.get("quorum", 1),
-            allow_self_approval=entry.get("allow_self_approval"),
-            channels=_strings(entry.get("channels", []), "channels"),
-        )
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc.message}") from exc
+def _first_problem(exc: ValidationError) -> str:
+    """``tools.0.quorum: Input should be a valid integer`` (and how many more there are)."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the top level"
+    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return f"{where}: {message}" + (more if len(errors) > 1 else "")
 
 
-def _condition(value: Any, where: str, key: str) -> bool | str:
-    if isinstance(value, bool | str):
-        return value
-    raise ConfigError(f"{where}: {key} must be true, false or a CEL expression string")
+def _roles_named(file: ConfigFile) -> list[tuple[str, str]]:
+    named = [("defaults.min_role", file.defaults.min_role)]
+    named += [(f"[[tools]] {t.name!r}: min_role", t.min_role) for t in file.tools]
+    return [(where, role) for where, role in named if role is not None]
 
 
-def _auth(table: Mapping[str, Any]) -> AuthConfig:
-    _only(table, _AUTH_KEYS, "[auth]")
-    algorithms = tuple(_strings(table.get("algorithms", ["HS256"]), "[auth] algorithms"))
-    allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}
-    bad = [a for a in algorithms if a not in allowed]
-    if bad or not algorithms:
-        raise ConfigError(
-            f"[auth] algorithms: {bad or 'none given'}; choose from {sorted(allowed)}"
-        )
-    hs = any(a.startswith("HS") for a in algorithms)
-    asym = any(not a.startswith("HS") for a in algorithms)
-    if hs and asym:
-        raise ConfigError("[auth] algorithms: do not mix HS* with RS*/ES* (key confusion)")
-    if asym and not table.get("jwks_url"):
-        raise ConfigError("[auth] RS*/ES* algorithms need jwks_url")
-    if table.get("oidc_discovery_url") and not table.get("oidc_client_id"):
-        raise ConfigError("[auth] oidc_discovery_url needs oidc_client_id")
-    scopes = tuple(
-        _strings(table.get("oidc_scopes", ["openid", "profile", "email"]), "oidc_scopes")
+def _tool_policy(entry: ToolTable) -> Policy:
+    return Policy(
+        when=entry.when,
+        deny=entry.deny,
+        min_role=entry.min_role,
+        reason=None if entry.reason is None else Template(entry.reason),
+        reject_message=None if entry.reject_message is None else Template(entry.reject_message),
+        timeout=entry.timeout,
+        risk=entry.risk,
+        editable=entry.editable,
+        quorum=entry.quorum,
+        allow_self_approval=entry.allow_self_approval,
+        channels=entry.channels,
     )
-    if "openid" not in scopes:
-        raise ConfigError("[auth] oidc_scopes must include 'openid'")
-    return AuthConfig(
-        role_claim=str(table.get("role_claim", "role")),
-        issuer=table.get("issuer"),
-        audience=table.get("audience"),
-        algorithms=algorithms,
-        jwks_url=table.get("jwks_url"),
-        leeway_s=float(table.get("leeway_s", 30.0)),
-        oidc_discovery_url=table.get("oidc_discovery_url"),
-        oidc_client_id=table.get("oidc_client_id"),
-        oidc_client_secret=table.get("oidc_client_secret"),
-        oidc_scopes=scopes,
-    )
-
-
-def _server(table: Mapping[str, Any]) -> ServerConfig:
-    _only(table, _SERVER_KEYS, "[server]")
-    return ServerConfig(
-        max_body_bytes=int(table.get("max_body_bytes", 1_000_000)),
-        max_args_depth=int(table.get("max_args_depth", 32)),
-        public_url=table.get("public_url"),
-    )
-
-
-def _runs(table: Mapping[str, Any]) -> RunsConfig:
-    _only(table, {"apps"}, "[runs]")
-    apps = _strings(table.get("apps", []), "[runs] apps")
-    for app in apps:
-        module, sep, attribute = app.partition(":")
-        if not (module and sep and attribute):
-            raise ConfigError(f"[runs] apps: {app!r} must be 'package.module:factory'")
-    return RunsConfig(apps=tuple(apps))
-
-
-def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-
-
-def _table(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where} must be a table")
-    return value
-
-
-def _strings(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of strings")
-    return list(value)
 
 
 # -- the environment -------------------------------------------------------------------

@@ -736,7 +736,8 @@ class Gate:
             timeout = human_duration(request.policy.timeout_s)
             return result(CallStatus.TIMEOUT, f"Approval request timed out after {timeout}")
         if request.status is Status.CANCELLED:
-            return result(CallStatus.CANCELLED, "The approval request was cancelled.")
+            why = f" Reason: {request.cancel_reason}" if request.cancel_reason else ""
+            return result(CallStatus.CANCELLED, f"The approval request was cancelled.{why}")
         if request.status is not Status.APPROVED:
             # still pending after the wait returned: fail closed
             return result(CallStatus.UNAVAILABLE, "No decision was reached; the call was not run.")

@@ -108,7 +108,7 @@ class ApprovalRequest(_Frozen):
     Extras beyond the contract: ``args_schema`` (the tool's JSON schema, which edits are
     validated against), ``args_digest`` (the digest of ``final_args`` an approval is bound
     to), ``consumed_at`` (when the approved call was claimed for execution),
-    ``idempotency_key`` and ``channels``.
+    ``idempotency_key``, ``channels`` and ``cancel_reason``.
     """
 
     id: str
@@ -133,6 +133,8 @@ class ApprovalRequest(_Frozen):
     consumed_at: datetime | None = None
     idempotency_key: str | None = None
     channels: list[str] = Field(default_factory=list)
+    #: why the request was cancelled, when whoever cancelled it said (the model is told)
+    cancel_reason: str | None = None
 
     @property
     def approvals(self) -> list[Decision]:

@@ -264,6 +264,9 @@ class ApprovalService:
     async def cancel(
         self, request_id: str, principal: Principal, reason: str | None = None
     ) -> ApprovalRequest:
+        if (problem := json_problem(reason)) is not None:
+            raise InvalidArguments(f"reason: {problem}")
+
         def apply(req: ApprovalRequest) -> Change:
             now = self.now()
             if (refusal := self._owner_refusal(req, principal, "cancel", now)) is not None:
@@ -272,7 +275,9 @@ class ApprovalService:
                 return late
             if req.status.terminal:
                 return self._refuse(req, principal, now, "cancel", Conflict(_no_longer(req)))
-            new = req.model_copy(update={"status": Status.CANCELLED, "decided_at": now})
+            new = req.model_copy(
+                update={"status": Status.CANCELLED, "decided_at": now, "cancel_reason": reason}
+            )
             entry = AuditEntry(
                 "request.cancelled",
                 req.id,
@@ -367,12 +372,19 @@ class ApprovalService:
             )
         return await self.store.list_requests(query)
 
-    async def pending(self, principal: Principal, limit: int = 100) -> list[ApprovalRequest]:
-        page = await self.list_requests(
-            ListQuery(status=Status.PENDING.value, limit=limit), principal
-        )
-        now = self.now()
-        return [r for r in page.items if r.expires_at > now]
+    async def pending(self, principal: Principal) -> list[ApprovalRequest]:
+        """Every pending request the principal may see (not past its expiry), newest first."""
+        found: list[ApprovalRequest] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_requests(
+                ListQuery(status=Status.PENDING.value, limit=200, cursor=cursor), principal
+            )
+            now = self.now()
+            found.extend(r for r in page.items if r.expires_at > now)
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
 
     async def decide(
         self,

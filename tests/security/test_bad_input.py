@@ -161,3 +161,68 @@ async def test_the_oidc_callback_never_shows_the_links_text(tmp_path: Path) -> N
     finally:
         await stop_live(server, task)
         await running.stop()
+
+
+async def test_pending_is_not_cut_at_a_page(tmp_path: Path) -> None:
+    gate = Gate("memory://")
+
+    @gate.tool(policy=Policy())
+    async def note(text: str) -> str:
+        return text
+
+    from signoff import Run
+
+    for i in range(230):
+        asked = await gate.call(
+            "note", {"text": str(i)}, run=Run(run_id="r"), tool_call_id=f"t{i}", wait=False
+        )
+        assert asked.status is CallStatus.PENDING
+    assert len(await gate.pending()) == 230
+    await gate.aclose()
+
+
+async def test_a_store_that_cannot_be_opened_is_a_call_that_did_not_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    gate = Gate(f"sqlite:///{blocker}/signoff.db")
+
+    @gate.tool(policy=Policy())
+    async def note(text: str) -> str:
+        return text
+
+    outcome = await gate.call("note", {"text": "x"})
+    assert outcome.status is CallStatus.UNAVAILABLE
+    assert "cannot open" in (outcome.message or "")
+
+
+def test_the_database_file_is_private(tmp_path: Path) -> None:
+    """The SQLite file, its WAL and shared-memory files (as they are while the store is
+    open) and a new data folder are the owner's alone, whatever the umask."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "data" / "signoff.db"
+    script = f"""
+import asyncio, datetime, os, stat
+from signoff.stores.sqlite import SqliteStore
+os.umask(0o022)
+async def main():
+    store = SqliteStore({str(db)!r})
+    await store.open()
+    await store.spend("k", datetime.datetime.now(datetime.UTC))
+    folder = {str(db.parent)!r}
+    for name in sorted(os.listdir(folder)) + ["."]:
+        print(name, oct(stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)))
+    await store.close()
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    modes = dict(line.split() for line in out.splitlines())
+    assert modes == {
+        "signoff.db": "0o600",
+        "signoff.db-wal": "0o600",
+        "signoff.db-shm": "0o600",
+        ".": "0o700",
+    }

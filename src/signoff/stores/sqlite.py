@@ -94,6 +94,18 @@ class _Checkpointer(threading.Thread):
             conn.close()
 
 
+def _create_private(path: Path) -> None:
+    """Make the database file readable by its owner alone (0600; SQLite gives its WAL and
+    shared-memory files the same mode), in a folder made 0700 when it is new. An existing
+    file keeps its mode: the operator may have chosen it."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
 def path_from_url(url: str) -> str:
     """``sqlite:///rel/path.db`` → ``rel/path.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
     parts = urlsplit(url)
@@ -135,7 +147,7 @@ class SqliteStore(Store):
         if self._conn is not None:
             return
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(self.path))
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 10000")
