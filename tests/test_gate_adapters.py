@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from signoff import CallStatus, ConfigError, Gate, Policy, Principal, Run, Status, UnknownTool
+from signoff import (
+    CallStatus,
+    ConfigError,
+    Gate,
+    Policy,
+    Principal,
+    Run,
+    Status,
+    UnknownTool,
+    UsageError,
+)
 from signoff.hooks import cancel, request_approval
 
 PUBLISHER = Principal(sub="paul", role="publisher")
@@ -133,7 +143,7 @@ async def test_authorize_then_report_runs_elsewhere_once(gate: Gate) -> None:
     assert done.status is CallStatus.EXECUTED and done.executed_args == {"path": "/b"}
     assert done.request is not None and done.request.outcome is not None
     assert done.request.outcome.status == "succeeded"
-    with pytest.raises(ConfigError):
+    with pytest.raises(UsageError):
         await gate.report(done, result=None)
 
 

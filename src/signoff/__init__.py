@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from signoff._version import __version__
 from signoff.errors import (
-    ApprovalTimeout,
-    Cancelled,
+    BadRequest,
     ConfigError,
     Conflict,
     Forbidden,
@@ -12,13 +12,16 @@ from signoff.errors import (
     InvalidEdit,
     MissingDependency,
     NotFound,
-    NotRun,
-    Rejected,
+    PayloadTooLarge,
+    PolicyDenied,
+    RequestTimeout,
     SignoffError,
     StoreError,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     UnknownTool,
+    UsageError,
 )
 from signoff.gate import Gate, GatedTool, running
 from signoff.hooks import cancel, request_approval, skip
@@ -32,15 +35,14 @@ from signoff.models import (
     Status,
     ToolCall,
 )
-from signoff.outcome import CallStatus, Outcome
+from signoff.outcome import ApprovalTimeout, CallStatus, Cancelled, NotRun, Outcome, Rejected
 from signoff.policy import Policy
 from signoff.roles import RoleLadder
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ApprovalRequest",
     "ApprovalTimeout",
+    "BadRequest",
     "CallStatus",
     "Cancelled",
     "ConfigError",
@@ -56,19 +58,24 @@ __all__ = [
     "NotFound",
     "NotRun",
     "Outcome",
+    "PayloadTooLarge",
     "Policy",
+    "PolicyDenied",
     "Principal",
     "Rejected",
+    "RequestTimeout",
     "Risk",
     "RoleLadder",
     "Run",
     "SignoffError",
     "Status",
     "StoreError",
+    "TooManyRequests",
     "ToolCall",
     "Unauthorized",
     "Unavailable",
     "UnknownTool",
+    "UsageError",
     "__version__",
     "cancel",
     "request_approval",

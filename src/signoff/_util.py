@@ -8,7 +8,6 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from inspect import isawaitable
 from typing import Any, TypeVar
@@ -16,11 +15,10 @@ from typing import Any, TypeVar
 from pydantic_core import to_jsonable_python
 
 from signoff.errors import ConfigError
+from signoff.types import Clock
 
 T = TypeVar("T")
 
-#: A clock returns seconds since the epoch, like :func:`time.time`; tests inject their own.
-Clock = Callable[[], float]
 
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -112,12 +110,6 @@ async def resolve(value: Any, *args: Any) -> Any:
         value = value(*args)
         if isawaitable(value):
             value = await value
-    return value
-
-
-async def maybe_await(value: T | Awaitable[T]) -> T:
-    if isawaitable(value):
-        return await value
     return value
 
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from signoff.canonical import canonical_json
-from signoff.models import JSONObject
+from signoff.types import JSONObject
 
 GENESIS = "0" * 64
 _DOMAIN = b"signoff-audit-v1\x00"

@@ -11,17 +11,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
-from signoff.errors import NotFound, SignoffError
+from signoff.errors import NotFound, UsageError
 from signoff.models import (
     ApprovalRequest,
     DecisionKind,
-    JSONObject,
     Principal,
     RequestSpec,
     Run,
 )
 from signoff.runs import RunRecord
 from signoff.service import ApprovalService
+from signoff.types import JSONObject
 
 
 class Backend(ABC):
@@ -147,7 +147,7 @@ class LocalBackend(Backend):
         seen_digest: str | None = None,
     ) -> ApprovalRequest:
         if by is None:
-            raise SignoffError(
+            raise UsageError(
                 "an embedded gate needs to know who decides: pass by=Principal(sub=…, role=…)"
             )
         return await self.service.decide(

@@ -17,11 +17,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from signoff import __version__
+from signoff._version import __version__
 from signoff.config import DEFAULT_DB_URL, Config, Settings, data_dir, load_config
-from signoff.errors import ConfigError, InvalidArguments, NotFound, SignoffError, StoreError
-from signoff.models import ApprovalRequest, JSONObject
+from signoff.errors import (
+    ConfigError,
+    InvalidArguments,
+    NotFound,
+    SignoffError,
+    StoreError,
+    UsageError,
+)
+from signoff.models import ApprovalRequest
 from signoff.safe_text import printable, redact, shown
+from signoff.types import JSONObject
 
 if TYPE_CHECKING:
     from signoff.client import Client
@@ -98,7 +106,7 @@ def _client(url: str | None, token: str | None) -> Client:
     settings = _settings()
     token = token or settings.token
     if not token:
-        raise SignoffError("no token: pass --token or set SIGNOFF_TOKEN (see 'signoff token')")
+        raise UsageError("no token: pass --token or set SIGNOFF_TOKEN (see 'signoff token')")
     return Client(url or settings.server_url, token, user_agent=USER_AGENT)
 
 
@@ -177,18 +185,18 @@ def token(
     from signoff.auth import Issuer, load_or_create_key
 
     if (agent is None) == (sub is None):
-        raise SignoffError("give either --sub NAME --role ROLE (an approver) or --agent NAME")
+        raise UsageError("give either --sub NAME --role ROLE (an approver) or --agent NAME")
     settings = _settings()
     cfg = _config(config)
     key = load_or_create_key(data_dir(db or settings.db_url), settings.secret)
     issuer = Issuer(key, cfg.auth, cfg.roles)
     if agent is not None:
         if role is not None:
-            raise SignoffError("an agent token has no role; drop --role")
+            raise UsageError("an agent token has no role; drop --role")
         print(issuer.token(agent, kind="agent", ttl=ttl or "24h"))
     else:
         if role is None:
-            raise SignoffError("an approver token needs --role")
+            raise UsageError("an approver token needs --role")
         assert sub is not None
         print(issuer.token(sub, kind="approver", role=role, ttl=ttl or "1h"))
 
@@ -513,10 +521,10 @@ def runs_resume(
                 raise NotFound(f"no run {run_id} in {redact(db or _settings().db_url)}")
             if len(found) > 1:
                 agents = ", ".join(sorted(r.owner for r in found))
-                raise SignoffError(f"several agents have a run {run_id} ({agents}): pass --agent")
+                raise UsageError(f"several agents have a run {run_id} ({agents}): pass --agent")
             record = found[0]
             if record.app is None:
-                raise SignoffError(f"run {run_id} records no app; pass --app module:factory")
+                raise UsageError(f"run {run_id} records no app; pass --app module:factory")
             if record.app not in cfg.runs.apps:
                 raise SignoffError(
                     f"run {run_id} names the app {printable(record.app)!r}, written by the agent "

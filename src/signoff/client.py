@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import aiohttp
 
-from signoff import __version__
 from signoff._util import stop_task
+from signoff._version import __version__
 from signoff.backend import Backend
 from signoff.bus.base import Watch
 from signoff.bus.memory import MemoryBus
@@ -35,13 +35,13 @@ from signoff.errors import (
     TooManyRequests,
     Unauthorized,
     Unavailable,
+    UsageError,
     error_class,
 )
 from signoff.events import Event
 from signoff.models import (
     ApprovalRequest,
     DecisionKind,
-    JSONObject,
     Page,
     Principal,
     RequestSpec,
@@ -49,6 +49,7 @@ from signoff.models import (
     Status,
 )
 from signoff.runs import RunRecord
+from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -619,7 +620,7 @@ class RemoteBackend(Backend):
         seen_digest: str | None = None,
     ) -> ApprovalRequest:
         if by is not None:
-            raise SignoffError(
+            raise UsageError(
                 "a remote gate decides as its approver token's identity; do not pass by="
             )
         return await self.approver.decide(

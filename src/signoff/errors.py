@@ -4,6 +4,7 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
 
     SignoffError
     ├── ConfigError            bad configuration or policy, found before anything runs
+    ├── UsageError             the API was called in a way it does not support
     ├── MissingDependency      an optional extra is not installed (also an ImportError)
     ├── UnknownTool            no gated tool has that name
     ├── BadRequest             a request the server cannot read at all (not JSON, no body)
@@ -20,21 +21,14 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── StoreError             the store failed (the cause is chained)
     └── Unavailable            the approval server cannot be reached
 
-Control-flow outcomes (the call simply did not run) are kept apart, under :class:`NotRun`,
-so that ``except SignoffError`` never swallows a rejection by accident::
-
-    NotRun
-    ├── Rejected               an approver (or the policy) said no
-    ├── ApprovalTimeout        nobody decided in time
-    └── Cancelled              the request was cancelled (by a hook or the agent)
+Control-flow outcomes (the call simply did not run) are kept apart, under
+:class:`signoff.outcome.NotRun` (``Rejected``, ``ApprovalTimeout``, ``Cancelled``), so that
+``except SignoffError`` never swallows a rejection by accident.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from signoff.outcome import Outcome
+from typing import Any
 
 
 class SignoffError(Exception):
@@ -53,6 +47,12 @@ class ConfigError(SignoffError):
     """The configuration is invalid."""
 
     code = "config_error"
+
+
+class UsageError(SignoffError):
+    """The API was called in a way it does not support."""
+
+    code = "usage_error"
 
 
 class MissingDependency(SignoffError, ImportError):
@@ -166,23 +166,3 @@ def error_class(code: str) -> type[SignoffError] | None:
             return cls
         stack.extend(cls.__subclasses__())
     return None
-
-
-class NotRun(Exception):
-    """The gated call did not run. ``outcome`` says why, in the model's terms."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        super().__init__(outcome.message or outcome.status)
-
-
-class Rejected(NotRun):
-    """An approver or the policy rejected the call."""
-
-
-class ApprovalTimeout(NotRun):
-    """Nobody decided before the request expired."""
-
-
-class Cancelled(NotRun):
-    """The approval request was cancelled."""

@@ -12,7 +12,8 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from signoff.models import ApprovalRequest, JSONObject
+from signoff.models import ApprovalRequest
+from signoff.types import JSONObject
 
 
 class EventType(StrEnum):

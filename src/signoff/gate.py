@@ -29,23 +29,19 @@ from signoff.backend import Backend, LocalBackend
 from signoff.canonical import digest
 from signoff.config import Config, Settings, load_config
 from signoff.errors import (
-    ApprovalTimeout,
-    Cancelled,
     ConfigError,
     Conflict,
     InvalidArguments,
-    NotRun,
     PolicyDenied,
-    Rejected,
     SignoffError,
     UnknownTool,
+    UsageError,
 )
 from signoff.hooks import Cancel, Hook, HookResult, RequestApproval, Skip
 from signoff.models import (
     DEFAULT_RUN,
     ApprovalRequest,
     DecisionKind,
-    JSONObject,
     PolicySpec,
     Principal,
     RequestSpec,
@@ -53,9 +49,10 @@ from signoff.models import (
     Status,
     ToolCall,
 )
-from signoff.outcome import CallStatus, Outcome
+from signoff.outcome import ApprovalTimeout, CallStatus, Cancelled, NotRun, Outcome, Rejected
 from signoff.policy import Policy, VerdictKind
 from signoff.schema import ArgsSchema, JsonArgsSchema
+from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +127,7 @@ class GatedTool(Generic[P, R]):
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         if args:
             if self._signature is None:
-                raise TypeError(f"{self.name} takes keyword arguments only")
+                raise UsageError(f"{self.name} takes keyword arguments only")
             bound = self._signature.bind_partial(*args, **kwargs)
             kwargs = bound.arguments  # type: ignore[assignment]
         outcome = await self.gate._run(self, dict(kwargs), run=_current_run.get())
@@ -139,7 +136,7 @@ class GatedTool(Generic[P, R]):
     async def invoke(self, kwargs: Mapping[str, Any]) -> Any:
         """Run the tool body itself, without the gate."""
         if self.fn is None:
-            raise ConfigError(
+            raise UsageError(
                 f"tool {self.name!r} has no function here: authorize it with gate.authorize, "
                 "run it where it lives, and report with gate.report"
             )
@@ -393,7 +390,7 @@ class Gate:
         """Record what happened when the caller ran an ``AUTHORIZED`` call: ``result``, or the
         ``error`` it raised. Returns the ``EXECUTED`` (or ``FAILED``) outcome."""
         if outcome.status is not CallStatus.AUTHORIZED:
-            raise ConfigError(f"only an authorized call is reported, not a {outcome.status} one")
+            raise UsageError(f"only an authorized call is reported, not a {outcome.status} one")
         request = outcome.request
         final = outcome.final_args if outcome.final_args is not None else outcome.args
         if error is not None:

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from signoff.models import JSONObject, ToolCall
+from signoff.models import ToolCall
+from signoff.types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)

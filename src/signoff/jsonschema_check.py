@@ -27,7 +27,7 @@ from jsonschema.exceptions import SchemaError
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from signoff.models import JSONObject
+from signoff.types import JSONObject
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # an invalid pattern is reported to the caller, not to stderr

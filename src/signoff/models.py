@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-JSONObject = dict[str, Any]
+from signoff._util import new_id
+from signoff.types import JSONObject
 
 #: the longest a request may wait for a decision
 MAX_TIMEOUT_S = 90 * 86400.0
@@ -225,8 +226,6 @@ class ToolCall:
     @property
     def internal_call_id(self) -> str:
         if self._internal is None:
-            from signoff._util import new_id
-
             self._internal = new_id("call")
         return self._internal
 

@@ -8,7 +8,8 @@ from enum import StrEnum
 from typing import Any
 
 from signoff._util import jsonable
-from signoff.models import ApprovalRequest, JSONObject
+from signoff.models import ApprovalRequest
+from signoff.types import JSONObject
 
 
 class CallStatus(StrEnum):
@@ -118,3 +119,23 @@ def _as_text(result: Any) -> str:
     if isinstance(result, str):
         return result
     return json.dumps(jsonable(result), ensure_ascii=False)
+
+
+class NotRun(Exception):
+    """The gated call did not run. ``outcome`` says why, in the model's terms."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.message or outcome.status)
+
+
+class Rejected(NotRun):
+    """An approver or the policy rejected the call."""
+
+
+class ApprovalTimeout(NotRun):
+    """Nobody decided before the request expired."""
+
+
+class Cancelled(NotRun):
+    """The approval request was cancelled."""

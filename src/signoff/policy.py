@@ -16,8 +16,9 @@ from typing import Any, TypeAlias
 
 from signoff._util import parse_duration, resolve
 from signoff.errors import ConfigError
-from signoff.models import JSONObject, PolicySnapshot, Risk, ToolCall
+from signoff.models import PolicySnapshot, Risk, ToolCall
 from signoff.roles import RoleLadder
+from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
 

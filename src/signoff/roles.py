@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from signoff.errors import ConfigError
 
@@ -58,9 +58,3 @@ class RoleLadder:
 
     def __repr__(self) -> str:
         return f"RoleLadder({list(self.roles)!r})"
-
-
-def ladder(roles: Sequence[str] | RoleLadder | None) -> RoleLadder:
-    if isinstance(roles, RoleLadder):
-        return roles
-    return RoleLadder(roles if roles is not None else DEFAULT_ROLES)

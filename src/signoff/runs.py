@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from signoff.errors import ConfigError
-from signoff.models import JSONObject
+from signoff.types import JSONObject
 
 ProviderKind = Literal["anthropic", "openai-responses", "openai-chat"]
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from signoff.canonical import json_problem
 from signoff.errors import ConfigError, InvalidArguments
 from signoff.jsonschema_check import instance_errors, schema_problem
-from signoff.models import JSONObject
+from signoff.types import JSONObject
 
 _CONFIG = ConfigDict(
     extra="forbid",

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from signoff._util import MAX_DETAIL_CHARS, Clock, jsonable, new_id, stop_task, to_datetime
+from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id, stop_task, to_datetime
 from signoff.audit import AuditEntry, AuditEvent, ChainCheck, Verification
 from signoff.bus.base import Bus
 from signoff.canonical import digest, json_problem, storable
@@ -42,7 +42,6 @@ from signoff.models import (
     ApprovalRequest,
     Decision,
     DecisionKind,
-    JSONObject,
     OutcomeRecord,
     Page,
     Principal,
@@ -54,6 +53,7 @@ from signoff.models import (
 from signoff.policy import Terms, VerdictKind, floor
 from signoff.runs import RunRecord
 from signoff.stores.base import Change, Created, ListQuery, RunQuery, Store
+from signoff.types import Clock, JSONObject
 
 log = logging.getLogger(__name__)
 

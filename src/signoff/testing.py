@@ -20,10 +20,11 @@ from typing import Any, TypeAlias
 from signoff._util import resolve, stop_task
 from signoff.backend import LocalBackend
 from signoff.bus.base import ListenerDropped
-from signoff.errors import SignoffError
+from signoff.errors import SignoffError, UsageError
 from signoff.events import EventType
 from signoff.gate import Gate
-from signoff.models import ApprovalRequest, JSONObject, Principal, Status
+from signoff.models import ApprovalRequest, Principal, Status
+from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class ScriptedApprover:
         await self.gate.start()
         backend = self.gate.backend
         if not isinstance(backend, LocalBackend):
-            raise TypeError("ScriptedApprover drives an embedded gate (sqlite:// or memory://)")
+            raise UsageError("ScriptedApprover drives an embedded gate (sqlite:// or memory://)")
         ready = asyncio.Event()
         self._task = asyncio.create_task(self._run(backend, ready), name="scripted-approver")
         await ready.wait()

@@ -21,6 +21,7 @@ from signoff import (
     Policy,
     Run,
     ToolCall,
+    UsageError,
     cancel,
 )
 from signoff.integrations._loop import Transcript, run_tool_loop
@@ -470,9 +471,9 @@ async def test_tools_must_be_gated_by_the_same_gate(
     with pytest.raises(ConfigError, match="not a tool of this gate"):
         await run_agent(client, gate, model=MODEL, messages=PROMPT, tools=elsewhere.tools)
     await other.aclose()
-    with pytest.raises(ValueError, match="does not stream"):
+    with pytest.raises(UsageError, match="does not stream"):
         await run_agent(client, gate, model=MODEL, messages=PROMPT, tools=[], stream=True)
-    with pytest.raises(ValueError, match="max_turns"):
+    with pytest.raises(UsageError, match="max_turns"):
         await run_agent(client, gate, model=MODEL, messages=PROMPT, tools=[], max_turns=0)
 
 

@@ -13,13 +13,13 @@ import httpx
 import pytest
 import uvicorn
 
-from signoff._util import Clock
 from signoff.auth import Issuer
 from signoff.config import Config, parse_config
 from signoff.server.app import create_app
 from signoff.server.http import server_config
 from signoff.service import ApprovalService
 from signoff.stores.sqlite import SqliteStore
+from signoff.types import Clock
 
 SECRET = b"test-secret-that-is-long-enough-for-hs256!!"
 

@@ -88,18 +88,16 @@ class ListenerDropped(Exception):
 class Listener:
     """A bounded queue of every event. A slow consumer is dropped, not waited for."""
 
-    __slots__ = ("_bus", "_dropped", "_queue")
+    __slots__ = ("_bus", "_queue")
 
     def __init__(self, bus: Bus, maxsize: int) -> None:
         self._bus = bus
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
-        self._dropped = False
 
     def _put(self, event: Event) -> None:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
-            self._dropped = True
             self._bus._unlisten(self)
             # make room for the wake-up so the consumer learns it was dropped
             while not self._queue.empty():

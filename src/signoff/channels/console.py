@@ -23,9 +23,10 @@ from rich.text import Text
 
 from signoff._util import human_duration
 from signoff.errors import SignoffError
-from signoff.models import ApprovalRequest, DecisionKind, JSONObject
+from signoff.models import ApprovalRequest, DecisionKind
 from signoff.safe_text import printable
 from signoff.safe_text import shown as safe
+from signoff.types import JSONObject
 
 Prompt = Callable[[str], Awaitable[str]]
 

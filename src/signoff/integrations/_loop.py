@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 from signoff._util import loose_args
-from signoff.errors import ConfigError, UnknownTool
+from signoff.errors import ConfigError, UnknownTool, UsageError
 from signoff.gate import Gate, GatedTool
 from signoff.models import Run
 from signoff.outcome import CallStatus, Outcome
@@ -106,7 +106,7 @@ async def run_tool_loop(
     awaited after each turn appended to it. Calls left unanswered at its end are gated first.
     """
     if max_turns < 1:
-        raise ValueError("max_turns must be at least 1")
+        raise UsageError("max_turns must be at least 1")
     offered = offered_tools(gate, tools)
     outcomes: list[Outcome] = []
     turns = 0
@@ -200,4 +200,4 @@ async def call_client(method: Callable[..., object], /, **kwargs: Any) -> object
 
 def reject_streaming(create_kwargs: Mapping[str, Any]) -> None:
     if create_kwargs.get("stream"):
-        raise ValueError("run_agent does not stream; leave out stream=True")
+        raise UsageError("run_agent does not stream; leave out stream=True")

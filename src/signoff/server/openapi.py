@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from signoff import __version__
+from signoff._version import __version__
 from signoff.server.api import ENDPOINTS
 from signoff.server.problems import PROBLEM_CONTENT_TYPE, TITLES, Problem
 

@@ -7,9 +7,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from signoff.models import ApprovalRequest, JSONObject
+from signoff.models import ApprovalRequest
 from signoff.runs import RunRecord
 from signoff.server.problems import Problem
+from signoff.types import JSONObject
 
 
 class _In(BaseModel):
