@@ -84,12 +84,13 @@ async def http_roundtrip(n: int, db: str, concurrency: int) -> dict[str, Any]:
             await approver.decide(request_id, "approve")
             accepted_at[request_id] = time.perf_counter()
 
-        stream = approver.events()
-        ready.set()
-        async for event in stream:
-            if event.type == "request.created":
-                request_of[event.data["request"]["args"]["i"]] = event.data["request"]["id"]
-                task = asyncio.create_task(decide(event.data["request"]["id"]))
+        async with approver.follow() as feed:
+            ready.set()
+            async for event in feed:
+                if event.type != "request.created":
+                    continue
+                request_of[event.snapshot.args["i"]] = event.request_id
+                task = asyncio.create_task(decide(event.request_id))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
 

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from signoff import CallStatus, Gate, Policy, Principal, Run
-from signoff.backend import LocalBackend
+from signoff.approvals import LocalApprovals
 from signoff.events import EventType
 
 from _common import peak_rss_mb, percentile, store_url
@@ -39,9 +39,9 @@ async def inproc(n: int, db: str, concurrency: int) -> dict[str, Any]:
         return i
 
     await gate.start()
-    backend = gate.backend
-    assert isinstance(backend, LocalBackend)
-    bus = backend.service.bus
+    approvals = gate.approvals
+    assert isinstance(approvals, LocalApprovals)
+    bus = approvals.service.bus
 
     async def approver(ready: asyncio.Event) -> None:
         with bus.listen(maxsize=1_000_000) as listener:

@@ -14,7 +14,7 @@ import json
 import time
 
 from signoff import CallStatus, Gate, Policy, Principal, Run
-from signoff.backend import LocalBackend
+from signoff.approvals import LocalApprovals
 
 from _common import current_rss_mb, store_url
 
@@ -29,9 +29,9 @@ async def measure(n: int, db: str) -> dict[str, float]:
         return i
 
     await gate.start()
-    backend = gate.backend
-    assert isinstance(backend, LocalBackend)
-    service = backend.service
+    approvals = gate.approvals
+    assert isinstance(approvals, LocalApprovals)
+    service = approvals.service
     run = Run(agent_id="bench-agent", run_id="waiters")
     # warm up every code path once so that the baseline holds the imports and caches
     warm = asyncio.create_task(gate.call("deploy", {"i": -1}, tool_call_id="warm", run=run))

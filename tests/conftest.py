@@ -71,9 +71,9 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def store(store_kind: str, tmp_path: Path) -> AsyncIterator[Store]:
     s = make_store(store_kind, tmp_path)
-    await s.open()
+    await s.start()
     yield s
-    await s.close()
+    await s.aclose()
     drop_store(s)
 
 
@@ -87,7 +87,7 @@ async def service(store: Store, clock: ManualClock) -> AsyncIterator[ApprovalSer
     svc = ApprovalService(store, clock=clock, sweep=False)
     await svc.start()
     yield svc
-    await svc.close()
+    await svc.aclose()
 
 
 ServiceFactory = Callable[..., ApprovalService]

@@ -33,7 +33,7 @@ from signoff import (
     request_approval,
     skip,
 )
-from signoff.backend import Backend, LocalBackend
+from signoff.approvals import Approvals, LocalApprovals
 from signoff.config import parse_config
 from signoff.errors import Unavailable
 from signoff.testing import Approve, Reject, ScriptedApprover
@@ -317,16 +317,16 @@ async def test_decorated_tool_raises_when_not_run(gate: Gate, ledger: Ledger) ->
 async def test_a_failing_tool_is_reported(gate: Gate) -> None:
     @gate.tool(policy=Policy(min_role="editor"))
     async def flaky(n: int) -> int:
-        raise ValueError("backend down")
+        raise ValueError("approvals down")
 
     async with ScriptedApprover(gate):
         outcome = await gate.call("flaky", {"n": 1})
         assert outcome.status is CallStatus.FAILED
         body = json.loads(outcome.to_model())
-        assert body["error"] == "tool_failed" and "backend down" in body["message"]
+        assert body["error"] == "tool_failed" and "approvals down" in body["message"]
         assert outcome.request is not None and outcome.request.outcome is not None
         assert outcome.request.outcome.status == "failed"
-        with pytest.raises(ValueError, match="backend down"):
+        with pytest.raises(ValueError, match="approvals down"):
             await flaky(n=2)
 
 
@@ -496,9 +496,9 @@ async def test_a_consumed_approval_without_outcome_is_not_run_again(
 ) -> None:
     """A crash between consume and outcome: the retry must not run the tool (at most once)."""
     refund_tool(gate, ledger)
-    backend = gate.backend
-    assert isinstance(backend, LocalBackend)
-    service = backend.service
+    approvals = gate.approvals
+    assert isinstance(approvals, LocalApprovals)
+    service = approvals.service
     await gate.start()
     from signoff.models import RequestSpec
 
@@ -535,8 +535,8 @@ async def test_concurrent_identical_calls_run_the_tool_once(gate: Gate, ledger: 
 # -- fail closed when approval cannot be obtained (invariant 1) ----------------------------
 
 
-class DownBackend(LocalBackend):
-    def __init__(self, gate_backend: LocalBackend, fail: Literal["submit", "wait", "consume"]):
+class DownBackend(LocalApprovals):
+    def __init__(self, gate_backend: LocalApprovals, fail: Literal["submit", "wait", "consume"]):
         super().__init__(gate_backend.service)
         self.fail = fail
 
@@ -561,8 +561,8 @@ async def test_unreachable_backend_means_not_run(
     ledger: Ledger, fail: Literal["submit", "wait", "consume"]
 ) -> None:
     base = Gate("memory://")
-    assert isinstance(base.backend, LocalBackend)
-    gate = Gate(DownBackend(base.backend, fail))
+    assert isinstance(base.approvals, LocalApprovals)
+    gate = Gate(DownBackend(base.approvals, fail))
     refund_tool(gate, ledger)
     async with ScriptedApprover(gate, by=PUBLISHER):
         outcome = await asyncio.wait_for(
@@ -575,7 +575,7 @@ async def test_unreachable_backend_means_not_run(
 
 
 def test_backend_is_an_abc() -> None:
-    assert issubclass(LocalBackend, Backend)
+    assert issubclass(LocalApprovals, Approvals)
 
 
 # -- persistence on SQLite ----------------------------------------------------------------

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from signoff.connect import connect
 from signoff.errors import Conflict
 from signoff.models import Principal, Status
 from signoff.service import ApprovalService
-from signoff.stores import store_from_url
 from tests.conftest import ADMIN, AGENT, refund_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,8 @@ async def test_replicas_racing_on_one_postgres_database(postgres_url: str) -> No
 async def processes_race(url: str) -> None:
     """Four processes decide the same 40 requests at once: each gets exactly one decision,
     and the audit chain they all appended to is one unbroken chain."""
-    async with ApprovalService(store_from_url(url), sweep=False) as service:
+    backends = connect(url)
+    async with ApprovalService(backends.store, backends.bus, sweep=False) as service:
         ids = [(await service.submit(refund_spec(), AGENT)).request.id for _ in range(40)]
     workers = [
         subprocess.Popen(
@@ -76,7 +77,8 @@ async def processes_race(url: str) -> None:
             winners[request_id] = winners.get(request_id, 0) + 1
         assert len(output["won"]) + len(output["lost"]) == len(ids)
     assert winners == dict.fromkeys(ids, 1)
-    async with ApprovalService(store_from_url(url), sweep=False) as service:
+    backends = connect(url)
+    async with ApprovalService(backends.store, backends.bus, sweep=False) as service:
         for request_id in ids:
             request = await service.get(request_id, ADMIN)
             assert request.status in (Status.APPROVED, Status.REJECTED)

@@ -138,15 +138,16 @@ def serve(
     """Run the approval server: HTTP API, live events, dashboard."""
     import uvicorn
 
+    from signoff.connect import connect
     from signoff.server.app import create_app, key_for
     from signoff.server.http import server_config
     from signoff.service import ApprovalService
-    from signoff.stores import store_from_url
 
     settings = _settings()
     db_url = db or settings.db_url
     cfg = _config(config)
-    service = ApprovalService(store_from_url(db_url), config=cfg)
+    backends = connect(db_url)
+    service = ApprovalService(backends.store, backends.bus, config=cfg)
     application = create_app(service, key=key_for(data_dir(db_url), settings.secret), config=cfg)
     server = uvicorn.Server(server_config(application, host=host, port=port))
 
@@ -163,7 +164,7 @@ def serve(
         try:
             await server.serve()
         finally:
-            await service.close()
+            await service.aclose()
 
     _run(run())
     if not server.started:
@@ -408,13 +409,13 @@ def audit_verify(
     """Check that the audit chain is intact."""
     result = _run(_with_client(url, token, lambda c: c.verify_audit()))
     if json_out:
-        _print_json(result)
-    elif result["ok"]:
+        _print_json(result.to_dict())
+    elif result.ok:
         console.print(
-            shown(f"The audit chain is intact: {result['events']} events, head {result['head']}")
+            shown(f"The audit chain is intact: {result.events} events, head {result.head}")
         )
     else:
-        bad = result.get("first_bad") or {}
+        bad = result.first_bad or {}
         print(
             printable(
                 f"signoff: the audit chain is broken at event {bad.get('seq')}: {bad.get('reason')}"
@@ -440,12 +441,13 @@ def audit_export(
     async def export(client: Client) -> None:
         after = 0
         while True:
-            page = await client.audit(request_id=request_id, after=after, limit=1000)
-            for item in page["items"]:
-                sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
-            if page["next_after"] is None:
+            page = await client.audit_events(request_id=request_id, after=after, limit=1000)
+            for event in page.events:
+                line = json.dumps(event.to_dict(), ensure_ascii=False)
+                sys.stdout.write(printable(line) + "\n")
+            if page.next_after is None:
                 return
-            after = page["next_after"]
+            after = page.next_after
 
     _run(_with_client(url, token, export))
 
@@ -460,11 +462,11 @@ def runs_list(
     json_out: JsonOption = False,
 ) -> None:
     """List the durable runs in the store, most recent first."""
-    from signoff.stores import store_from_url
+    from signoff.connect import connect
     from signoff.stores.base import RunQuery
 
     async def fetch() -> list[Any]:
-        store = store_from_url(db or _settings().db_url)
+        store = connect(db or _settings().db_url).store
         async with store:
             return await store.list_runs(RunQuery(status=status, limit=200))
 
@@ -505,8 +507,8 @@ def runs_resume(
 
     The code it imports comes only from you: --app, or the run's recorded app when that is
     listed in the config's [runs] apps. A run's recorded app was written by its agent."""
-    from signoff.integrations.runs import resume
-    from signoff.stores import store_from_url
+    from signoff.connect import connect
+    from signoff.integrations.resume import resume
     from signoff.stores.base import RunQuery
 
     cfg = _config(config)
@@ -514,7 +516,7 @@ def runs_resume(
     async def go() -> str:
         spec, agent_id = app_spec, agent
         if spec is None:
-            store = store_from_url(db or _settings().db_url)
+            store = connect(db or _settings().db_url).store
             async with store:
                 found = await store.list_runs(RunQuery(run_id=run_id, owner=agent, limit=2))
             if not found:

@@ -111,6 +111,14 @@ class Config:
         return policy if policy.min_role else replace(policy, min_role=self.default_min_role)
 
 
+def config_from(value: Config | str | os.PathLike[str] | None) -> Config:
+    """A Config as given, or read from a path; None: the file ``SIGNOFF_CONFIG`` names, or
+    the defaults when it names none."""
+    if isinstance(value, Config):
+        return value
+    return load_config(value if value is not None else Settings.from_env().config_path)
+
+
 def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Read a TOML config file; ``None`` gives the defaults. Every problem is one
     :class:`ConfigError` naming the file, the key and what is wrong."""

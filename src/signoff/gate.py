@@ -25,9 +25,9 @@ from dataclasses import replace
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from signoff._util import human_duration, jsonable, loose_args, parse_duration, resolve
-from signoff.backend import Backend, LocalBackend
+from signoff.approvals import Approvals, approvals_for
 from signoff.canonical import digest
-from signoff.config import Config, Settings, load_config
+from signoff.config import Config, config_from
 from signoff.errors import (
     ConfigError,
     Conflict,
@@ -184,33 +184,17 @@ class Gate:
 
     def __init__(
         self,
-        target: str | Backend | None = None,
+        target: str | Approvals | None = None,
         *,
         token: str | None = None,
         approver_token: str | None = None,
         config: Config | str | None = None,
     ) -> None:
-        settings = Settings.from_env()
-        if config is None:
-            config = settings.config_path
-        self.config = config if isinstance(config, Config) else load_config(config)
+        self.config = config_from(config)
         self.roles = self.config.roles
-        if isinstance(target, Backend):
-            self.backend = target
-        else:
-            target = target or settings.db_url
-            if target.startswith(("http://", "https://")):
-                from signoff.client import RemoteBackend
-
-                self.backend = RemoteBackend(
-                    target, token=token or settings.token, approver_token=approver_token
-                )
-            else:
-                from signoff.service import ApprovalService
-                from signoff.stores import store_from_url
-
-                service = ApprovalService(store_from_url(target), config=self.config)
-                self.backend = LocalBackend(service)
+        self.approvals = approvals_for(
+            target, token=token, approver_token=approver_token, config=self.config
+        )
         self.tools: dict[str, GatedTool[Any, Any]] = {}
         self._hooks: list[Hook] = []
         self._policies: dict[str, Policy] = {}
@@ -327,13 +311,13 @@ class Gate:
                 return
             if self._started_on is not None:
                 # the gate was used under an event loop that is gone (asyncio.run twice)
-                await self.backend.close()
-            await self.backend.start()
+                await self.approvals.aclose()
+            await self.approvals.start()
             self._started_on = loop
 
     async def aclose(self) -> None:
         if self._started_on is not None:
-            await self.backend.close()
+            await self.approvals.aclose()
             self._started_on = None
 
     async def __aenter__(self) -> Gate:
@@ -607,7 +591,7 @@ class Gate:
         self, request: ApprovalRequest, status: Literal["succeeded", "failed"], detail: Any
     ) -> ApprovalRequest | None:
         try:
-            return await self.backend.record_outcome(request, status, detail)
+            return await self.approvals.record_outcome(request, status, detail)
         except SignoffError as exc:
             # the tool has run: failing to record it must not hide its result
             log.error("signoff: could not record the outcome of %s: %s", request.id, exc)
@@ -659,7 +643,7 @@ class Gate:
         )
         try:
             await self.start()
-            request = await self.backend.submit(spec)
+            request = await self.approvals.submit(spec)
             if request.status is Status.PENDING:
                 if not wait:
                     return Outcome(
@@ -674,7 +658,7 @@ class Gate:
                 # hold only the id while waiting: thousands of calls may wait at once
                 request_id, run = request.id, request.run
                 del spec, request, context, reason
-                request = await self.backend.wait(request_id, run)
+                request = await self.approvals.wait(request_id, run)
         except PolicyDenied as exc:
             # the server's own policy refuses the call outright
             return await self._denied(tool, call, policy, exc.message)
@@ -745,7 +729,7 @@ class Gate:
             status = CallStatus.EXECUTED if ran_ok else CallStatus.FAILED
             return result(status, "(result recorded earlier)", value=request.outcome.detail)
         try:
-            request = await self.backend.consume(request)
+            request = await self.approvals.consume(request)
         except Conflict as exc:
             message = (
                 "This approved call was already started once; it will not run again, "
@@ -771,11 +755,11 @@ class Gate:
 
     async def pending(self) -> list[ApprovalRequest]:
         await self.start()
-        return await self.backend.pending()
+        return await self.approvals.pending()
 
     async def get(self, request_id: str) -> ApprovalRequest:
         await self.start()
-        return await self.backend.get(request_id)
+        return await self.approvals.get(request_id)
 
     async def approve(
         self,
@@ -793,7 +777,7 @@ class Gate:
         those arguments (:class:`Conflict` if another approver changed them meanwhile)."""
         await self.start()
         request_id, seen = _seen(request, seen_digest)
-        return await self.backend.decide(
+        return await self.approvals.decide(
             request_id, by, DecisionKind.APPROVE, reason, modified_args, seen
         )
 
@@ -808,7 +792,7 @@ class Gate:
         """Reject with a reason (the model is told it). Raises Forbidden, Conflict."""
         await self.start()
         request_id, seen = _seen(request, seen_digest)
-        return await self.backend.decide(request_id, by, DecisionKind.REJECT, reason, None, seen)
+        return await self.approvals.decide(request_id, by, DecisionKind.REJECT, reason, None, seen)
 
     async def cancel(
         self, request_id: str, *, run: Run | None = None, reason: str | None = None
@@ -816,8 +800,8 @@ class Gate:
         """Cancel a pending request this agent made."""
         await self.start()
         if run is None:
-            run = (await self.backend.get(request_id)).run
-        return await self.backend.cancel(request_id, run, reason)
+            run = (await self.approvals.get(request_id)).run
+        return await self.approvals.cancel(request_id, run, reason)
 
 
 def _seen(request: str | ApprovalRequest, seen_digest: str | None) -> tuple[str, str | None]:

@@ -269,3 +269,31 @@ RequestSpec.model_rebuild()
 class Page(_Frozen):
     items: list[ApprovalRequest]
     next_cursor: str | None = None
+
+
+ProviderKind = Literal["anthropic", "openai-responses", "openai-chat"]
+
+
+class RunRecord(BaseModel):
+    """What it takes to continue a run in another process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=500)
+    #: the agent that owns the run (the run's agent_id, or a remote agent's token sub)
+    owner: str = ""
+    agent_id: str = "agent"
+    status: Literal["running", "finished"] = "running"
+    provider: ProviderKind
+    model: str
+    max_turns: int = Field(default=10, ge=1)
+    create_kwargs: JSONObject = Field(default_factory=dict)
+    #: the names of the tools offered to the model
+    tools: list[str] = Field(default_factory=list)
+    #: "module:factory": how a new process rebuilds the client, gate and tools
+    app: str | None = None
+    transcript: list[JSONObject] = Field(default_factory=list)
+    final_text: str | None = None
+    turns: int = 0
+    created_at: datetime
+    updated_at: datetime

@@ -24,6 +24,8 @@ from typing import Any, Literal
 from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id, stop_task, to_datetime
 from signoff.audit import AuditEntry, AuditEvent, ChainCheck, Verification
 from signoff.bus.base import Bus
+from signoff.bus.memory import MemoryBus
+from signoff.bus.replay import RequestEvents, StoreEvents
 from signoff.canonical import digest, json_problem, storable
 from signoff.config import Config
 from signoff.errors import (
@@ -35,7 +37,8 @@ from signoff.errors import (
     PolicyDenied,
     SignoffError,
 )
-from signoff.events import EventType
+from signoff.events import Event, EventType
+from signoff.follow import Feed, OnOpen, follow
 from signoff.jsonschema_check import check_schema, schema_errors
 from signoff.models import (
     SYSTEM,
@@ -47,11 +50,11 @@ from signoff.models import (
     Principal,
     RequestSpec,
     Run,
+    RunRecord,
     Status,
     ToolCall,
 )
 from signoff.policy import Terms, VerdictKind, floor
-from signoff.runs import RunRecord
 from signoff.stores.base import Change, Created, ListQuery, RunQuery, Store
 from signoff.types import Clock, JSONObject
 
@@ -76,7 +79,9 @@ class ApprovalService:
         sweep: bool = True,
     ) -> None:
         self.store = store
-        self.bus = bus if bus is not None else store.default_bus()
+        # without a bus of its own the service hears only this process: signoff.connect(url)
+        # gives the one that also hears the other processes sharing the store
+        self.bus = bus if bus is not None else MemoryBus()
         self.config = config if config is not None else Config()
         self.roles = self.config.roles
         self._clock = clock
@@ -90,17 +95,17 @@ class ApprovalService:
     async def start(self) -> None:
         if self._started:
             return
-        await self.store.open()
+        await self.store.start()
         await self.bus.start(self.store)
         if self._sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="signoff-sweeper")
         self._started = True
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await stop_task(self._sweeper)
         self._sweeper = None
-        await self.bus.stop()
-        await self.store.close()
+        await self.bus.aclose()
+        await self.store.aclose()
         self._started = False
 
     async def __aenter__(self) -> ApprovalService:
@@ -108,7 +113,7 @@ class ApprovalService:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+        await self.aclose()
 
     def now(self) -> datetime:
         return to_datetime(self._clock())
@@ -239,10 +244,11 @@ class ApprovalService:
     ) -> ApprovalRequest:
         """Return as soon as the request is no longer pending, or after ``timeout`` seconds.
 
-        Subscribes before reading, so a decision landing in between is never missed; expires
-        the request itself when its time is up, so no sweeper is needed to end a wait.
+        Follows the request before reading it, so a decision landing in between is never
+        missed; expires the request itself when its time is up, so no sweeper is needed to
+        end a wait.
         """
-        with self.bus.watch(request_id) as watch:
+        async with follow(RequestEvents(self.bus, request_id)) as changes:
             request = await self._current(request_id)
             await self._check_owner(request, principal, "wait on")
             deadline = None if timeout is None else self._clock() + timeout
@@ -257,9 +263,14 @@ class ApprovalService:
                         request = await self.expire(request_id)
                         continue
                     return await self._current(request_id)
-                await watch.changed(until - now)
+                await changes.next(until - now)
                 request = await self._current(request_id)
         return request
+
+    def follow(self, *, after: int | None = None, on_open: OnOpen | None = None) -> Feed[Event]:
+        """Every live event after ``after`` (None: from when the feed opens), resumed across
+        drops; ``on_open`` runs at every opening (see :mod:`signoff.follow`)."""
+        return follow(StoreEvents(self.store, self.bus), after=after, on_open=on_open)
 
     async def cancel(
         self, request_id: str, principal: Principal, reason: str | None = None

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from signoff._util import resolve, stop_task
-from signoff.backend import LocalBackend
-from signoff.bus.base import ListenerDropped
+from signoff.approvals import LocalApprovals
 from signoff.errors import SignoffError, UsageError
-from signoff.events import EventType
+from signoff.events import Event, EventType
+from signoff.follow import Feed
 from signoff.gate import Gate
 from signoff.models import ApprovalRequest, Principal, Status
 from signoff.types import JSONObject
@@ -58,6 +58,8 @@ class ScriptedApprover:
     decided: list[tuple[str, Action]] = field(default_factory=list)
     errors: list[SignoffError] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
+    _feed: Feed[Event] | None = None
+    _seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.by.role is None:
@@ -65,33 +67,27 @@ class ScriptedApprover:
 
     async def __aenter__(self) -> ScriptedApprover:
         await self.gate.start()
-        backend = self.gate.backend
-        if not isinstance(backend, LocalBackend):
+        if not isinstance(self.gate.approvals, LocalApprovals):
             raise UsageError("ScriptedApprover drives an embedded gate (sqlite:// or memory://)")
-        ready = asyncio.Event()
-        self._task = asyncio.create_task(self._run(backend, ready), name="scripted-approver")
-        await ready.wait()
+        # follow first, then catch up at every opening: nothing created in between is missed
+        self._feed = self.gate.approvals.follow(on_open=self._catch_up)
+        await self._feed.__aenter__()
+        self._task = asyncio.create_task(self._run(self._feed), name="scripted-approver")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await stop_task(self._task)
+        if self._feed is not None:
+            await self._feed.aclose()
 
-    async def _run(self, backend: LocalBackend, ready: asyncio.Event) -> None:
-        bus = backend.service.bus
-        seen: set[str] = set()
-        while True:
-            with bus.listen(maxsize=10_000) as listener:
-                # subscribe first, then catch up, so nothing created in between is missed
-                for request in await self.gate.pending():
-                    await self._decide(request, seen)
-                ready.set()
-                try:
-                    async for event in listener:
-                        if event.type == EventType.CREATED:
-                            request = event.snapshot
-                            await self._decide(request, seen)
-                except ListenerDropped:
-                    continue
+    async def _catch_up(self) -> None:
+        for request in await self.gate.pending():
+            await self._decide(request, self._seen)
+
+    async def _run(self, feed: Feed[Event]) -> None:
+        async for event in feed:
+            if event.type == EventType.CREATED:
+                await self._decide(event.snapshot, self._seen)
 
     async def _decide(self, request: ApprovalRequest, seen: set[str]) -> None:
         if request.id in seen or request.status is not Status.PENDING:

@@ -149,10 +149,11 @@ def test_sse_replay_against_the_real_server(served: Served) -> None:
         client = Client(served.url, publisher)
         got: list[tuple[int, str]] = []
         try:
-            async for event in client.events(after):
-                got.append((event.id, event.type))
-                if len(got) == n:
-                    break
+            async with client.follow(after=after) as feed:
+                async for event in feed:
+                    got.append((event.id, event.type))
+                    if len(got) == n:
+                        break
         finally:
             await client.aclose()
         return got

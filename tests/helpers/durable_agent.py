@@ -18,7 +18,7 @@ import anthropic
 
 from signoff import Gate, Policy, Run
 from signoff.integrations.anthropic import run_agent
-from signoff.runs import AgentApp
+from signoff.integrations.resume import AgentApp
 
 APP = "tests.helpers.durable_agent:build"
 

@@ -96,8 +96,8 @@ class TestDatabases:
 
         async def migrate() -> None:
             store = PostgresStore.from_url(url_for(name), min_size=1)
-            await store.open()
-            await store.close()
+            await store.start()
+            await store.aclose()
 
         # on a thread of its own: the caller may be inside a test's running event loop
         with ThreadPoolExecutor(1) as worker:

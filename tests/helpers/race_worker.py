@@ -11,14 +11,15 @@ import asyncio
 import json
 import sys
 
+from signoff.connect import connect
 from signoff.errors import Conflict
 from signoff.models import Principal
 from signoff.service import ApprovalService
-from signoff.stores import store_from_url
 
 
 async def main(url: str, worker: int, ids: list[str]) -> None:
-    service = ApprovalService(store_from_url(url), sweep=False)
+    backends = connect(url)
+    service = ApprovalService(backends.store, backends.bus, sweep=False)
     await service.start()
     won, lost = [], []
     for i, request_id in enumerate(ids):
@@ -30,7 +31,7 @@ async def main(url: str, worker: int, ids: list[str]) -> None:
             lost.append(request_id)
         else:
             won.append(request_id)
-    await service.close()
+    await service.aclose()
     print(json.dumps({"won": won, "lost": lost}))
 
 

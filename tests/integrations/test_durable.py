@@ -12,9 +12,9 @@ import anthropic
 import pytest
 
 from signoff import CallStatus, Gate, Principal, Run
-from signoff.backend import LocalBackend
+from signoff.approvals import LocalApprovals
 from signoff.integrations.anthropic import run_agent
-from signoff.integrations.runs import resume
+from signoff.integrations.resume import resume
 from signoff.models import Status
 from signoff.service import ApprovalService
 from signoff.stores.base import ListQuery, RunQuery
@@ -44,7 +44,7 @@ async def test_a_run_is_checkpointed_and_continued_after_its_process_goes(
         task.cancel()  # the process "dies" while the call waits
         with pytest.raises(asyncio.CancelledError):
             await task
-    record = await first.backend.get_run("run-7", "support")
+    record = await first.approvals.get_run("run-7", "support")
     assert record is not None and record.status == "running"
     assert record.transcript[-1]["role"] == "assistant"  # checkpointed: the unanswered call
     [pending] = await first.pending()
@@ -59,9 +59,9 @@ async def test_a_run_is_checkpointed_and_continued_after_its_process_goes(
         assert [o.status for o in result.outcomes] == [CallStatus.EXECUTED]
         assert shop2.ran == [("issue_refund", {"order_id": "ORD-1", "amount": 250.0})]
         # one approval request for the call, however many processes asked
-        page = await second.backend.service.list_requests(ListQuery(), ADMIN)  # type: ignore[attr-defined]
+        page = await second.approvals.service.list_requests(ListQuery(), ADMIN)  # type: ignore[attr-defined]
         assert len(page.items) == 1
-        done = await second.backend.get_run("run-7", "support")
+        done = await second.approvals.get_run("run-7", "support")
         assert done is not None and done.status == "finished" and done.final_text == "Refunded."
         # a finished run is not run again: no model call, no tool call
         calls = len(model.bodies)
@@ -80,9 +80,9 @@ async def test_a_run_without_run_id_is_not_stored(model: FakeModel) -> None:
     async with anthropic.AsyncAnthropic(api_key="t", base_url=model.url, max_retries=0) as client:
         result = await run_agent(client, gate, model="m", messages=PROMPT, tools=shop.tools)
     assert result.final_text == "Hello."
-    backend = gate.backend
-    assert isinstance(backend, LocalBackend)
-    assert await backend.service.store.list_runs(RunQuery()) == []
+    approvals = gate.approvals
+    assert isinstance(approvals, LocalApprovals)
+    assert await approvals.service.store.list_runs(RunQuery()) == []
     await gate.aclose()
 
 

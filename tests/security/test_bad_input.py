@@ -208,12 +208,12 @@ from signoff.stores.sqlite import SqliteStore
 os.umask(0o022)
 async def main():
     store = SqliteStore({str(db)!r})
-    await store.open()
+    await store.start()
     await store.spend("k", datetime.datetime.now(datetime.UTC))
     folder = {str(db.parent)!r}
     for name in sorted(os.listdir(folder)) + ["."]:
         print(name, oct(stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)))
-    await store.close()
+    await store.aclose()
 asyncio.run(main())
 """
     out = subprocess.run(

@@ -15,10 +15,10 @@ import uvicorn
 
 from signoff.auth import Issuer
 from signoff.config import Config, parse_config
+from signoff.connect import connect
 from signoff.server.app import create_app
 from signoff.server.http import server_config
 from signoff.service import ApprovalService
-from signoff.stores.sqlite import SqliteStore
 from signoff.types import Clock
 
 SECRET = b"test-secret-that-is-long-enough-for-hs256!!"
@@ -53,7 +53,8 @@ async def start_live(
 ) -> tuple[Live, uvicorn.Server, asyncio.Task[None]]:
     """A server on a free loopback port, in this event loop, on ``tmp_path/server.db``."""
     config = config or Config()
-    service = ApprovalService(SqliteStore(tmp_path / "server.db"), config=config, clock=clock)
+    backends = connect(f"sqlite:///{tmp_path / 'server.db'}")  # as `signoff serve` does
+    service = ApprovalService(backends.store, backends.bus, config=config, clock=clock)
     app = create_app(service, key=SECRET, config=config)
     port = free_port()
     server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))

@@ -10,21 +10,25 @@ from typing import Any
 import httpx
 import pytest
 
-from signoff.client import Client, StreamEvent
+from signoff.bus import replay
+from signoff.client import Client
 from signoff.errors import Unauthorized
-from signoff.server import events as server_events
+from signoff.events import Event
+from signoff.server import sse
 from tests.server.conftest import Live
 from tests.server.test_api import REFUND, create
 
 
 async def collect(
     live: Live, token: str, n: int, last_event_id: int | None = None, timeout: float = 10
-) -> list[StreamEvent]:
+) -> list[Event]:
     client = Client(live.url, token)
-    got: list[StreamEvent] = []
+    got: list[Event] = []
+
+    feed = client.follow(after=last_event_id)
 
     async def read() -> None:
-        async for event in client.events(last_event_id):
+        async for event in feed:
             got.append(event)
             if len(got) == n:
                 return
@@ -32,6 +36,7 @@ async def collect(
     try:
         await asyncio.wait_for(read(), timeout)
     finally:
+        await feed.aclose()
         await client.aclose()
     return got
 
@@ -41,21 +46,22 @@ class Follower:
 
     def __init__(self, live: Live, token: str, last_event_id: int | None = None) -> None:
         self.client = Client(live.url, token)
-        self.events: list[StreamEvent] = []
+        self.events: list[Event] = []
         self._last = last_event_id
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
 
     async def _read(self) -> None:
-        async for event in self.client.events(self._last):
-            self.events.append(event)
+        async with self.client.follow(after=self._last) as feed:
+            async for event in feed:
+                self.events.append(event)
 
     async def __aenter__(self) -> Follower:
         self._task = asyncio.create_task(self._read())
         await asyncio.sleep(0.3)  # let the subscription start before the test acts
         return self
 
-    async def until(self, n: int, timeout: float = 10) -> list[StreamEvent]:
+    async def until(self, n: int, timeout: float = 10) -> list[Event]:
         deadline = asyncio.get_running_loop().time() + timeout
         while len(self.events) < n:
             if asyncio.get_running_loop().time() > deadline:
@@ -95,9 +101,9 @@ async def test_live_events_in_order(live: Live) -> None:
     ]
     ids = [e.id for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 4
-    assert events[0].request.id == req["id"] and events[0].request.status == "pending"
-    assert events[1].request.status == "approved"
-    assert events[3].request.outcome is not None
+    assert events[0].request_id == req["id"] and events[0].snapshot.status == "pending"
+    assert events[1].snapshot.status == "approved"
+    assert events[3].snapshot.outcome is not None
 
 
 async def test_without_last_event_id_only_new_events(live: Live) -> None:
@@ -106,7 +112,7 @@ async def test_without_last_event_id_only_new_events(live: Live) -> None:
         new = await create(live, {**REFUND, "tool_call_id": "new"})
         events = await follower.until(1)
         await asyncio.sleep(0.2)
-    assert [e.request.id for e in follower.events] == [new["id"]]
+    assert [e.request_id for e in follower.events] == [new["id"]]
     assert events[0].type == "request.created"
 
 
@@ -121,7 +127,7 @@ async def test_replay_after_a_dropped_connection_loses_nothing(live: Live) -> No
     await decide(live, first["id"])
     await decide(live, second["id"], modified_args={"amount": 5})
     replayed = await collect(live, token, 3, last_event_id=last)
-    assert [(e.type, e.request.id) for e in replayed] == [
+    assert [(e.type, e.request_id) for e in replayed] == [
         ("request.created", second["id"]),
         ("request.decided", first["id"]),
         ("request.decided", second["id"]),
@@ -150,8 +156,8 @@ async def test_an_agent_sees_only_its_own_events(live: Live) -> None:
         mine = await create(live, {**REFUND, "tool_call_id": "y"}, agent="bot-a")
         events = await follower.until(1)
         await asyncio.sleep(0.2)
-    assert [e.request.id for e in follower.events] == [mine["id"]]
-    assert events[0].request.requested_by == "bot-a"
+    assert [e.request_id for e in follower.events] == [mine["id"]]
+    assert events[0].snapshot.requested_by == "bot-a"
 
 
 async def test_bad_last_event_id(live: Live) -> None:
@@ -188,24 +194,28 @@ async def test_stream_tickets_are_single_use_and_not_bearer_tokens(live: Live) -
 
 
 async def test_the_stream_ends_when_the_token_expires(live: Live) -> None:
+    """The server ends the stream at the token's expiry; reopening it is then refused, which
+    ends the client's feed (a refused token is never retried forever)."""
     client = Client(live.url, live.approver_token(ttl="2s"))
     started = asyncio.get_running_loop().time()
     try:
-        async for _ in client.events():
-            pass
+        with pytest.raises(Unauthorized):
+            async for _ in client.follow():
+                pass
     finally:
         await client.aclose()
     assert asyncio.get_running_loop().time() - started < 10
 
 
-async def test_a_slow_client_is_dropped_not_the_server(
+async def test_a_slow_client_never_holds_up_the_server_and_loses_nothing(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stream whose buffer fills up ends; the client resumes with Last-Event-ID."""
-    monkeypatch.setattr(server_events, "CLIENT_BUFFER", 3)
+    """A stream whose buffer fills up is dropped by the bus (nothing waits for it), and its
+    feed resumes from the store after the last event it sent: in order, none lost."""
+    monkeypatch.setattr(replay, "STREAM_BUFFER", 3)
     from signoff.models import Principal
 
-    stream: AsyncIterator[Any] = server_events.stream(
+    stream: AsyncIterator[Any] = sse.stream(
         live.service, Principal(sub="p", role="admin"), await live.service.store.last_event_id()
     )
     reading = asyncio.ensure_future(anext(stream))
@@ -213,13 +223,13 @@ async def test_a_slow_client_is_dropped_not_the_server(
     first = await create(live, {**REFUND, "tool_call_id": "0"})
     got = [await asyncio.wait_for(reading, 5)]
     assert first["id"] in got[0].data
-    # the client stops reading while ten more events happen
-    for i in range(1, 11):
-        await create(live, {**REFUND, "tool_call_id": str(i)})
-    rest = [event async for event in stream]  # ends: the stream was dropped
-    assert len(rest) < 10  # dropped before it saw everything …
-    replayed = await collect(live, live.approver_token(), 10, last_event_id=int(got[0].id))
-    assert len(replayed) == 10  # … and nothing is lost on reconnecting
+    # the client stops reading while ten more events happen: more than its buffer holds
+    created = [await create(live, {**REFUND, "tool_call_id": str(i)}) for i in range(1, 11)]
+    assert not any(live.service.bus._listeners)  # dropped: nobody waits for a slow reader
+    rest = [await asyncio.wait_for(anext(stream), 5) for _ in range(10)]
+    assert [int(e.id) for e in rest] == list(range(int(got[0].id) + 1, int(got[0].id) + 11))
+    assert [c["id"] in e.data for c, e in zip(created, rest, strict=True)] == [True] * 10
+    await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def test_from_now_means_from_when_the_stream_was_answered(live: Live) -> None:
@@ -227,9 +237,7 @@ async def test_from_now_means_from_when_the_stream_was_answered(live: Live) -> N
     event after that moment, even one that happens before the stream's first step runs."""
     from signoff.models import Principal
 
-    answered = await server_events.response(
-        live.service, Principal(sub="p", role="admin"), None, None
-    )
+    answered = await sse.response(live.service, Principal(sub="p", role="admin"), None, None)
     created = await create(live, {**REFUND, "tool_call_id": "between"})
     body: AsyncIterator[Any] = answered.body_iterator  # type: ignore[assignment]
     first = await asyncio.wait_for(anext(body), 5)
@@ -240,7 +248,7 @@ async def test_from_now_means_from_when_the_stream_was_answered(live: Live) -> N
 async def test_client_events_raise_unauthorized(live: Live) -> None:
     client = Client(live.url, "nonsense")
     with pytest.raises(Unauthorized):
-        async for _ in client.events():
+        async for _ in client.follow():
             pass
     await client.aclose()
 
@@ -249,7 +257,7 @@ async def test_heartbeats_keep_an_idle_stream_open(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A comment line now and then, so that proxies do not close a quiet stream."""
-    monkeypatch.setattr(server_events, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(sse, "HEARTBEAT_S", 0.2)
     headers = {"Authorization": f"Bearer {live.approver_token()}"}
     comments = []
     async with (

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from signoff import CallStatus, Gate, Policy, Run
-from signoff.client import RemoteBackend
 from signoff.models import ApprovalRequest
+from signoff.remote import RemoteApprovals
 from tests.server.conftest import Live
 
 RUN = Run(agent_id="support-bot", run_id="remote")
@@ -49,16 +49,16 @@ async def test_a_decision_made_before_the_call_starts_waiting_wakes_it_at_once(
     await approving
     assert first.status is CallStatus.EXECUTED
 
-    backend = gate.backend
-    assert isinstance(backend, RemoteBackend)
-    wait = backend.wait
+    approvals = gate.approvals
+    assert isinstance(approvals, RemoteApprovals)
+    wait = approvals.wait
 
     async def decided_before_waiting(request_id: str, run: Run) -> ApprovalRequest:
         await gate.approve(request_id)  # an approver (or a bot) quicker than the agent
         await asyncio.sleep(0.5)  # the decision passes through the stream meanwhile
         return await wait(request_id, run)
 
-    monkeypatch.setattr(backend, "wait", decided_before_waiting)
+    monkeypatch.setattr(approvals, "wait", decided_before_waiting)
     # the stream's decision is used: no waiting until the 30 s safety re-read
     second = await asyncio.wait_for(
         gate.call("send_newsletter", {"issue": 2}, tool_call_id="c2", run=RUN), 5

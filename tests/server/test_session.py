@@ -15,6 +15,7 @@ import pytest
 from signoff.auth import LOGIN_LINK_AUDIENCE
 from signoff.cli import main
 from signoff.config import Config
+from signoff.connect import connect
 from signoff.errors import Unauthorized
 from signoff.models import Principal
 from signoff.server.app import create_app
@@ -109,7 +110,7 @@ async def test_over_https_the_cookie_is_secure() -> None:
             session = next(v for v in cookies if v.startswith(SESSION_COOKIE))
             assert "; secure" in session.lower()
     finally:
-        await service.close()
+        await service.aclose()
 
 
 async def test_a_link_works_once(live: Live, browser: httpx.AsyncClient) -> None:
@@ -268,7 +269,8 @@ async def test_failed_sign_ins_from_one_address_are_bounded(
 @pytest.fixture
 async def replicas(tmp_path: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two servers sharing one SQLite file, as two replicas share a database."""
-    services = [ApprovalService(SqliteStore(tmp_path / "shared.db")) for _ in range(2)]
+    shared = [connect(f"sqlite:///{tmp_path / 'shared.db'}") for _ in range(2)]
+    services = [ApprovalService(b.store, b.bus) for b in shared]
     clients = []
     for service in services:
         await service.start()
@@ -279,7 +281,7 @@ async def replicas(tmp_path: Path) -> AsyncIterator[list[httpx.AsyncClient]]:
     for client in clients:
         await client.aclose()
     for service in services:
-        await service.close()
+        await service.aclose()
 
 
 async def test_a_link_works_once_across_replicas(replicas: list[httpx.AsyncClient]) -> None:
@@ -311,7 +313,7 @@ async def test_signing_out_on_one_replica_ends_the_session_on_all(
 async def test_a_stream_ticket_works_once_across_replicas(tmp_path: Path) -> None:
     stores = [SqliteStore(tmp_path / "shared.db") for _ in range(2)]
     for store in stores:
-        await store.open()
+        await store.start()
     try:
         first, second = (Tickets(*own_tokens(SECRET, Config()), store) for store in stores)
         ticket, _ = first.issue(Principal(sub="paul", kind="approver", role="publisher"))
@@ -320,7 +322,7 @@ async def test_a_stream_ticket_works_once_across_replicas(tmp_path: Path) -> Non
             await first.redeem(ticket)
     finally:
         for store in stores:
-            await store.close()
+            await store.aclose()
 
 
 # -- signoff login-link -------------------------------------------------------------------

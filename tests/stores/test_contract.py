@@ -10,8 +10,7 @@ import pytest
 from signoff.audit import AuditEntry, verify
 from signoff.canonical import digest
 from signoff.errors import Conflict, InvalidArguments, NotFound, StoreError
-from signoff.models import ApprovalRequest, Page, PolicySnapshot, Run, Status
-from signoff.runs import RunRecord
+from signoff.models import ApprovalRequest, Page, PolicySnapshot, Run, RunRecord, Status
 from signoff.stores.base import Change, ListQuery, RunQuery, Store
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

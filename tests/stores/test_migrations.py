@@ -78,14 +78,14 @@ def _null_params(statement: str) -> dict[str, None]:
 async def test_open_twice_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "db" / "nested" / "s.db"
     store = SqliteStore(path)
-    await store.open()
-    await store.open()
-    await store.close()
-    await store.close()
+    await store.start()
+    await store.start()
+    await store.aclose()
+    await store.aclose()
     again = SqliteStore(path)
-    await again.open()
+    await again.start()
     assert await again.last_event_id() == 0
-    await again.close()
+    await again.aclose()
 
 
 def test_bad_synchronous_level() -> None:
@@ -149,14 +149,14 @@ async def test_postgres_replicas_starting_together_migrate_once() -> None:
     url = DATABASES.empty()
     stores = [PostgresStore.from_url(url, min_size=1) for _ in range(4)]
     try:
-        await asyncio.gather(*(store.open() for store in stores))
+        await asyncio.gather(*(store.start() for store in stores))
         with psycopg.connect(url) as conn:
             versions = conn.execute("SELECT version FROM signoff_migrations ORDER BY 1").fetchall()
         assert versions == [(m.version,) for m in sql.migrations("postgres")]
         assert await stores[0].last_event_id() == 0
     finally:
         for store in stores:
-            await store.close()
+            await store.aclose()
         DATABASES.drop(url)
 
 
@@ -165,8 +165,8 @@ async def test_a_newer_postgres_database_is_refused(postgres_url: str) -> None:
         conn.execute("INSERT INTO signoff_migrations (version, name) VALUES (999, 'future')")
     store = PostgresStore.from_url(postgres_url, min_size=1)
     with pytest.raises(StoreError, match="newer than this signoff"):
-        await store.open()
-    await store.close()
+        await store.start()
+    await store.aclose()
 
 
 def test_every_postgres_query_prepares(postgres_url: str) -> None:

@@ -19,27 +19,27 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from sse_starlette import ServerSentEvent
 
-from signoff.bus.base import Bus
 from signoff.bus.postgres import PostgresBus
-from signoff.errors import ConfigError, MissingDependency, StoreError
+from signoff.connect import connect
+from signoff.errors import MissingDependency, StoreError
 from signoff.models import Status
-from signoff.server.events import stream
+from signoff.server.sse import stream
 from signoff.service import ApprovalService
-from signoff.stores import store_from_url
-from signoff.stores.memory import MemoryStore
 from signoff.stores.postgres import PostgresStore
 from tests.conftest import ADMIN, AGENT, refund_spec
 
 
 @asynccontextmanager
-async def replica(url: str, bus: Bus | None = None) -> AsyncIterator[ApprovalService]:
+async def replica(url: str, reconnect_delay: float = 0.2) -> AsyncIterator[ApprovalService]:
     """One server replica: a service with its own pool and its own bus."""
-    service = ApprovalService(PostgresStore.from_url(url, min_size=1), bus, sweep=False)
+    store = PostgresStore.from_url(url, min_size=1)
+    bus = PostgresBus(store.connect, reconnect_delay=reconnect_delay)
+    service = ApprovalService(store, bus, sweep=False)
     await service.start()
     try:
         yield service
     finally:
-        await service.close()
+        await service.aclose()
 
 
 def terminate(url: str, where: str) -> int:
@@ -109,7 +109,7 @@ async def test_the_event_stream_stays_in_order_while_both_replicas_write(
 
 async def test_the_listener_reconnects_and_catches_up(postgres_url: str) -> None:
     async with (
-        replica(postgres_url, PostgresBus(reconnect_delay=1.0)) as a,
+        replica(postgres_url, reconnect_delay=1.0) as a,
         replica(postgres_url) as b,
     ):
         request = (await a.submit(refund_spec(), AGENT)).request
@@ -130,15 +130,15 @@ async def test_the_listener_reconnects_and_catches_up(postgres_url: str) -> None
 async def test_one_replica_at_a_time_leads_the_sweep(postgres_url: str) -> None:
     a = PostgresStore.from_url(postgres_url, min_size=1)
     b = PostgresStore.from_url(postgres_url, min_size=1)
-    await a.open()
-    await b.open()
+    await a.start()
+    await b.start()
     try:
         assert await a.is_sweep_leader()
         assert not await b.is_sweep_leader()
         assert await a.is_sweep_leader()  # it stays the leader
-        await a.close()  # its session ends, and the lock with it
+        await a.aclose()  # its session ends, and the lock with it
         assert await b.is_sweep_leader()
-        await a.open()  # a replica restarting does not take the lead back
+        await a.start()  # a replica restarting does not take the lead back
         assert not await a.is_sweep_leader()
         # a leader whose session dies loses the lead; another replica takes it
         assert terminate(postgres_url, SWEEP_LOCK_HOLDER) == 1
@@ -146,8 +146,8 @@ async def test_one_replica_at_a_time_leads_the_sweep(postgres_url: str) -> None:
         assert not await b.is_sweep_leader()
         assert not await b.is_sweep_leader()
     finally:
-        await a.close()
-        await b.close()
+        await a.aclose()
+        await b.aclose()
 
 
 async def test_replicas_with_sweepers_expire_overdue_requests(postgres_url: str) -> None:
@@ -166,7 +166,7 @@ async def test_replicas_with_sweepers_expire_overdue_requests(postgres_url: str)
         assert types == ["request.created", "request.expired"]
     finally:
         for service in sweeping:
-            await service.close()
+            await service.aclose()
 
 
 async def test_a_pool_made_by_the_caller(postgres_url: str) -> None:
@@ -189,39 +189,34 @@ async def test_a_pool_made_by_the_caller(postgres_url: str) -> None:
 async def test_a_store_opens_again_after_closing(postgres_url: str) -> None:
     store = PostgresStore.from_url(postgres_url, min_size=1)
     for _ in range(2):
-        await store.open()
-        await store.open()
+        await store.start()
+        await store.start()
         assert await store.last_event_id() == 0
-        await store.close()
-        await store.close()
+        await store.aclose()
+        await store.aclose()
 
 
 async def test_an_unreachable_server_fails_at_once() -> None:
     store = PostgresStore.from_url("postgresql://postgres@127.0.0.1:1/nothing")
     started = time.monotonic()
     with pytest.raises(StoreError, match="cannot connect"):
-        await store.open()
+        await store.start()
     assert time.monotonic() - started < 5
-    await store.close()
-
-
-async def test_the_postgres_bus_needs_a_postgres_store() -> None:
-    with pytest.raises(ConfigError, match="PostgresStore"):
-        await PostgresBus().start(MemoryStore())
+    await store.aclose()
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
-def test_store_from_url_routes_both_schemes(scheme: str) -> None:
-    store = store_from_url(f"{scheme}://postgres@127.0.0.1:5432/test")
-    assert isinstance(store, PostgresStore)
-    assert isinstance(store.default_bus(), PostgresBus)
+def test_connect_routes_both_schemes(scheme: str) -> None:
+    backends = connect(f"{scheme}://postgres@127.0.0.1:5432/test")
+    assert isinstance(backends.store, PostgresStore)
+    assert isinstance(backends.bus, PostgresBus)
 
 
 def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what an absent package looks like
     monkeypatch.delitem(sys.modules, "signoff.stores.postgres")
     with pytest.raises(MissingDependency) as caught:
-        store_from_url("postgresql://127.0.0.1/test")
+        connect("postgresql://127.0.0.1/test")
     assert caught.value.detail == {"package": "psycopg", "extra": "postgres"}
     assert "pip install 'signoff[postgres]'" in str(caught.value)
 

@@ -15,12 +15,9 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Protocol, Self
 
 from signoff.events import Event
-
-if TYPE_CHECKING:
-    from signoff.stores.base import Store
 
 _DEDUPE_WINDOW = 8192
 
@@ -29,16 +26,19 @@ class Watch:
     """Wakes one waiter when an event for its request arrives. Subscribe, then read the
     store, then wait: an event that lands between the read and the wait is not lost."""
 
-    __slots__ = ("_bus", "_fired", "_future", "request_id")
+    __slots__ = ("_bus", "_fired", "_future", "latest", "request_id")
 
     def __init__(self, bus: Bus, request_id: str) -> None:
         self._bus = bus
         self.request_id = request_id
         self._fired = False
         self._future: asyncio.Future[None] | None = None
+        #: the last event that fired the watch (None after a wake-up without one)
+        self.latest: Event | None = None
 
-    def _fire(self) -> None:
+    def _fire(self, event: Event | None = None) -> None:
         self._fired = True
+        self.latest = event
         if self._future is not None and not self._future.done():
             self._future.set_result(None)
 
@@ -135,6 +135,15 @@ class Listener:
         self.close()
 
 
+class EventSource(Protocol):
+    """Where the stored live events are read from (a store, without the bus knowing which):
+    a bus that hears other processes reads their events here."""
+
+    async def events_after(self, after_id: int, limit: int = 1000) -> list[Event]: ...
+
+    async def last_event_id(self) -> int: ...
+
+
 class Bus:
     """Local fan-out plus a way to hear other processes. See the module docstring."""
 
@@ -144,10 +153,10 @@ class Bus:
         self._seen: set[int] = set()
         self._seen_order: deque[int] = deque()
 
-    async def start(self, store: Store) -> None:
-        """Begin hearing other processes' events for ``store``."""
+    async def start(self, source: EventSource) -> None:
+        """Begin hearing other processes' events, read from ``source``."""
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         """Stop hearing other processes. Safe to call twice."""
 
     async def publish(self, events: Sequence[Event]) -> None:
@@ -189,7 +198,7 @@ class Bus:
         if len(self._seen_order) > _DEDUPE_WINDOW:
             self._seen.discard(self._seen_order.popleft())
         for watch in self._watches.get(event.request_id, ()):
-            watch._fire()
+            watch._fire(event)
         for listener in list(self._listeners):
             listener._put(event)
 

@@ -8,8 +8,7 @@ import asyncio
 import logging
 
 from signoff._util import stop_task
-from signoff.bus.base import Bus
-from signoff.stores.base import Store
+from signoff.bus.base import Bus, EventSource
 
 log = logging.getLogger(__name__)
 
@@ -21,24 +20,24 @@ class PollingBus(Bus):
         self._task: asyncio.Task[None] | None = None
         self._last_id = 0
 
-    async def start(self, store: Store) -> None:
+    async def start(self, source: EventSource) -> None:
         if self._task is None:
-            self._last_id = await store.last_event_id()
-            self._task = asyncio.create_task(self._tail(store), name="signoff-bus-tail")
+            self._last_id = await source.last_event_id()
+            self._task = asyncio.create_task(self._tail(source), name="signoff-bus-tail")
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         await stop_task(self._task)
         self._task = None
 
-    async def _tail(self, store: Store) -> None:
+    async def _tail(self, source: EventSource) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
                 if not self._watches and not self._listeners:
                     # nobody to wake: skip reading the events, just keep our place
-                    self._last_id = await store.last_event_id()
+                    self._last_id = await source.last_event_id()
                     continue
-                events = await store.events_after(self._last_id)
+                events = await source.events_after(self._last_id)
             except Exception:
                 log.exception("signoff: reading other processes' events failed; retrying")
                 continue

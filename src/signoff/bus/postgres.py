@@ -22,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from signoff._util import stop_task
-from signoff.bus.base import Bus
-from signoff.errors import ConfigError, MissingDependency, StoreError
-from signoff.stores import sql
-from signoff.stores.base import Store
-from signoff.stores.postgres import Connection, PostgresStore
+from signoff.bus.base import Bus, EventSource
+from signoff.errors import MissingDependency, StoreError
 
 try:
     import psycopg
@@ -37,8 +36,13 @@ except ImportError as exc:
 
 log = logging.getLogger(__name__)
 
-_LISTEN = sql.queries("postgres")["listen"]
-_ALIVE = sql.queries("postgres")["alive"]
+Connection = psycopg.AsyncConnection[Any]
+#: makes a new autocommit connection of its own (the store's ``connect``)
+Connect = Callable[[], Awaitable[Connection]]
+
+# the channel the events table's trigger notifies (see the store's migrations)
+_LISTEN = "LISTEN signoff_events"
+_ALIVE = "SELECT 1"
 
 #: events read from the store at a time when catching up
 CATCH_UP_BATCH = 1000
@@ -48,37 +52,47 @@ CHECK_INTERVAL_S = 30.0
 
 
 class PostgresBus(Bus):
-    def __init__(self, *, reconnect_delay: float = 0.2, max_reconnect_delay: float = 5.0) -> None:
+    """``connect`` makes the dedicated LISTEN connection (the store's, so both reach the
+    same database); the events are read from the source given to :meth:`start`."""
+
+    def __init__(
+        self,
+        connect: Connect,
+        *,
+        reconnect_delay: float = 0.2,
+        max_reconnect_delay: float = 5.0,
+    ) -> None:
         super().__init__()
+        self._connect = connect
         self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
         self._task: asyncio.Task[None] | None = None
         #: every event with an id up to this one has been delivered or needs no delivery
         self._cursor = 0
 
-    async def start(self, store: Store) -> None:
-        if not isinstance(store, PostgresStore):
-            raise ConfigError(f"PostgresBus needs a PostgresStore, not {type(store).__name__}")
+    async def start(self, source: EventSource) -> None:
         if self._task is not None:
             return
-        conn = await self._listen(store)
+        conn = await self._listen()
         try:
             # after LISTEN: whatever commits from here on is heard, the rest is history
-            self._cursor = await store.last_event_id()
+            self._cursor = await source.last_event_id()
         except BaseException:
             await conn.close()
             raise
-        self._task = asyncio.create_task(self._run(store, conn), name="signoff-bus-listen")
+        self._task = asyncio.create_task(self._run(source, conn), name="signoff-bus-listen")
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         await stop_task(self._task)
         self._task = None
 
     # -- the listener ---------------------------------------------------------------------
 
-    @staticmethod
-    async def _listen(store: PostgresStore) -> Connection:
-        conn = await store.connect()
+    async def _listen(self) -> Connection:
+        try:
+            conn = await self._connect()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         try:
             await conn.execute(_LISTEN)
         except BaseException:
@@ -86,26 +100,26 @@ class PostgresBus(Bus):
             raise
         return conn
 
-    async def _run(self, store: PostgresStore, conn: Connection) -> None:
+    async def _run(self, source: EventSource, conn: Connection) -> None:
         while True:
             try:
-                await self._hear(store, conn)
+                await self._hear(source, conn)
             except (psycopg.Error, StoreError) as exc:
                 log.warning("signoff: lost the LISTEN connection (%s); reconnecting", exc)
             finally:
                 await conn.close()
-            conn = await self._reconnect(store)
+            conn = await self._reconnect(source)
 
-    async def _hear(self, store: PostgresStore, conn: Connection) -> None:
+    async def _hear(self, source: EventSource, conn: Connection) -> None:
         while True:
             # notifications that arrive between two of these loops wait in the connection
             quiet = conn.notifies(timeout=CHECK_INTERVAL_S)
             async with contextlib.aclosing(quiet) as notifications:
                 async for notification in notifications:
-                    await self._heard(store, int(notification.payload))
+                    await self._heard(source, int(notification.payload))
             await conn.execute(_ALIVE)  # raises when the connection is gone
 
-    async def _heard(self, store: PostgresStore, event_id: int) -> None:
+    async def _heard(self, source: EventSource, event_id: int) -> None:
         if event_id <= self._cursor:
             return
         if event_id in self._seen or not (self._watches or self._listeners):
@@ -113,30 +127,30 @@ class PostgresBus(Bus):
             # before this one (commit order is id order), so nothing is skipped
             self._cursor = event_id
             return
-        await self._catch_up(store)
+        await self._catch_up(source)
 
-    async def _catch_up(self, store: PostgresStore) -> None:
+    async def _catch_up(self, source: EventSource) -> None:
         while True:
-            events = await store.events_after(self._cursor, CATCH_UP_BATCH)
+            events = await source.events_after(self._cursor, CATCH_UP_BATCH)
             for event in events:
                 self._cursor = event.id
                 self.deliver(event)
             if len(events) < CATCH_UP_BATCH:
                 return
 
-    async def _reconnect(self, store: PostgresStore) -> Connection:
+    async def _reconnect(self, source: EventSource) -> Connection:
         """LISTEN again, then read what was missed; retry with growing pauses until both
         work."""
         delay = self.reconnect_delay
         while True:
             await asyncio.sleep(delay)
             try:
-                conn = await self._listen(store)
+                conn = await self._listen()
             except (psycopg.Error, StoreError) as exc:
                 log.warning("signoff: cannot LISTEN yet (%s); retrying", exc)
             else:
                 try:
-                    await self._catch_up(store)
+                    await self._catch_up(source)
                 except (psycopg.Error, StoreError) as exc:
                     await conn.close()
                     log.warning("signoff: cannot catch up yet (%s); retrying", exc)

@@ -16,9 +16,10 @@ import uvicorn
 from rich.console import Console
 
 from signoff._util import new_id, stop_task
+from signoff.approvals import LocalApprovals
 from signoff.auth import Issuer, load_or_create_key
-from signoff.backend import LocalBackend
 from signoff.config import Config, Settings, data_dir
+from signoff.connect import connect
 from signoff.errors import SignoffError
 from signoff.gate import Gate
 from signoff.integrations._loop import AgentResult, run_tool_loop
@@ -28,7 +29,6 @@ from signoff.server.app import create_app
 from signoff.server.http import server_config
 from signoff.server.session import login_link
 from signoff.service import ApprovalService
-from signoff.stores import store_from_url
 
 from .scripted import SCENARIOS, Scenario, ScriptedModel
 from .tools import register
@@ -48,7 +48,8 @@ def _check_port(host: str, port: int) -> None:
 async def run_demo(db_url: str, host: str, port: int, settings: Settings, console: Console) -> None:
     _check_port(host, port)
     config = Config()
-    service = ApprovalService(store_from_url(db_url), config=config)
+    backends = connect(db_url)
+    service = ApprovalService(backends.store, backends.bus, config=config)
     key = load_or_create_key(data_dir(db_url), settings.secret)
     app = create_app(service, key=key, config=config)
     server = uvicorn.Server(server_config(app, host=host, port=port))
@@ -68,7 +69,7 @@ async def run_demo(db_url: str, host: str, port: int, settings: Settings, consol
         f"SIGNOFF_URL={base} SIGNOFF_TOKEN=<token> signoff watch",
         flush=True,
     )
-    gate = Gate(LocalBackend(service), config=config)
+    gate = Gate(LocalApprovals(service), config=config)
     register(gate, timeout="10m")
     agent = asyncio.create_task(_agent(gate, settings, console))
     try:

@@ -9,8 +9,6 @@ from typing import Any
 from rich.console import Console
 
 from signoff._util import new_id, stop_task
-from signoff.backend import LocalBackend
-from signoff.bus.base import ListenerDropped
 from signoff.channels.console import Answer, decide_at_prompt
 from signoff.events import EventType
 from signoff.gate import Gate
@@ -29,18 +27,11 @@ SCRIPT: list[tuple[str, dict[str, Any]]] = [
 
 
 async def _approver(gate: Gate, me: Principal, console: Console, ready: asyncio.Event) -> None:
-    backend = gate.backend
-    assert isinstance(backend, LocalBackend)
-    with backend.service.bus.listen(maxsize=1000) as listener:
+    async with gate.approvals.follow() as feed:
         ready.set()
-        try:
-            async for event in listener:
-                if event.type != EventType.CREATED:
-                    continue
-                request = event.snapshot
-                await _decide(gate, request, me, console)
-        except ListenerDropped:
-            console.print("[red]Fell behind the event stream; restart the demo.[/]")
+        async for event in feed:
+            if event.type == EventType.CREATED:
+                await _decide(gate, event.snapshot, me, console)
 
 
 async def _decide(gate: Gate, request: ApprovalRequest, me: Principal, console: Console) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from signoff.errors import MissingDependency
 from signoff.gate import Gate
+from signoff.integrations._durable import run_durably
 from signoff.integrations._loop import (
     AgentResult,
     AnyTool,
@@ -32,7 +33,6 @@ from signoff.integrations._loop import (
     call_client,
     reject_streaming,
 )
-from signoff.integrations.runs import run_durably
 from signoff.models import Run
 from signoff.outcome import Outcome
 

@@ -30,9 +30,8 @@ from signoff.errors import (
     Unauthorized,
 )
 from signoff.events import EventType
-from signoff.models import ApprovalRequest, Page, Principal, RequestSpec, Risk, Status
-from signoff.runs import RunRecord
-from signoff.server import events as sse
+from signoff.models import ApprovalRequest, Page, Principal, RequestSpec, Risk, RunRecord, Status
+from signoff.server import sse
 from signoff.server.problems import from_error, problem, problem_dict, status_for
 from signoff.server.schemas import (
     ApproveIn,
@@ -355,6 +354,10 @@ async def events(ctx: Ctx) -> Response:
             raise InvalidArguments(f"unknown event types {unknown}; the types are {known}")
     ctx.state.service.require_reader(ctx.who)
     expires = ctx.who.claims.get("exp")
+    if expires is not None and float(expires) <= time.time():
+        # accepted within the clock-skew leeway, but a stream ends at the token's expiry:
+        # this one would end at once, so say why instead (a client then stops reconnecting)
+        raise Unauthorized("the token has expired")
     return await sse.response(
         ctx.state.service, ctx.who, last, float(expires) if expires is not None else None, types
     )

@@ -49,7 +49,7 @@ def create_app(
         try:
             yield
         finally:
-            await service.close()
+            await service.aclose()
 
     app = Starlette(
         routes=routes,

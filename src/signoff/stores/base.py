@@ -20,12 +20,9 @@ from types import TracebackType
 from typing import Self
 
 from signoff.audit import AuditEntry, AuditEvent
-from signoff.bus.base import Bus
-from signoff.bus.memory import MemoryBus
 from signoff.errors import InvalidArguments, SignoffError, StoreError
 from signoff.events import Event
-from signoff.models import ApprovalRequest, Page
-from signoff.runs import RunRecord
+from signoff.models import ApprovalRequest, Page, RunRecord
 
 
 @dataclass(slots=True)
@@ -128,16 +125,11 @@ def decode_cursor(cursor: str) -> int:
 class Store(ABC):
     """Requests, their audit chain and their live events. See the module docstring."""
 
-    async def open(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect and migrate. Called once before use."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""
-
-    def default_bus(self) -> Bus:
-        """The bus a service uses with this store unless it is given one. A store that other
-        processes write to returns a bus that also hears their changes."""
-        return MemoryBus()
 
     async def is_sweep_leader(self) -> bool:
         """Whether this process should run the expiry sweep now. Every process may (expiry
@@ -145,7 +137,7 @@ class Store(ABC):
         return True
 
     async def __aenter__(self) -> Self:
-        await self.open()
+        await self.start()
         return self
 
     async def __aexit__(
@@ -154,7 +146,7 @@ class Store(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
     @abstractmethod
     async def create(

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from signoff.audit import GENESIS, AuditEntry, AuditEvent, iso, seal
 from signoff.errors import NotFound
 from signoff.events import Event
-from signoff.models import ApprovalRequest, Page, Status
-from signoff.runs import RunRecord
+from signoff.models import ApprovalRequest, Page, RunRecord, Status
 from signoff.stores.base import (
     Created,
     ListQuery,

@@ -41,13 +41,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signoff.audit import GENESIS, AuditEntry, AuditEvent, iso, seal
 from signoff.errors import ConfigError, MissingDependency, NotFound, StoreError
 from signoff.events import Event
-from signoff.models import ApprovalRequest, Page
-from signoff.runs import RunRecord
+from signoff.models import ApprovalRequest, Page, RunRecord
 from signoff.stores import sql
 from signoff.stores.base import (
     Created,
@@ -68,9 +67,6 @@ try:
     from psycopg_pool import AsyncConnectionPool
 except ImportError as exc:
     raise MissingDependency("psycopg", "postgres") from exc
-
-if TYPE_CHECKING:
-    from signoff.bus.base import Bus
 
 __all__ = ["SWEEP_LOCK", "WRITE_LOCK", "PostgresStore", "migrate"]
 
@@ -129,14 +125,9 @@ class PostgresStore(Store):
         store._make_pool = make_pool
         return store
 
-    def default_bus(self) -> Bus:
-        from signoff.bus.postgres import PostgresBus
-
-        return PostgresBus()
-
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def start(self) -> None:
         """Migrate (on a connection of its own, so that a wrong address fails at once with
         libpq's reason), then open the pool when the store owns it."""
         if self._opened:
@@ -157,7 +148,7 @@ class PostgresStore(Store):
                 raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         self._opened = True
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         await self._drop_sweep_connection()
         if self._make_pool is not None and self._opened:
             await self.pool.close()

@@ -27,12 +27,9 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from signoff.audit import GENESIS, AuditEntry, AuditEvent, iso, seal
-from signoff.bus.base import Bus
-from signoff.bus.polling import PollingBus
 from signoff.errors import ConfigError, NotFound, StoreError
 from signoff.events import Event
-from signoff.models import ApprovalRequest, Page
-from signoff.runs import RunRecord
+from signoff.models import ApprovalRequest, Page, RunRecord
 from signoff.stores import sql
 from signoff.stores.base import (
     Change,
@@ -137,13 +134,9 @@ class SqliteStore(Store):
         synchronous = params.get("synchronous", ["normal"])[0]
         return cls(path_from_url(url), synchronous=synchronous)
 
-    def default_bus(self) -> Bus:
-        # other processes may write to the same file, and SQLite cannot tell this one
-        return PollingBus()
-
     # -- lifecycle ------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def start(self) -> None:
         if self._conn is not None:
             return
         if self.path != ":memory:":
@@ -166,7 +159,7 @@ class SqliteStore(Store):
             self._checkpointer.start()
         self._conn = conn
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop.set()
             self._checkpointer.join()

@@ -20,10 +20,6 @@ SELECT pg_advisory_xact_lock(%(key)s);
 -- name: try_advisory_lock
 SELECT pg_try_advisory_lock(%(key)s);
 
--- name: listen
--- the channel the events table's trigger notifies (see the migrations)
-LISTEN signoff_events;
-
 -- name: alive
 SELECT 1;
 

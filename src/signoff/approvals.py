@@ -1,6 +1,7 @@
-"""What a Gate talks to: the approval service in this process, or a server over HTTP.
+"""What a Gate talks to: the approval service in this process (:class:`LocalApprovals`), or
+a server over HTTP (:class:`signoff.remote.RemoteApprovals`).
 
-Both speak the same verbs, so a Gate behaves the same whichever it was given. The
+Both speak the service's verbs, so a Gate behaves the same whichever it was given. The
 difference is identity: in process, the agent is the run's ``agent_id`` and an approver is a
 :class:`Principal` the calling code vouches for; over HTTP, both come from the tokens the
 gate holds, and the server verifies them.
@@ -11,24 +12,30 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
+from signoff.config import Config, Settings
+from signoff.connect import connect
 from signoff.errors import NotFound, UsageError
+from signoff.events import Event
+from signoff.follow import Feed, OnOpen
 from signoff.models import (
     ApprovalRequest,
     DecisionKind,
     Principal,
     RequestSpec,
     Run,
+    RunRecord,
 )
-from signoff.runs import RunRecord
 from signoff.service import ApprovalService
 from signoff.types import JSONObject
 
 
-class Backend(ABC):
+class Approvals(ABC):
+    """The service's verbs, as a gate's agent (and, for its approver verbs, its approver)."""
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect. Called once, lazily, before the first use."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Disconnect."""
 
     @abstractmethod
@@ -59,15 +66,6 @@ class Backend(ABC):
     async def pending(self) -> list[ApprovalRequest]: ...
 
     @abstractmethod
-    async def save_run(self, record: RunRecord) -> RunRecord: ...
-
-    @abstractmethod
-    async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
-        """The agent's run, or None when there is none (a missing run is not an error here).
-        Over HTTP the agent is the token's subject, whatever ``agent_id`` says; in process,
-        without ``agent_id``, the one run with that id."""
-
-    @abstractmethod
     async def decide(
         self,
         request_id: str,
@@ -78,8 +76,21 @@ class Backend(ABC):
         seen_digest: str | None = None,
     ) -> ApprovalRequest: ...
 
+    @abstractmethod
+    def follow(self, *, after: int | None = None, on_open: OnOpen | None = None) -> Feed[Event]:
+        """The live events, as an approver sees them (see :mod:`signoff.follow`)."""
 
-class LocalBackend(Backend):
+    @abstractmethod
+    async def save_run(self, record: RunRecord) -> RunRecord: ...
+
+    @abstractmethod
+    async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
+        """The agent's run, or None when there is none (a missing run is not an error here).
+        Over HTTP the agent is the token's subject, whatever ``agent_id`` says; in process,
+        without ``agent_id``, the one run with that id."""
+
+
+class LocalApprovals(Approvals):
     """The approval service in this process (the embedded default)."""
 
     def __init__(self, service: ApprovalService) -> None:
@@ -90,8 +101,8 @@ class LocalBackend(Backend):
     async def start(self) -> None:
         await self.service.start()
 
-    async def close(self) -> None:
-        await self.service.close()
+    async def aclose(self) -> None:
+        await self.service.aclose()
 
     @staticmethod
     def _agent(run: Run) -> Principal:
@@ -100,7 +111,8 @@ class LocalBackend(Backend):
     async def submit(self, spec: RequestSpec) -> ApprovalRequest:
         run = spec.run if spec.run is not None else Run()
         # in process, the tool's policy is the operator's own code
-        return (await self.service.submit(spec, self._agent(run), from_operator=True)).request
+        created = await self.service.submit(spec, self._agent(run), from_operator=True)
+        return created.request
 
     async def wait(self, request_id: str, run: Run) -> ApprovalRequest:
         return await self.service.wait(request_id, self._agent(run))
@@ -126,6 +138,9 @@ class LocalBackend(Backend):
 
     async def pending(self) -> list[ApprovalRequest]:
         return await self.service.pending(self._reader)
+
+    def follow(self, *, after: int | None = None, on_open: OnOpen | None = None) -> Feed[Event]:
+        return self.service.follow(after=after, on_open=on_open)
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.service.save_run(record, self._agent(Run(agent_id=record.agent_id)))
@@ -159,3 +174,24 @@ class LocalBackend(Backend):
             seen_digest=seen_digest,
             via="embedded",
         )
+
+
+def approvals_for(
+    target: str | Approvals | None,
+    *,
+    token: str | None = None,
+    approver_token: str | None = None,
+    config: Config,
+) -> Approvals:
+    """What a Gate given ``target`` talks to: ``http(s)://…`` a server (``token`` is the
+    agent's, default ``SIGNOFF_TOKEN``); any other URL a service in this process on
+    :func:`signoff.connect.connect`'s store and bus (default ``SIGNOFF_DB``)."""
+    if isinstance(target, Approvals):
+        return target
+    if target is not None and target.startswith(("http://", "https://")):
+        from signoff.remote import RemoteApprovals
+
+        token = token or Settings.from_env().token
+        return RemoteApprovals(target, token=token, approver_token=approver_token)
+    backends = connect(target)
+    return LocalApprovals(ApprovalService(backends.store, backends.bus, config=config))

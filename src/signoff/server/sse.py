@@ -1,10 +1,9 @@
 """``GET /v1/events``: live events as Server-Sent Events, resumable without loss.
 
-Subscribe to the bus first, then replay everything after ``Last-Event-ID`` from the store,
-then stream. The bus is only a wake-up: events are sent in id order, and when the next id
-is not the one that arrived (another process wrote it, or this stream fell behind), the
-stream reads the store to fill the gap. A client too slow to keep up is dropped (its
-buffer is bounded); it reconnects with ``Last-Event-ID`` and loses nothing.
+The stream is the service's feed (:func:`signoff.follow.follow` over the store and the bus):
+subscribe, replay everything after ``Last-Event-ID`` from the store, then live, in id order.
+A stream that falls behind is resumed from its last event rather than cut; the client may
+also reconnect with ``Last-Event-ID`` at any time and loses nothing.
 """
 
 from __future__ import annotations
@@ -15,15 +14,11 @@ from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from signoff.bus.base import ListenerDropped
 from signoff.events import Event
 from signoff.models import Principal
 from signoff.service import ApprovalService
 
-#: events a stream may have waiting for it before it counts as too slow and is dropped
-CLIENT_BUFFER = 1000
 HEARTBEAT_S = 15
-REPLAY_BATCH = 500
 
 
 def visible(event: Event, principal: Principal) -> bool:
@@ -45,45 +40,18 @@ async def stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """The events after the event id ``after``, of ``types`` when given, for as long as the
     caller may see them: the stream ends when the caller's token expires."""
-
-    def wanted(event: Event) -> bool:
-        return (types is None or event.type in types) and visible(event, principal)
-
-    listener = service.bus.listen(maxsize=CLIENT_BUFFER)
-    try:
-        cursor = after
+    async with service.follow(after=after) as feed:
         while True:
-            batch = await service.store.events_after(cursor, REPLAY_BATCH)
-            for event in batch:
-                cursor = event.id
-                if wanted(event):
-                    yield to_sse(event)
-            if len(batch) < REPLAY_BATCH:
-                break
-        while True:
-            wait: float = HEARTBEAT_S
+            wait: float | None = None
             if expires_at is not None:
-                wait = min(wait, expires_at - time.time())
+                wait = expires_at - time.time()
                 if wait <= 0:
                     return
-            try:
-                arrived = await listener.get(timeout=wait)
-            except ListenerDropped:
-                return
-            if arrived is None or arrived.id <= cursor:
-                continue
-            pending: list[Event] = [arrived]
-            if arrived.id != cursor + 1:
-                # a gap: events this process did not publish, or ones it has not seen yet
-                pending = await service.store.events_after(cursor, REPLAY_BATCH)
-            for item in pending:
-                if item.id <= cursor:
-                    continue
-                cursor = item.id
-                if wanted(item):
-                    yield to_sse(item)
-    finally:
-        listener.close()
+            event = await feed.next(wait)
+            if event is None:
+                continue  # the token's expiry is checked at the top
+            if (types is None or event.type in types) and visible(event, principal):
+                yield to_sse(event)
 
 
 async def response(

@@ -1,0 +1,59 @@
+"""The composition root: the one place where a URL picks a store and a bus.
+
+Stores know nothing of buses and buses nothing of stores; this module pairs them:
+
+- ``memory://``: :class:`MemoryStore`, and :class:`MemoryBus` (this process only);
+- ``sqlite:///path.db``: :class:`SqliteStore`, and :class:`PollingBus` (other processes on
+  the file, by tailing its events);
+- ``postgresql://…``: :class:`PostgresStore`, and :class:`PostgresBus` (other replicas, by
+  LISTEN/NOTIFY).
+
+No optional driver is imported before its scheme is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signoff.bus.base import Bus
+from signoff.config import Settings
+from signoff.errors import ConfigError
+from signoff.stores.base import Store
+
+__all__ = ["Backends", "connect"]
+
+
+@dataclass(frozen=True, slots=True)
+class Backends:
+    """A store and the bus that hears every process writing to it."""
+
+    store: Store
+    bus: Bus
+
+
+def connect(url: str | None = None) -> Backends:
+    """The store and bus for ``url`` (default: ``SIGNOFF_DB``, else the embedded SQLite file):
+    ``memory://`` · ``sqlite:///relative.db`` · ``sqlite:////absolute.db`` ·
+    ``postgresql://user:password@host:port/dbname`` (or ``postgres://``)."""
+    url = url or Settings.from_env().db_url
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "memory":
+        from signoff.bus.memory import MemoryBus
+        from signoff.stores.memory import MemoryStore
+
+        return Backends(MemoryStore(), MemoryBus())
+    if scheme == "sqlite":
+        from signoff.bus.polling import PollingBus
+        from signoff.stores.sqlite import SqliteStore
+
+        # other processes may write to the same file, and SQLite cannot tell this one
+        return Backends(SqliteStore.from_url(url), PollingBus())
+    if scheme in ("postgres", "postgresql"):
+        from signoff.bus.postgres import PostgresBus
+        from signoff.stores.postgres import PostgresStore
+
+        store = PostgresStore.from_url(url)
+        return Backends(store, PostgresBus(store.connect))
+    raise ConfigError(
+        f"unsupported store URL {url!r}: use sqlite:///path.db, postgresql://… or memory://"
+    )
