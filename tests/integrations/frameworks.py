@@ -61,7 +61,7 @@ def timed_out(args: dict[str, Any], after: str) -> dict[str, Any]:
     }
 
 
-def edited(result: dict[str, Any], field_name: str, proposed: Any, approved: Any) -> str:
+def edited(result: Any, field_name: str, proposed: Any, approved: Any) -> str:
     return json.dumps(
         {
             "result": result,
