@@ -13,10 +13,7 @@ from typing import Any
 
 import pytest
 from langchain.agents import create_agent
-from langchain_core.language_models import LanguageModelInput
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
-from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
@@ -32,18 +29,12 @@ from signoff.integrations.langgraph import (
 )
 from signoff.testing import Approve, Reject, ScriptedApprover
 
+from .fake_chat_model import ToolCallingFakeModel
 from .fake_providers import PUBLISHER
 from .frameworks import Ran, edited, policies, rejected, timed_out
 
 REFUND = {"order_id": "ORD-1", "amount": 250.0}
 PROMPT = {"messages": [{"role": "user", "content": "Refund ORD-1"}]}
-
-
-class ToolCallingFakeModel(GenericFakeChatModel):
-    """langchain's fake chat model, able to be given tools (it calls what it is scripted to)."""
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Runnable[LanguageModelInput, AIMessage]:
-        return self
 
 
 def model(*calls: dict[str, Any], answer: str = "Done.") -> ToolCallingFakeModel:
