@@ -56,7 +56,7 @@ async def langgraph(gate: Gate, resume: bool) -> str:
     config: Any = {"configurable": {"thread_id": RUN.run_id}}
     async with AsyncSqliteSaver.from_conn_string(os.environ["CHECKPOINT"]) as saver:
         graph = create_agent(model, tools=[issue_refund], middleware=[signoff], checkpointer=saver)
-        given = None if resume else {"messages": [{"role": "user", "content": PROMPT}]}
+        given: Any = None if resume else {"messages": [{"role": "user", "content": PROMPT}]}
         state = await graph.ainvoke(given, config)
     return str(state["messages"][-1].content)
 
