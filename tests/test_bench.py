@@ -57,6 +57,16 @@ def test_passthrough() -> None:
 
 
 @pytest.mark.slow
+def test_passthrough_in_each_framework() -> None:
+    out = run_bench("bench/passthrough.py", "--n", "200", "--frameworks", "--framework-n", "5")
+    frameworks = out["frameworks"]
+    assert isinstance(frameworks, dict)
+    assert set(frameworks) == {"langgraph", "pydantic-ai", "openai-agents"}
+    for measured in frameworks.values():
+        assert set(measured) == {"gated_us_per_call", "direct_us_per_call", "overhead_us_per_call"}
+
+
+@pytest.mark.slow
 def test_waiters() -> None:
     out = run_bench("bench/waiters.py", "--n", "50")
     assert set(out) == {"n", "rss_mb_per_1000_waiting", "resolve_all_s"}

@@ -110,13 +110,14 @@ class _ToolGate:
             return await handler(request)  # not a tool of this graph: ToolNode says so
         call = request.tool_call
         name, args, call_id = call["name"], dict(call["args"]), call["id"]
-        declare(
-            self.gate,
-            name,
-            input_schema=_input_schema(tool),
-            description=tool.description,
-            policies=self.policies,
-        )
+        if name not in self.gate.tools:  # the schema is costly to build: once per tool
+            declare(
+                self.gate,
+                name,
+                input_schema=_input_schema(tool),
+                description=tool.description,
+                policies=self.policies,
+            )
         run = resolve_run(self.run_for, request.runtime)
         if self.mode == "wait":
             outcome = await self.gate.authorize(name, args, tool_call_id=call_id, run=run)
