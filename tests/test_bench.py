@@ -67,6 +67,13 @@ def test_passthrough_in_each_framework() -> None:
 
 
 @pytest.mark.slow
+def test_the_langgraph_peer() -> None:
+    out = run_bench("bench/peers/langgraph_hitl.py", "--n", "20")
+    assert set(out) == {"n", "peer", "approvals_per_s", "resume_p50_ms", "resume_p99_ms"}
+    assert (out["n"], out["peer"]) == (20, "langgraph-sqlite")
+
+
+@pytest.mark.slow
 def test_waiters() -> None:
     out = run_bench("bench/waiters.py", "--n", "50")
     assert set(out) == {"n", "rss_mb_per_1000_waiting", "resolve_all_s"}
