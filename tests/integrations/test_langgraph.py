@@ -4,6 +4,7 @@ the tools node, or through ``interrupt`` and ``Command(resume=...)``)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import itertools
 import json
@@ -243,3 +244,18 @@ def test_import_without_the_package_names_the_extra(monkeypatch: pytest.MonkeyPa
     with pytest.raises(MissingDependency) as caught:
         importlib.import_module("signoff.integrations.langgraph")
     assert caught.value.detail == {"package": "langgraph", "extra": "langgraph"}
+
+
+async def test_an_interrupt_whose_request_expires_tells_the_model(gate: Gate) -> None:
+    ran = Ran()
+    graph = agent(gate, ran, refund_call(), mode="interrupt", timeout=0.2)
+    paused = await graph.ainvoke(PROMPT, config())
+    await asyncio.sleep(0.3)  # nobody decides in time
+    command = await resume_command(gate, paused["__interrupt__"])
+    assert command is not None and isinstance(command.resume, dict)
+    [decision] = command.resume.values()
+    assert decision == {"decisions": [{"type": "reject", "message": "The request was expired."}]}
+    state = await graph.ainvoke(command, config())
+    status, content = answers(state["messages"])["tc-1"]
+    assert (status, json.loads(content)) == ("error", timed_out(REFUND, "0.2 seconds"))
+    assert ran.calls == []

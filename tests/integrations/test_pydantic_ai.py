@@ -257,3 +257,20 @@ def test_import_without_the_package_names_the_extra(monkeypatch: pytest.MonkeyPa
     with pytest.raises(MissingDependency) as caught:
         importlib.import_module("signoff.integrations.pydantic_ai")
     assert caught.value.detail == {"package": "pydantic-ai", "extra": "pydantic-ai"}
+
+
+async def test_a_deferred_call_whose_request_expires_is_denied_with_the_timeout(
+    gate: Gate,
+) -> None:
+    ran = Ran()
+    paused = await agent(gate, ran, refund_call(), wait=False, timeout=0.2).run("Refund ORD-1")
+    requests = paused.output
+    assert isinstance(requests, DeferredToolRequests)
+    await asyncio.sleep(0.3)  # nobody decides in time
+    results = await deferred_tool_results(gate, requests, run=RUN)
+    resumed = await agent(gate, ran, wait=False).run(
+        message_history=paused.all_messages(), deferred_tool_results=results
+    )
+    [[outcome, content]] = json.loads(resumed.output).values()
+    assert (outcome, json.loads(content)) == ("denied", timed_out(REFUND, "0.2 seconds"))
+    assert ran.calls == []
