@@ -225,3 +225,17 @@ def test_import_without_the_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(MissingDependency) as caught:
         importlib.import_module("signoff.integrations.openai_agents")
     assert caught.value.detail == {"package": "openai-agents", "extra": "openai-agents"}
+
+
+async def test_arguments_that_do_not_fit_are_refused_without_asking(
+    gate: Gate, model: FakeModel, client: openai.AsyncOpenAI
+) -> None:
+    ran = Ran()
+    agent = shop_agent(gate, ran, client)
+    model.play(use(ToolUse("issue_refund", {"order_id": "ORD-1"})), say("Oops."))
+    _, paused = await run_paused(gate, agent)  # the SDK asks: invalid arguments fail closed
+    assert paused.requests == {} and await gate.pending() == []
+    await finish(gate, agent, paused)
+    told = json.loads(outputs(model.bodies[-1])["call_1_0"])
+    assert told["error"] == "invalid_tool_call" and "amount" in told["message"]
+    assert ran.calls == []

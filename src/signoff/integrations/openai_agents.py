@@ -43,7 +43,6 @@ from signoff.policy import Policy
 
 try:
     from agents import Agent, FunctionTool, RunContextWrapper, RunResult, RunState
-    from agents.items import ToolApprovalItem
     from agents.tool_context import ToolContext
 except ImportError as exc:
     raise MissingDependency("openai-agents", "openai-agents") from exc
@@ -205,17 +204,18 @@ async def pause(gate: Gate, result: RunResult, *, run: Run) -> PausedRun | None:
         return None
     paused = PausedRun(result.to_state(), run)
     for item in result.interruptions:
-        request_id = await _submit(gate, item, run)
-        if request_id is not None and item.call_id:
-            paused.requests[item.call_id] = request_id
+        name = item.name
+        if not name or name not in gate.tools:
+            continue  # a tool signoff does not gate: the application decides it itself
+        outcome = await gate.authorize(
+            name, item.arguments or "{}", tool_call_id=item.call_id, run=run, wait=False
+        )
+        if outcome.request is not None and item.call_id:
+            paused.requests[item.call_id] = outcome.request.id
+        elif outcome.status is CallStatus.AUTHORIZED:
+            paused.state.approve(item)  # the policy lets it run now: nobody to ask
+        else:
+            # refused before anyone was asked (arguments that do not fit, a deny, a hook's
+            # cancel, the approval service unreachable): the model is told why
+            paused.state.reject(item, rejection_message=outcome.to_model())
     return paused
-
-
-async def _submit(gate: Gate, item: ToolApprovalItem, run: Run) -> str | None:
-    name = item.name
-    if not name or name not in gate.tools:
-        return None  # a tool signoff does not gate: the application decides it itself
-    outcome = await gate.authorize(
-        name, item.arguments or "{}", tool_call_id=item.call_id, run=run, wait=False
-    )
-    return outcome.request.id if outcome.request is not None else None
