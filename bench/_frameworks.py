@@ -1,10 +1,15 @@
 """What the gate adds to a tool call its policy lets through, inside each agent framework.
 
-Each framework runs the same one-call agent run twice over: with its plain tool, and with
-the tool behind signoff's adapter (a memory gate whose policy never asks). One run is the
-framework's whole loop with its own in-process test model: the model asks for the tool, the
-tool runs, the model answers. The difference between the two timings is signoff's cost per
-call in that framework; the rest is the framework's own.
+Each framework is timed two ways, each with its plain tool and with the tool behind
+signoff's adapter (a memory gate whose policy lets the call through), side by side:
+
+- ``tool_call``: the framework's own entry point for running one tool call — a LangGraph
+  graph of one ``ToolNode`` (``awrap_tool_call``), a Pydantic AI toolset's ``call_tool``,
+  an Agents SDK ``FunctionTool``'s ``needs_approval`` and ``on_invoke_tool``. The difference
+  is signoff's cost per call (``overhead_us_per_call``).
+- ``agent_run``: the framework's whole loop with its own in-process test model (the model
+  asks for the tool, the tool runs, the model answers): the same cost, against what a run
+  costs anyway. On this shared machine its noise is larger than the overhead.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from signoff import Gate, Policy, Run
 RUN = Run(agent_id="bench", run_id="bench-thread")
 LETS_THROUGH = {"lookup_order": Policy(when=lambda ctx: ctx.args["amount"] > 100)}
 ARGS = {"order_id": "ORD-1", "amount": 50.0}
+#: how many blocks the runs of each side are split into
+BLOCKS = 10
 
 
 def lookup_order(order_id: str, amount: float) -> str:
@@ -25,16 +32,25 @@ def lookup_order(order_id: str, amount: float) -> str:
     return f"{order_id}: {amount}"
 
 
-async def best_of(runs: int, n: int, once: Callable[[], Awaitable[None]]) -> float:
-    """The best of ``runs`` timings of ``n`` awaited runs, in µs per run."""
-    await once()  # warm up: imports, caches, the gate's first look at the tool
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        for _ in range(n):
-            await once()
-        timings.append((time.perf_counter() - start) / n * 1e6)
-    return min(timings)
+async def side_by_side(
+    n: int, gated: Callable[[], Awaitable[None]], plain: Callable[[], Awaitable[None]]
+) -> tuple[float, float]:
+    """µs per run, gated and plain: the best block of each, blocks taken in turn.
+
+    Taking the two in alternating blocks, and the best block of each, keeps the machine's
+    drift (other load, a collector pass) from landing on one side only.
+    """
+    for once in (gated, plain):
+        await once()  # warm up: imports, caches, the gate's first look at the tool
+    block = max(1, n // BLOCKS)
+    best = {gated: float("inf"), plain: float("inf")}
+    for _ in range(BLOCKS):
+        for once in (gated, plain):
+            start = time.perf_counter()
+            for _ in range(block):
+                await once()
+            best[once] = min(best[once], (time.perf_counter() - start) / block * 1e6)
+    return best[gated], best[plain]
 
 
 async def langgraph(plain: bool) -> Callable[[], Awaitable[None]]:
@@ -146,18 +162,105 @@ async def openai_agents(plain: bool) -> Callable[[], Awaitable[None]]:
     return once
 
 
-FRAMEWORKS = {"langgraph": langgraph, "pydantic-ai": pydantic_ai, "openai-agents": openai_agents}
+async def langgraph_tool_call(plain: bool) -> Callable[[], Awaitable[None]]:
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode
+
+    from signoff.integrations.langgraph import tool_call_wrapper
+
+    wrapper = None if plain else tool_call_wrapper(Gate("memory://"), policies=LETS_THROUGH)
+    builder = StateGraph(MessagesState)
+    builder.add_node("tools", ToolNode([tool(lookup_order)], awrap_tool_call=wrapper))
+    builder.add_edge(START, "tools")
+    builder.add_edge("tools", END)
+    graph = builder.compile()
+    call = {"name": "lookup_order", "args": ARGS, "id": "call_1", "type": "tool_call"}
+    given: Any = {"messages": [AIMessage(content="", tool_calls=[call])]}
+    config: Any = {"configurable": {"thread_id": RUN.run_id}}
+
+    async def once() -> None:
+        await graph.ainvoke(given, config)
+
+    return once
 
 
-async def measure_frameworks(n: int, runs: int = 3) -> dict[str, dict[str, float]]:
-    """Per framework: µs per one-call agent run with signoff's adapter and without it."""
-    results: dict[str, dict[str, float]] = {}
-    for name, build in FRAMEWORKS.items():
-        gated = await best_of(runs, n, await build(False))
-        plain = await best_of(runs, n, await build(True))
+async def pydantic_ai_tool_call(plain: bool) -> Callable[[], Awaitable[None]]:
+    from pydantic_ai import RunContext
+    from pydantic_ai.models.test import TestModel
+    from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
+    from pydantic_ai.usage import RunUsage
+
+    from signoff.integrations.pydantic_ai import SignoffToolset
+
+    toolset: AbstractToolset[None] = FunctionToolset([lookup_order])
+    if not plain:
+        toolset = SignoffToolset(toolset, gate=Gate("memory://"), run=RUN, policies=LETS_THROUGH)
+    context = RunContext(
+        deps=None,
+        model=TestModel(),
+        usage=RunUsage(),
+        tool_call_id="call_1",
+        tool_name="lookup_order",
+    )
+    tool = (await toolset.get_tools(context))["lookup_order"]
+
+    async def once() -> None:
+        await toolset.call_tool("lookup_order", dict(ARGS), context, tool)
+
+    return once
+
+
+async def openai_agents_tool_call(plain: bool) -> Callable[[], Awaitable[None]]:
+    import json
+
+    from agents import function_tool
+    from agents.tool_context import ToolContext
+
+    from signoff.integrations.openai_agents import gated_tool
+
+    tool = function_tool(lookup_order)
+    if not plain:
+        tool = gated_tool(Gate("memory://"), tool, run=RUN, policy=LETS_THROUGH["lookup_order"])
+    text = json.dumps(ARGS)
+    context: ToolContext[None] = ToolContext(
+        context=None, tool_name="lookup_order", tool_call_id="call_1", tool_arguments=text
+    )
+    needs_approval = tool.needs_approval
+
+    async def once() -> None:
+        # what the SDK does for a call: ask needs_approval (a callable when gated), invoke
+        if callable(needs_approval):
+            assert not await needs_approval(context, dict(ARGS), "call_1")
+        await tool.on_invoke_tool(context, text)
+
+    return once
+
+
+Build = Callable[[bool], Awaitable[Callable[[], Awaitable[None]]]]
+#: per framework: (one tool call, one agent run)
+FRAMEWORKS: dict[str, tuple[Build, Build]] = {
+    "langgraph": (langgraph_tool_call, langgraph),
+    "pydantic-ai": (pydantic_ai_tool_call, pydantic_ai),
+    "openai-agents": (openai_agents_tool_call, openai_agents),
+}
+
+
+async def measure_frameworks(n: int) -> dict[str, dict[str, Any]]:
+    """Per framework: µs per tool call and per one-call agent run, with signoff and without.
+
+    ``n`` agent runs per side; tool calls, which cost less, ten times as many.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    for name, (tool_call, agent_run) in FRAMEWORKS.items():
+        call_gated, call_plain = await side_by_side(
+            n * 10, await tool_call(False), await tool_call(True)
+        )
+        run_gated, run_plain = await side_by_side(n, await agent_run(False), await agent_run(True))
         results[name] = {
-            "gated_us_per_call": round(gated, 1),
-            "direct_us_per_call": round(plain, 1),
-            "overhead_us_per_call": round(gated - plain, 1),
+            "tool_call": {"gated_us": round(call_gated, 1), "direct_us": round(call_plain, 1)},
+            "agent_run": {"gated_us": round(run_gated, 1), "direct_us": round(run_plain, 1)},
+            "overhead_us_per_call": round(call_gated - call_plain, 1),
         }
     return results

@@ -4,9 +4,10 @@
 
 Prints {"n", "gated_us_per_call", "direct_us_per_call"} (CONTRACT.md §6): the best of five
 timed runs of N awaited calls each, gated and direct. With ``--frameworks`` the line also
-has ``"frameworks"``: for LangGraph (langchain's create_agent), Pydantic AI and the OpenAI
-Agents SDK, a one-call agent run with the tool behind signoff's adapter and without it, side
-by side, in µs per run (``--framework-n`` runs each, best of three); see bench/_frameworks.py.
+has ``"frameworks"``: for LangGraph, Pydantic AI and the OpenAI Agents SDK, one tool call
+and one one-call agent run, each with the tool behind signoff's adapter and without it,
+side by side, in µs (``--framework-n`` agent runs and ten times as many tool calls per side,
+the best of ten alternating blocks); see bench/_frameworks.py.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def test_passthrough_in_each_framework() -> None:
     assert isinstance(frameworks, dict)
     assert set(frameworks) == {"langgraph", "pydantic-ai", "openai-agents"}
     for measured in frameworks.values():
-        assert set(measured) == {"gated_us_per_call", "direct_us_per_call", "overhead_us_per_call"}
+        assert set(measured) == {"tool_call", "agent_run", "overhead_us_per_call"}
 
 
 @pytest.mark.slow
