@@ -15,16 +15,18 @@ from typing import Any
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command
 
-from signoff import Gate, MissingDependency, Status
+from signoff import CallStatus, Gate, MissingDependency, Run, Status
 from signoff.integrations.langgraph import (
     SIGNOFF_KEY,
     SignoffMiddleware,
+    authorize_or_interrupt,
     resume_command,
     tool_call_wrapper,
 )
@@ -259,3 +261,44 @@ async def test_an_interrupt_whose_request_expires_tells_the_model(gate: Gate) ->
     status, content = answers(state["messages"])["tc-1"]
     assert (status, json.loads(content)) == ("error", timed_out(REFUND, "0.2 seconds"))
     assert ran.calls == []
+
+
+async def test_a_node_of_your_own_pauses_with_interrupt_and_runs_once(gate: Gate) -> None:
+    ran = Ran()
+    gate.add_tool(
+        "issue_refund",
+        input_schema={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "amount": {"type": "number"}},
+            "required": ["order_id", "amount"],
+        },
+        policy=policies()["issue_refund"],
+    )
+
+    async def refund_node(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+        run = Run(agent_id="support", run_id=config["configurable"]["thread_id"])
+        outcome = await authorize_or_interrupt(
+            gate, "issue_refund", REFUND, tool_call_id="refund-1", run=run
+        )
+        if outcome.status is CallStatus.AUTHORIZED:
+            final = outcome.final_args or {}
+            outcome = await gate.report(outcome, result=ran.refund(**final))
+        return {"messages": [AIMessage(content=outcome.to_model())]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("refund", refund_node)
+    builder.add_edge(START, "refund")
+    graph = builder.compile(checkpointer=InMemorySaver())
+    paused = await graph.ainvoke({"messages": []}, config())
+    [request] = await gate.pending()
+    await gate.approve(request.id, by=PUBLISHER)
+    command = await resume_command(gate, paused["__interrupt__"])
+    assert command is not None
+    state = await graph.ainvoke(command, config())
+    assert json.loads(str(state["messages"][-1].content)) == {
+        "refund_id": "rf_ord-1",
+        "amount": 250.0,
+    }
+    history = [s async for s in graph.aget_state_history(config())]
+    await graph.ainvoke(command, next(s for s in history if s.interrupts).config)
+    assert ran.calls == [("issue_refund", REFUND)]

@@ -62,7 +62,9 @@ except ImportError as exc:
 __all__ = [
     "SIGNOFF_KEY",
     "SignoffMiddleware",
+    "authorize_or_interrupt",
     "hitl_decision",
+    "hitl_request",
     "resume_command",
     "thread_run",
     "tool_call_wrapper",
@@ -122,23 +124,10 @@ class _ToolGate:
         if self.mode == "wait":
             outcome = await self.gate.authorize(name, args, tool_call_id=call_id, run=run)
         else:
-            outcome = await self._authorize_or_interrupt(name, args, call_id, run)
-        return await self._finish(outcome, request, handler)
-
-    async def _authorize_or_interrupt(
-        self, name: str, args: dict[str, Any], call_id: str | None, run: Run
-    ) -> Outcome:
-        outcome = await self.gate.authorize(name, args, tool_call_id=call_id, run=run, wait=False)
-        while outcome.status is CallStatus.PENDING:
-            assert outcome.request is not None
-            # The first time: pause the graph. Re-executed after a resume: interrupt() hands
-            # back the resume value, which decides nothing; the store is asked again, and a
-            # request still pending pauses the graph anew (the next interrupt of this node).
-            interrupt(hitl_request(outcome.request))
-            outcome = await self.gate.authorize(
-                name, args, tool_call_id=call_id, run=run, wait=False
+            outcome = await authorize_or_interrupt(
+                self.gate, name, args, tool_call_id=call_id, run=run
             )
-        return outcome
+        return await self._finish(outcome, request, handler)
 
     async def _finish(
         self, outcome: Outcome, request: ToolCallRequest, handler: Handler
@@ -215,6 +204,27 @@ def tool_call_wrapper(
     calls running side by side in one task do not keep.
     """
     return _ToolGate(gate, agent_id=agent_id, run=run, policies=policies, mode=mode)
+
+
+async def authorize_or_interrupt(
+    gate: Gate, name: str, args: dict[str, Any], *, tool_call_id: str | None, run: Run
+) -> Outcome:
+    """``gate.authorize`` for a call made inside a LangGraph node, pausing the graph with
+    ``interrupt()`` while its request is pending; for nodes of your own.
+
+    ``AUTHORIZED``: run the tool now with ``outcome.final_args`` and ``gate.report`` what it
+    returned; any other status is the answer for the model (``outcome.to_model()``). Call it
+    before any other side effect of the node: the node re-executes from its top on resume.
+    """
+    outcome = await gate.authorize(name, args, tool_call_id=tool_call_id, run=run, wait=False)
+    while outcome.status is CallStatus.PENDING:
+        assert outcome.request is not None
+        # The first time: pause the graph. Re-executed after a resume: interrupt() hands
+        # back the resume value, which decides nothing; the store is asked again, and a
+        # request still pending pauses the graph anew (the next interrupt of this node).
+        interrupt(hitl_request(outcome.request))
+        outcome = await gate.authorize(name, args, tool_call_id=tool_call_id, run=run, wait=False)
+    return outcome
 
 
 def hitl_request(request: ApprovalRequest) -> HITLRequest:
