@@ -1,9 +1,13 @@
 """What the gate costs a call its policy lets straight through.
 
-    python bench/passthrough.py --n 200000
+    python bench/passthrough.py --n 200000 [--frameworks --framework-n 1000]
 
 Prints {"n", "gated_us_per_call", "direct_us_per_call"} (CONTRACT.md §6): the best of five
-timed runs of N awaited calls each, gated and direct.
+timed runs of N awaited calls each, gated and direct. With ``--frameworks`` the line also
+has ``"frameworks"``: for LangGraph, Pydantic AI and the OpenAI Agents SDK, one tool call
+and one one-call agent run, each with the tool behind signoff's adapter and without it,
+side by side, in µs (``--framework-n`` agent runs and ten times as many tool calls per side,
+the best of ten alternating blocks); see bench/_frameworks.py.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import argparse
 import asyncio
 import json
 import time
+from typing import Any
 
 from signoff import Gate, Policy
 
@@ -45,8 +50,17 @@ async def measure(n: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument(
+        "--frameworks", action="store_true", help="also measure the agent framework adapters"
+    )
+    parser.add_argument("--framework-n", type=int, default=1000)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.n))))
+    result: dict[str, Any] = dict(asyncio.run(measure(args.n)))
+    if args.frameworks:
+        from _frameworks import measure_frameworks
+
+        result["frameworks"] = asyncio.run(measure_frameworks(args.framework_n))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

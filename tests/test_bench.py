@@ -57,6 +57,23 @@ def test_passthrough() -> None:
 
 
 @pytest.mark.slow
+def test_passthrough_in_each_framework() -> None:
+    out = run_bench("bench/passthrough.py", "--n", "200", "--frameworks", "--framework-n", "5")
+    frameworks = out["frameworks"]
+    assert isinstance(frameworks, dict)
+    assert set(frameworks) == {"langgraph", "pydantic-ai", "openai-agents"}
+    for measured in frameworks.values():
+        assert set(measured) == {"tool_call", "agent_run", "overhead_us_per_call"}
+
+
+@pytest.mark.slow
+def test_the_langgraph_peer() -> None:
+    out = run_bench("bench/peers/langgraph_hitl.py", "--n", "20")
+    assert set(out) == {"n", "peer", "approvals_per_s", "resume_p50_ms", "resume_p99_ms"}
+    assert (out["n"], out["peer"]) == (20, "langgraph-sqlite")
+
+
+@pytest.mark.slow
 def test_waiters() -> None:
     out = run_bench("bench/waiters.py", "--n", "50")
     assert set(out) == {"n", "rss_mb_per_1000_waiting", "resolve_all_s"}
