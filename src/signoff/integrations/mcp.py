@@ -31,6 +31,7 @@ per connection):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from typing import Any, Literal
 
 from signoff._util import jsonable
 from signoff.canonical import digest
-from signoff.errors import ConfigError, MissingDependency
+from signoff.errors import ConfigError, MissingDependency, Unavailable
 from signoff.gate import Gate
 from signoff.integrations._calls import CallFinder
 from signoff.models import Run
@@ -88,7 +89,9 @@ class Upstream:
     env: Mapping[str, str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        if bool(self.command) == (self.url is not None):
+        if not self.command and self.url is None:
+            raise ConfigError("no upstream MCP server: give -- COMMAND ARGS… or --upstream URL")
+        if self.command and self.url is not None:
             raise ConfigError("give the upstream MCP server as a command or as a URL, not both")
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"the upstream URL must be http:// or https://, not {self.url!r}")
@@ -276,10 +279,18 @@ async def serve(
 ) -> None:
     """Connect to ``upstream`` and serve the gated gateway until the client goes (stdio) or
     the process is stopped (HTTP). ``on_ready`` is called once the upstream's tools are
-    listed, before the first client is served."""
-    async with gate, upstream.client() as client:
-        gateway = McpGateway(gate, client, run=run, policies=policies)
-        await gateway.refresh_tools()  # an upstream that does not answer fails here, at once
+    listed, before the first client is served. An upstream that cannot be started or
+    reached is :class:`~signoff.errors.Unavailable`."""
+    async with gate, contextlib.AsyncExitStack() as stack:
+        try:
+            client = await stack.enter_async_context(upstream.client())
+            gateway = McpGateway(gate, client, run=run, policies=policies)
+            await gateway.refresh_tools()
+        except Exception as exc:
+            cause = _first_leaf(exc)
+            raise Unavailable(
+                f"the upstream MCP server ({upstream.label}) could not be reached: {cause!r}"
+            ) from exc
         server = gateway.server()
         if on_ready is not None:
             on_ready(gateway)
@@ -296,6 +307,13 @@ async def serve(
             app, host=host, port=port, log_level="warning", lifespan="on", ws="none"
         )
         await uvicorn.Server(config).serve()
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first error inside task-group wrappers (anyio raises exception groups)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 class UpstreamToolError(Exception):
