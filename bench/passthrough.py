@@ -1,9 +1,12 @@
 """What the gate costs a call its policy lets straight through.
 
     python bench/passthrough.py --n 200000
+    python bench/passthrough.py --n 200000 --mcp 2000
 
 Prints {"n", "gated_us_per_call", "direct_us_per_call"} (CONTRACT.md §6): the best of five
-timed runs of N awaited calls each, gated and direct.
+timed runs of N awaited calls each, gated and direct. With ``--mcp M`` (needs the ``mcp``
+extra) it adds, side by side, M MCP tool calls through ``signoff mcp-proxy`` and straight
+to the upstream server, over stdio and in process (see ``_mcp_bench.py``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import argparse
 import asyncio
 import json
 import time
+from typing import Any
 
 from signoff import Gate, Policy
 
 
-async def measure(n: int) -> dict[str, float]:
+async def measure(n: int) -> dict[str, Any]:
     gate = Gate("memory://")
 
     async def lookup_order(order_id: str, amount: float) -> float:
@@ -45,8 +49,16 @@ async def measure(n: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument(
+        "--mcp", type=int, default=0, metavar="M", help="also time M MCP calls via the proxy"
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(args.n))))
+    out = asyncio.run(measure(args.n))
+    if args.mcp:
+        from _mcp_bench import measure as measure_mcp
+
+        out |= asyncio.run(measure_mcp(args.mcp))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

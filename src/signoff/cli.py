@@ -496,6 +496,14 @@ def mcp_proxy(
             "--run-id", help="The run of calls that name none (default: fixed per upstream)."
         ),
     ] = None,
+    hold: Annotated[
+        float | None,
+        typer.Option(
+            "--hold",
+            help="Answer a call still undecided after this many seconds with approval_pending "
+            "(the model calls again later). Default: wait for the decision.",
+        ),
+    ] = None,
     transport: Annotated[
         str, typer.Option("--transport", help="How agents reach the proxy: stdio or http.")
     ] = "stdio",
@@ -528,7 +536,7 @@ def mcp_proxy(
 
     def ready(gateway: Any) -> None:
         print(
-            f"signoff mcp-proxy: {len(gateway.tools)} tools of {upstream.label} on {where}",
+            f"signoff mcp-proxy: {len(gateway.tools)} tool(s) of {upstream.label} on {where}",
             file=sys.stderr,
             flush=True,
         )
@@ -541,6 +549,7 @@ def mcp_proxy(
             transport="stdio" if transport == "stdio" else "http",
             host=host,
             port=port,
+            hold=hold,
             on_ready=ready,
         )
     )

@@ -195,6 +195,23 @@ async def test_the_callback_form_allows_edits_and_denies_with_the_message(
     assert runs == [result.session_id, result.session_id]
 
 
+async def test_the_hook_form_sees_calls_claude_code_would_allow_on_its_own(
+    gate: Gate, model: FakeModel, ws: Workspace
+) -> None:
+    # `echo` is a read-only command: Claude Code runs it without consulting can_use_tool
+    echo = ToolUse("Bash", {"command": "echo hello", "description": "say hello"})
+    model.play(use(echo), say("Refused."), use(echo), say("Said it."))
+    approvals = ClaudeApprovals(gate, policies=POLICIES)
+    async with ScriptedApprover(gate, lambda r: Reject("no"), by=PUBLISHER) as approver:
+        await converse(approvals.options(ws.options(model)), "Say hello.")
+        hooked = tool_results(model)[-1]
+        await converse(approvals.options(ws.options(model), form="callback"), "Say hello.")
+        called_back = tool_results(model)[-1]
+    assert told(hooked)["error"] == "approval_rejected"  # the hook form asked, and was told no
+    assert result_text(called_back).startswith("hello")  # the callback form was never asked
+    assert len(approver.decided) == 1
+
+
 async def test_calls_its_policy_lets_through_run_without_asking(
     gate: Gate, model: FakeModel, ws: Workspace
 ) -> None:
@@ -260,21 +277,24 @@ async def test_sigkill_while_waiting_then_the_session_finishes_in_a_new_process(
         async with asyncio.timeout(60):
             while not (waiting := await gate.pending()):
                 await asyncio.sleep(0.05)
+        [request] = waiting
+        session = request.run.run_id
+        assert session is not None
+        # Claude Code writes its session file on its own schedule: a crash before that
+        # leaves no session to resume (then a new session is a new run)
+        await until_persisted(ws.home, session, "toolu_1_0")
         os.killpg(agent.pid, signal.SIGKILL)  # the agent and its Claude Code go at once
         await agent.wait()
-        [request] = waiting
         assert ws.ran() == []
         await gate.approve(request.id, by=PUBLISHER)
 
-        session = request.run.run_id
-        assert session is not None
         resumed = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.helpers.claude_agent", "Continue.", session,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(resumed.communicate(), 60)
         assert resumed.returncode == 0, err.decode()
-        assert out.decode().strip() == "Cleaned up."
+        assert out.decode().strip() == "Cleaned up.", (out, err, model.refusals)
         assert ws.ran() == ["once"]  # exactly once
         assert await gate.pending() == []  # and no second request
         done = await gate.get(request.id)
@@ -282,6 +302,12 @@ async def test_sigkill_while_waiting_then_the_session_finishes_in_a_new_process(
         assert done.outcome is not None and done.outcome.status == "succeeded"
     # the model was told the result of that one run
     assert not tool_results(model)[-1].get("is_error")
+
+
+async def until_persisted(home: Path, session: str, text: str) -> None:
+    async with asyncio.timeout(30):
+        while not any(text in f.read_text() for f in home.rglob(f"{session}.jsonl")):
+            await asyncio.sleep(0.05)
 
 
 def test_import_without_the_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

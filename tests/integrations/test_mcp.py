@@ -242,6 +242,22 @@ async def test_a_waiting_call_is_found_again_after_the_gateway_restarts(
     await second.gate.aclose()
 
 
+async def test_with_hold_an_undecided_call_says_so_and_a_later_call_picks_it_up(
+    rig: Rig,
+) -> None:
+    async with connect(rig, hold=0.2) as agent:
+        first = await agent.call_tool("delete_file", {"path": "/a"})
+        assert first.is_error and told(first)["error"] == "approval_pending"
+        assert "Call the tool again" in told(first)["message"] and rig.ran() == []
+        [request] = await rig.gate.pending()  # it stays, for a person to decide
+        second = asyncio.create_task(agent.call_tool("delete_file", {"path": "/a"}))
+        await asyncio.sleep(0.05)
+        await rig.gate.approve(request.id, by=PUBLISHER)  # decided while the retry is held
+        result = await second
+    assert not result.is_error and rig.ran() == ["delete_file /a"]
+    assert (await rig.gate.get(request.id)).outcome is not None
+
+
 async def test_arguments_that_do_not_fit_never_go_upstream(rig: Rig) -> None:
     async with connect(rig) as agent:
         result = await agent.call_tool("delete_file", {"path": 3})

@@ -33,7 +33,8 @@ which a resumed session keeps) unless a ``run`` with a ``run_id`` is given, and 
 known by its tool and arguments within the run (:mod:`signoff.integrations._calls`). So when
 the agent's process dies while a call waits, and a new process resumes the session, the
 model's repeated call finds the same request, decided meanwhile, and runs once; a call that
-was already run is asked about anew, never re-run silently.
+was already run is asked about anew, never re-run silently. (A session Claude Code had not
+yet written to disk cannot be resumed: a ``run_id`` of the caller's own spans sessions.)
 
 Not seen by signoff: in the callback form, calls Claude Code allows by its own rules before
 asking; in either form, what a tool did when the process died between running it and the

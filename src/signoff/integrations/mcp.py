@@ -123,7 +123,10 @@ class McpGateway:
     ``upstream`` is a connected :class:`mcp.Client`; ``run`` says whose calls these are
     (``agent_id``) and the run they belong to when the client names none. ``policies`` gives
     tools a policy in code; the gate's config file is the floor either way, and a tool with
-    neither asks a human.
+    neither asks a human. ``hold``: answer a call nobody has decided after that many seconds
+    with an ``approval_pending`` error the model can read (call again later: the request
+    stays), for clients that give up on long requests; by default a call waits until it is
+    decided or its policy's timeout.
     """
 
     def __init__(
@@ -133,9 +136,11 @@ class McpGateway:
         *,
         run: Run,
         policies: Mapping[str, Policy] | None = None,
+        hold: float | None = None,
         name: str = "signoff-mcp-proxy",
     ) -> None:
         self.gate = gate
+        self.hold = hold
         self.upstream = upstream
         self.run = run
         self.name = name
@@ -224,7 +229,8 @@ class McpGateway:
         call_id = next(
             (v for k in CALL_ID_META_KEYS if isinstance(v := meta.get(k), str) and v), None
         )
-        return await self._finder.authorize(name, args, run=self._run_for(meta), call_id=call_id)
+        run = self._run_for(meta)
+        return await self._finder.authorize(name, args, run=run, call_id=call_id, hold=self.hold)
 
     async def _forward(self, outcome: Outcome) -> mcp_types.CallToolResult:
         """Run an authorized call upstream, once, with exactly its final arguments."""
@@ -275,6 +281,7 @@ async def serve(
     port: int = 8765,
     path: str = "/mcp",
     policies: Mapping[str, Policy] | None = None,
+    hold: float | None = None,
     on_ready: Callable[[McpGateway], None] | None = None,
 ) -> None:
     """Connect to ``upstream`` and serve the gated gateway until the client goes (stdio) or
@@ -284,7 +291,7 @@ async def serve(
     async with gate, contextlib.AsyncExitStack() as stack:
         try:
             client = await stack.enter_async_context(upstream.client())
-            gateway = McpGateway(gate, client, run=run, policies=policies)
+            gateway = McpGateway(gate, client, run=run, policies=policies, hold=hold)
             await gateway.refresh_tools()
         except Exception as exc:
             cause = _first_leaf(exc)
