@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
 
 from signoff import Gate, MissingDependency, Policy, Principal, Run
 from signoff.integrations.claude_agent import ClaudeApprovals
@@ -302,6 +302,22 @@ async def test_sigkill_while_waiting_then_the_session_finishes_in_a_new_process(
         assert done.outcome is not None and done.outcome.status == "succeeded"
     # the model was told the result of that one run
     assert not tool_results(model)[-1].get("is_error")
+
+
+async def test_options_keep_the_callers_own_hooks(gate: Gate) -> None:
+    async def mine(data: Any, tool_use_id: str | None, context: Any) -> Any:
+        return {}
+
+    own = HookMatcher(matcher="Bash", hooks=[mine])
+    approvals = ClaudeApprovals(gate)
+    hooked = approvals.options(ClaudeAgentOptions(hooks={"PreToolUse": [own]}))
+    assert hooked.hooks is not None and hooked.can_use_tool is None
+    first, ours = hooked.hooks["PreToolUse"]
+    assert first is own and ours.hooks == [approvals.pre_tool_use]
+    assert ours.on_failure == "block" and ours.timeout == 24 * 3600  # never fails open
+    assert set(hooked.hooks) == {"PreToolUse", "PostToolUse", "PostToolUseFailure"}
+    called = approvals.options(form="callback")
+    assert called.can_use_tool == approvals.can_use_tool
 
 
 async def until_persisted(home: Path, session: str, text: str) -> None:

@@ -129,18 +129,21 @@ class ClaudeApprovals:
         *,
         form: Literal["hook", "callback"] = "hook",
     ) -> ClaudeAgentOptions:
-        """``base`` (or default options) with signoff's hooks added and ``can_use_tool`` set.
+        """``base`` (or default options) with signoff's hooks added (the caller's own hooks
+        are kept), and in the callback form ``can_use_tool`` set.
 
-        In the hook form ``can_use_tool`` stays as a backstop: when a settings ``ask`` rule
-        makes Claude Code ask about a call the hook already allowed, it answers from that."""
+        In the hook form a settings ``ask`` rule can still make Claude Code ask about a call
+        the hook allowed; give ``can_use_tool=approvals.can_use_tool`` as well if you keep
+        such rules: it answers from the hook's decision, without asking twice."""
         base = base if base is not None else ClaudeAgentOptions()
         hooks: dict[HookEvent, list[HookMatcher]] = {
             event: list(matchers) for event, matchers in (base.hooks or {}).items()
         }
         for event, matchers in self.hooks(gate_calls=form == "hook").items():
             hooks.setdefault(event, []).extend(matchers)
-        can_use_tool = base.can_use_tool or self.can_use_tool
-        return dataclasses.replace(base, hooks=hooks, can_use_tool=can_use_tool)
+        if form == "hook":
+            return dataclasses.replace(base, hooks=hooks)
+        return dataclasses.replace(base, hooks=hooks, can_use_tool=self.can_use_tool)
 
     def hooks(self, *, gate_calls: bool = True) -> dict[HookEvent, list[HookMatcher]]:
         """The hooks to give ``ClaudeAgentOptions(hooks=…)``: ``PreToolUse`` (gating every
