@@ -304,9 +304,12 @@ def test_an_upstream_is_a_command_or_a_url() -> None:
         Upstream(command=["server"], url="http://127.0.0.1:1/mcp")
     with pytest.raises(ConfigError):
         Upstream(url="file:///etc/passwd")
-    a, b = Upstream(command=["a"]), Upstream(url="http://127.0.0.1:1/mcp?token=x")
-    assert default_run_id(a) != default_run_id(b) and "token" not in b.label
-    assert default_run_id(a) == default_run_id(Upstream(command=["a"]))
+    a = Upstream(command=["/usr/bin/server", "--api-key", "s3cret"])
+    b = Upstream(url="http://user:pw@127.0.0.1:1/mcp?token=x")
+    assert a.label == "server" and b.label == "http://127.0.0.1:1/mcp"  # no secrets shown
+    assert default_run_id(a) != default_run_id(b)
+    assert default_run_id(a) == default_run_id(Upstream(command=list(a.command)))
+    assert default_run_id(a) != default_run_id(Upstream(command=["/usr/bin/server"]))
 
 
 def test_import_without_the_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,6 +38,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from signoff._util import jsonable
 from signoff.canonical import digest
@@ -98,10 +99,16 @@ class Upstream:
 
     @property
     def label(self) -> str:
-        """What the upstream is, for messages and the default run id (no secrets in it)."""
-        if self.url is not None:
-            return self.url.split("?", 1)[0]
-        return " ".join(self.command)
+        """What the upstream is, to show in messages: the program, or the URL without its
+        user info and query (arguments and query strings may carry secrets)."""
+        if self.url is None:
+            return os.path.basename(self.command[0])
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
     def client(self) -> Client:
         if self.url is not None:
@@ -114,7 +121,7 @@ class Upstream:
 
 def default_run_id(upstream: Upstream) -> str:
     """A run id fixed for one upstream, so a restarted gateway finds its requests."""
-    return "mcp-" + digest({"upstream": upstream.label})[:16]
+    return "mcp-" + digest({"command": list(upstream.command), "url": upstream.url})[:16]
 
 
 class McpGateway:
