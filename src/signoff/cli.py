@@ -528,6 +528,8 @@ def mcp_proxy(
     settings = _settings()
     cfg = _config(config)
     if url is not None:
+        if not (token or settings.token):
+            raise SignoffError("--url needs the agent's token: --token or SIGNOFF_TOKEN")
         gate = Gate(url, token=token or settings.token, config=cfg)
     else:
         gate = Gate(db or settings.db_url, config=cfg)

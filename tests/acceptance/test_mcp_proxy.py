@@ -175,11 +175,12 @@ def test_bad_input_is_one_line_on_stderr(setup: Setup) -> None:
         (["--db", setup.db, "--", "/nonexistent/mcp-server"], "could not be reached"),
         (["--transport", "ws", "--", "x"], "--transport must be stdio or http"),
         (["--config", "/nonexistent.toml", "--", "x"], "config file not found"),
+        (["--url", "http://127.0.0.1:9", "--", "x"], "--url needs the agent's token"),
     ]
     for args, fragment in cases:
         result = subprocess.run(
             [sys.executable, "-m", "signoff", "mcp-proxy", *args],
-            env=setup.env,
+            env={k: v for k, v in setup.env.items() if k != "SIGNOFF_TOKEN"},
             cwd=setup.log.parent,
             capture_output=True,
             text=True,
