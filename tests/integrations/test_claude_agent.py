@@ -17,7 +17,7 @@ import pytest
 from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
 
 from signoff import Gate, MissingDependency, Policy, Principal, Run
-from signoff.integrations.claude_agent import ClaudeApprovals
+from signoff.integrations.claude_agent import READ_ONLY_TOOLS, ClaudeApprovals
 from signoff.models import ApprovalRequest, Status
 from signoff.testing import Approve, Reject, ScriptedApprover
 from tests.helpers.claude_agent import cli_options, converse
@@ -217,7 +217,7 @@ async def test_calls_its_policy_lets_through_run_without_asking(
 ) -> None:
     (ws.cwd / "notes.txt").write_text("hello")
     model.play(use(ToolUse("Read", {"file_path": str(ws.cwd / "notes.txt")})), say("Read it."))
-    approvals = ClaudeApprovals(gate, policies=POLICIES)
+    approvals = ClaudeApprovals(gate, allow=READ_ONLY_TOOLS)
     async with ScriptedApprover(gate, lambda r: Reject("no"), by=PUBLISHER) as approver:
         await converse(approvals.options(ws.options(model)), "Read the notes.")
     assert approver.decided == []

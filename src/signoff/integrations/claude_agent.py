@@ -49,7 +49,7 @@ import dataclasses
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from signoff._util import jsonable
@@ -75,13 +75,17 @@ try:
 except ImportError as exc:
     raise MissingDependency("claude-agent-sdk", "claude-agent") from exc
 
-__all__ = ["ANY_INPUT", "ClaudeApprovals", "ClaudeToolError"]
+__all__ = ["ANY_INPUT", "READ_ONLY_TOOLS", "ClaudeApprovals", "ClaudeToolError"]
 
 log = logging.getLogger(__name__)
 
 #: the schema of a Claude Code tool signoff knows nothing about: Claude Code checks the
 #: input itself; signoff needs it to be an object
 ANY_INPUT: JSONObject = {"type": "object"}
+#: Claude Code's tools that change nothing outside the session: reading files, searching,
+#: loading tool schemas, the model's own to-do list. Not allowed by default; pass
+#: ``allow=READ_ONLY_TOOLS`` to let them run without asking (the config file still rules).
+READ_ONLY_TOOLS = ("Read", "Glob", "Grep", "ToolSearch", "TodoWrite")
 #: how long Claude Code lets the gating hook wait for a person (it denies after that)
 DEFAULT_HOOK_TIMEOUT_S = 24 * 3600.0
 #: calls remembered between their permission and their PostToolUse hook, at most
@@ -98,8 +102,9 @@ class ClaudeApprovals:
     ``agent_id`` names the agent in every request (on a remote gate the token's ``sub``
     does). ``run`` may fix the ``run_id`` and add metadata; without a ``run_id`` each Claude
     Code session is its own run. ``policies`` gives Claude Code's tools (``Bash``, ``Write``,
-    ``mcp__server__tool`` …) their policies; tools with a policy declared on the gate or in
-    its config file use those, and a tool with none anywhere asks a human.
+    ``mcp__server__tool`` …) their policies, and ``allow`` names tools that run without
+    asking (``READ_ONLY_TOOLS``, say). Either way the gate's config file is the floor; a tool
+    with no policy anywhere asks a human.
     """
 
     def __init__(
@@ -109,11 +114,12 @@ class ClaudeApprovals:
         agent_id: str = "claude-agent",
         run: Run | None = None,
         policies: Mapping[str, Policy] | None = None,
+        allow: Iterable[str] = (),
         hook_timeout: float = DEFAULT_HOOK_TIMEOUT_S,
     ) -> None:
         self.gate = gate
         self.run = run if run is not None else Run(agent_id=agent_id)
-        self.policies = dict(policies or {})
+        self.policies = {name: Policy(when=False) for name in allow} | dict(policies or {})
         self.hook_timeout = hook_timeout
         self._finder = CallFinder(gate)
         #: tool_use_id → session_id, learned from PreToolUse (can_use_tool is not told it)
