@@ -1,13 +1,15 @@
 """What the gate costs a call its policy lets straight through.
 
-    python bench/passthrough.py --n 200000 [--frameworks --framework-n 1000]
+    python bench/passthrough.py --n 200000 [--frameworks --framework-n 1000] [--mcp 2000]
 
 Prints {"n", "gated_us_per_call", "direct_us_per_call"} (CONTRACT.md §6): the best of five
 timed runs of N awaited calls each, gated and direct. With ``--frameworks`` the line also
 has ``"frameworks"``: for LangGraph, Pydantic AI and the OpenAI Agents SDK, one tool call
 and one one-call agent run, each with the tool behind signoff's adapter and without it,
 side by side, in µs (``--framework-n`` agent runs and ten times as many tool calls per side,
-the best of ten alternating blocks); see bench/_frameworks.py.
+the best of ten alternating blocks); see bench/_frameworks.py. With ``--mcp M`` (needs the
+``mcp`` extra) it adds, side by side, M MCP tool calls through ``signoff mcp-proxy`` and
+straight to the upstream server, over stdio and in process (see ``_mcp_bench.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from signoff import Gate, Policy
 
 
-async def measure(n: int) -> dict[str, float]:
+async def measure(n: int) -> dict[str, Any]:
     gate = Gate("memory://")
 
     async def lookup_order(order_id: str, amount: float) -> float:
@@ -54,12 +56,19 @@ def main() -> None:
         "--frameworks", action="store_true", help="also measure the agent framework adapters"
     )
     parser.add_argument("--framework-n", type=int, default=1000)
+    parser.add_argument(
+        "--mcp", type=int, default=0, metavar="M", help="also time M MCP calls via the proxy"
+    )
     args = parser.parse_args()
     result: dict[str, Any] = dict(asyncio.run(measure(args.n)))
     if args.frameworks:
         from _frameworks import measure_frameworks
 
         result["frameworks"] = asyncio.run(measure_frameworks(args.framework_n))
+    if args.mcp:
+        from _mcp_bench import measure as measure_mcp
+
+        result |= asyncio.run(measure_mcp(args.mcp))
     print(json.dumps(result))
 
 

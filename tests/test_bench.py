@@ -74,6 +74,22 @@ def test_the_langgraph_peer() -> None:
 
 
 @pytest.mark.slow
+def test_passthrough_through_the_mcp_proxy() -> None:
+    out = run_bench("bench/passthrough.py", "--n", "200", "--mcp", "5")
+    assert set(out) == {
+        "n",
+        "gated_us_per_call",
+        "direct_us_per_call",
+        "mcp_n",
+        "mcp_stdio_direct_us_per_call",
+        "mcp_stdio_proxy_us_per_call",
+        "mcp_inproc_direct_us_per_call",
+        "mcp_inproc_proxy_us_per_call",
+    }
+    assert out["mcp_n"] == 5
+
+
+@pytest.mark.slow
 def test_waiters() -> None:
     out = run_bench("bench/waiters.py", "--n", "50")
     assert set(out) == {"n", "rss_mb_per_1000_waiting", "resolve_all_s"}

@@ -8,8 +8,9 @@ The real ``anthropic`` and ``openai`` SDKs talk to it over HTTP on 127.0.0.1:
 It speaks ``POST /v1/messages`` (Anthropic), ``POST /v1/responses`` and
 ``POST /v1/chat/completions`` (OpenAI): each request gets the next scripted turn, rendered in
 that API's wire format, and every request body is kept (``model.bodies``) so a test can see
-exactly what the model was told. Like the real APIs, it refuses (400) a transcript with a
-tool call that was not answered.
+exactly what the model was told. A Messages request with ``"stream": true`` (the Claude Code
+CLI sends nothing else) is answered with the API's server-sent events. Like the real APIs, it
+refuses (400) a transcript with a tool call that was not answered.
 
 Also here: :class:`Shop`, the gated tools the scripted model calls, shared by the tests.
 """
@@ -27,7 +28,7 @@ import uvicorn
 from pydantic import Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from signoff import Gate, GatedTool, Policy, Principal
@@ -107,6 +108,32 @@ def anthropic_message(n: int, turn: Turn, body: dict[str, Any]) -> dict[str, Any
         "stop_sequence": None,
         "usage": USAGE_ANTHROPIC,
     }
+
+
+def anthropic_events(message: dict[str, Any]) -> str:
+    """A rendered Messages reply as the streaming API sends it (server-sent events)."""
+    head = {**message, "content": [], "stop_reason": None}
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": head}]
+    for index, block in enumerate(message["content"]):
+        start: dict[str, Any]
+        delta: dict[str, Any]
+        if block["type"] == "text":
+            start = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block["text"]}
+        else:
+            start = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        events += [
+            {"type": "content_block_start", "index": index, "content_block": start},
+            {"type": "content_block_delta", "index": index, "delta": delta},
+            {"type": "content_block_stop", "index": index},
+        ]
+    stop = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    events += [
+        {"type": "message_delta", "delta": stop, "usage": {"output_tokens": 7}},
+        {"type": "message_stop"},
+    ]
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
 
 
 def openai_response(n: int, turn: Turn, body: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +322,7 @@ class FakeModel:
     def bodies(self) -> list[dict[str, Any]]:
         return [request.body for request in self.requests]
 
-    async def handle(self, request: Request) -> JSONResponse:
+    async def handle(self, request: Request) -> Response:
         path = request.url.path
         body = await request.json()
         self.requests.append(Received(path, body))
@@ -307,7 +334,10 @@ class FakeModel:
         if not self.turns:
             self.refusals.append("no scripted turn left")
             return api_error(path, 500, "the fake model has no scripted turn left")
-        return JSONResponse(api.render(len(self.requests), self.turns.pop(0), body))
+        reply = api.render(len(self.requests), self.turns.pop(0), body)
+        if path == "/v1/messages" and body.get("stream"):
+            return Response(anthropic_events(reply), media_type="text/event-stream")
+        return JSONResponse(reply)
 
     async def start(self) -> None:
         app = Starlette(routes=[Route(path, self.handle, methods=["POST"]) for path in APIS])

@@ -16,9 +16,10 @@ from typing import Any, TypeAlias, TypeVar
 from signoff._util import jsonable
 from signoff.errors import ConfigError
 from signoff.gate import Gate, GatedTool
-from signoff.models import ApprovalRequest, JSONObject, Run, Status
+from signoff.models import ApprovalRequest, Run, Status
 from signoff.outcome import CallStatus, Outcome
 from signoff.policy import Policy
+from signoff.types import JSONObject
 
 ContextT = TypeVar("ContextT")
 
