@@ -162,9 +162,9 @@ class ChannelSettings(BaseModel):
 
 
 class Channel(ABC):
-    """One configured channel. ``type`` names it in the policy file."""
+    """One configured channel. ``kind`` is its ``type`` in the policy file."""
 
-    type: ClassVar[str]
+    kind: ClassVar[str]
     settings_model: ClassVar[type[ChannelSettings]]
 
     def __init__(self, name: str, settings: Any) -> None:
