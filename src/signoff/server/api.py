@@ -31,8 +31,8 @@ from signoff.errors import (
 )
 from signoff.events import EventType
 from signoff.models import ApprovalRequest, Page, Principal, RequestSpec, Risk, RunRecord, Status
+from signoff.problems import from_error, problem, problem_dict, status_for
 from signoff.server import sse
-from signoff.server.problems import from_error, problem, problem_dict, status_for
 from signoff.server.schemas import (
     ApproveIn,
     AuditEventOut,

@@ -24,9 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from signoff.errors import InvalidArguments, PayloadTooLarge, SignoffError, Unauthorized
 from signoff.models import Principal
+from signoff.problems import from_error, problem, retry_after
 from signoff.server import session as s
 from signoff.server.oidc import CALLBACK_PATH, FLOW_COOKIE, FLOW_TTL_S, Oidc
-from signoff.server.problems import from_error, problem, retry_after
 from signoff.server.ratelimit import AttemptLimiter
 from signoff.server.session import Sessions
 from signoff.server.state import AppState

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from signoff._version import __version__
+from signoff.problems import PROBLEM_CONTENT_TYPE, TITLES, Problem
 from signoff.server.api import ENDPOINTS
-from signoff.server.problems import PROBLEM_CONTENT_TYPE, TITLES, Problem
 
 _REF = "#/components/schemas/{model}"
 

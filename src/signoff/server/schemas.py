@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from signoff.models import ApprovalRequest, RunRecord
-from signoff.server.problems import Problem
+from signoff.problems import Problem
 from signoff.types import JSONObject
 
 
