@@ -13,12 +13,13 @@ cannot change (a ticket, a log shipper) and compare it later.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from signoff.canonical import canonical_json
 from signoff.types import JSONObject
@@ -138,6 +139,22 @@ def verify(events: Iterable[AuditEvent]) -> Verification:
     """Recompute the chain over ``events`` (in stored order) and find the first break."""
     check = ChainCheck()
     check.feed(events)
+    return check.result()
+
+
+class ReadPage(Protocol):
+    async def __call__(self, *, after_seq: int, limit: int) -> list[AuditEvent]: ...
+
+
+async def verify_pages(read: ReadPage, *, page: int = 5000) -> Verification:
+    """Verify a chain read ``page`` events at a time (``read(after_seq=, limit=)``), each page
+    hashed in a worker thread: a long chain never holds the event loop or all of memory."""
+    check = ChainCheck()
+    while not check.broken:
+        events = await read(after_seq=check.next_seq - 1, limit=page)
+        await asyncio.to_thread(check.feed, events)
+        if len(events) < page:
+            break
     return check.result()
 
 

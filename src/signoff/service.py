@@ -18,11 +18,13 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, Literal
 
-from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id, stop_task, to_datetime
-from signoff.audit import AuditEntry, AuditEvent, ChainCheck, Verification
+from signoff import intake, lifecycle
+from signoff._util import MAX_DETAIL_CHARS, jsonable, stop_task, to_datetime
+from signoff.audit import AuditEvent, Verification, verify_pages
 from signoff.bus.base import Bus
 from signoff.bus.memory import MemoryBus
 from signoff.bus.replay import RequestEvents, StoreEvents
@@ -34,28 +36,21 @@ from signoff.errors import (
     InvalidArguments,
     InvalidEdit,
     NotFound,
-    PolicyDenied,
     SignoffError,
 )
 from signoff.events import Event, EventType
 from signoff.follow import Feed, OnOpen, follow
-from signoff.jsonschema_check import check_schema, schema_errors
+from signoff.jsonschema_check import schema_errors
 from signoff.models import (
-    SYSTEM,
     ApprovalRequest,
-    Decision,
     DecisionKind,
-    OutcomeRecord,
     Page,
     Principal,
     RequestSpec,
-    Run,
     RunRecord,
     Status,
-    ToolCall,
 )
-from signoff.policy import Terms, VerdictKind, floor
-from signoff.stores.base import Change, Created, ListQuery, RunQuery, Store
+from signoff.stores.base import Created, ListQuery, RunQuery, Store, TransitionFn
 from signoff.types import Clock, JSONObject
 
 log = logging.getLogger(__name__)
@@ -132,101 +127,12 @@ class ApprovalService:
         """
         if principal.kind != "agent":
             raise Forbidden("only agents create approval requests")
-        for what, value in (
-            ("args", spec.args),
-            ("context", spec.context),
-            ("reason", spec.reason),
-            ("run", spec.run.model_dump(mode="python") if spec.run else None),
-            ("args_schema", spec.args_schema),
-            ("tool", spec.tool),
-            ("tool_call_id", spec.tool_call_id),
-        ):
-            if (problem := json_problem(value)) is not None:
-                raise InvalidArguments(f"{what}: {problem}")
-        proposed = spec.policy
-        if proposed is not None and proposed.min_role not in (None, *self.roles.roles):
-            raise InvalidArguments(
-                f"unknown min_role {proposed.min_role!r}; the roles are {list(self.roles.roles)}"
-            )
-        if spec.args_schema is not None and (problem := await check_schema(spec.args_schema)):
-            raise InvalidArguments(f"args_schema is not a valid JSON schema: {problem}")
-        # an agent's run is its own: whatever it wrote, the agent is its token's subject
-        run = (spec.run or Run()).model_copy(update={"agent_id": principal.sub})
-        operator = self.config.operator_policy(spec.tool)
-        reason = spec.reason
-        if operator is not None:
-            call = ToolCall(spec.tool, spec.args, tool_call_id=spec.tool_call_id, run=run)
-            if (await operator.verdict(call)).kind is VerdictKind.DENY:
-                message = await operator.reject_text(call)
-                raise PolicyDenied(message or f"the policy for {spec.tool!r} refuses this call")
-            reason = await operator.reason_text(call) or reason
-        floored = floor(
-            Terms(
-                min_role=proposed.min_role if proposed else None,
-                quorum=proposed.quorum if proposed else None,
-                timeout_s=proposed.timeout_s if proposed else None,
-                editable=None
-                if proposed is None or proposed.editable is None
-                else tuple(proposed.editable),
-                allow_self_approval=proposed.allow_self_approval if proposed else None,
-                risk=spec.risk,
-                channels=tuple(spec.channels),
-            ),
-            None if operator is None else operator.terms(),
-            roles=self.roles,
-            default_timeout_s=self.config.default_timeout_s,
-            proposer_is_operator=from_operator,
-        )
-        snapshot, risk = floored.policy, floored.risk
-        key = spec.idempotency_key
-        if key is None and run.run_id and spec.tool_call_id:
-            key = f"{run.run_id}/{spec.tool_call_id}"
-        now = self.now()
-        args_digest = digest(spec.args)
-        request = ApprovalRequest(
-            id=new_id("apr"),
-            status=Status.PENDING,
-            tool=spec.tool,
-            args=spec.args,
-            final_args=spec.args,
-            tool_call_id=spec.tool_call_id,
-            run=run,
-            requested_by=principal.sub,
-            reason=reason,
-            context=spec.context,
-            risk=risk,
-            policy=snapshot,
-            created_at=now,
-            expires_at=now + timedelta(seconds=snapshot.timeout_s),
-            args_schema=spec.args_schema,
-            args_digest=args_digest,
-            # scoped to the agent, so one agent's key never finds another agent's request
-            idempotency_key=None if key is None else f"{principal.sub}\x1f{key}",
-            channels=floored.channels,
-        )
-        audit = AuditEntry(
-            type="request.created",
-            request_id=request.id,
-            actor=principal.audit_actor(),
-            at=now,
-            via="agent",
-            data={
-                "tool": request.tool,
-                "args": request.args,
-                "args_digest": args_digest,
-                "tool_call_id": request.tool_call_id,
-                "run": request.run.model_dump(mode="json"),
-                "reason": request.reason,
-                "context": jsonable(request.context),
-                "risk": request.risk.value,
-                "policy": snapshot.model_dump(mode="json"),
-                "expires_at": request.expires_at.isoformat(),
-            },
-        )
+        proposal = await intake.proposal(spec, principal, self.config, from_operator=from_operator)
+        request, audit = lifecycle.create(proposal, principal, self.now())
         created = await self.store.create(request, audit, [EventType.CREATED])
         if not created.created:
             existing = created.request
-            if existing.tool != spec.tool or digest(existing.args) != args_digest:
+            if existing.tool != spec.tool or digest(existing.args) != digest(spec.args):
                 raise Conflict(
                     "this idempotency key was used before for a different call",
                     request_id=existing.id,
@@ -277,56 +183,16 @@ class ApprovalService:
     ) -> ApprovalRequest:
         if (problem := json_problem(reason)) is not None:
             raise InvalidArguments(f"reason: {problem}")
-
-        def apply(req: ApprovalRequest) -> Change:
-            now = self.now()
-            if (refusal := self._owner_refusal(req, principal, "cancel", now)) is not None:
-                return refusal
-            if (late := self._expired_change(req, now, principal, "cancel")) is not None:
-                return late
-            if req.status.terminal:
-                return self._refuse(req, principal, now, "cancel", Conflict(_no_longer(req)))
-            new = req.model_copy(
-                update={"status": Status.CANCELLED, "decided_at": now, "cancel_reason": reason}
-            )
-            entry = AuditEntry(
-                "request.cancelled",
-                req.id,
-                principal.audit_actor(),
-                now,
-                "agent",
-                {"reason": reason},
-            )
-            return Change(new, [entry], [EventType.CANCELLED])
-
-        return await self._transition(request_id, apply)
+        return await self._transition(
+            request_id, lambda req: lifecycle.cancel(req, principal, reason, self.now())
+        )
 
     async def consume(self, request_id: str, principal: Principal) -> ApprovalRequest:
         """Claim an approved request for execution. Succeeds once; every later call is a
         Conflict, so the tool runs at most once per approval, whatever retries."""
-
-        def apply(req: ApprovalRequest) -> Change:
-            now = self.now()
-            if (refusal := self._owner_refusal(req, principal, "consume", now)) is not None:
-                return refusal
-            if req.status is not Status.APPROVED:
-                error = Conflict(f"the request is {req.status.value}, not approved")
-                return self._refuse(req, principal, now, "consume", error)
-            if req.consumed_at is not None:
-                error = Conflict("this approval was already used to run the tool")
-                return self._refuse(req, principal, now, "consume", error)
-            new = req.model_copy(update={"consumed_at": now})
-            entry = AuditEntry(
-                "request.consumed",
-                req.id,
-                principal.audit_actor(),
-                now,
-                "agent",
-                {"args_digest": req.args_digest, "final_args": req.final_args},
-            )
-            return Change(new, [entry], [EventType.CONSUMED])
-
-        return await self._transition(request_id, apply)
+        return await self._transition(
+            request_id, lambda req: lifecycle.consume(req, principal, self.now())
+        )
 
     async def record_outcome(
         self,
@@ -338,33 +204,10 @@ class ApprovalService:
         if status not in ("succeeded", "failed"):
             raise InvalidArguments("outcome status must be 'succeeded' or 'failed'")
         detail = _bounded(storable(jsonable(detail)))
-
-        def apply(req: ApprovalRequest) -> Change:
-            now = self.now()
-            if (refusal := self._owner_refusal(req, principal, "report on", now)) is not None:
-                return refusal
-            if req.status is not Status.APPROVED:
-                error = Conflict(f"the request is {req.status.value}; only an approved call runs")
-                return self._refuse(req, principal, now, "record an outcome", error)
-            if req.outcome is not None:
-                error = Conflict("an outcome was already recorded for this request")
-                return self._refuse(req, principal, now, "record an outcome", error)
-            update: dict[str, Any] = {
-                "outcome": OutcomeRecord(status=status, detail=detail, at=now)
-            }
-            if req.consumed_at is None:
-                update["consumed_at"] = now
-            entry = AuditEntry(
-                "request.outcome",
-                req.id,
-                principal.audit_actor(),
-                now,
-                "agent",
-                {"status": status, "detail": detail},
-            )
-            return Change(req.model_copy(update=update), [entry], [EventType.OUTCOME])
-
-        return await self._transition(request_id, apply)
+        return await self._transition(
+            request_id,
+            lambda req: lifecycle.record_outcome(req, principal, status, detail, self.now()),
+        )
 
     # -- the approver's side --------------------------------------------------------------
 
@@ -430,110 +273,23 @@ class ApprovalService:
         for what, value in (("modified_args", modified_args), ("reason", reason)):
             if (problem := json_problem(value)) is not None:
                 raise InvalidArguments(f"{what}: {problem}")
-        checked_digest: str | None = None
-        edit_problem: str | None = None
+        asked = lifecycle.DecisionInput(
+            principal, kind, reason, modified_args, seen_digest, via=via
+        )
         if modified_args:
+            # checked before the write and off the event loop: the schema may be an agent's
             current = await self._current(request_id)
-            if self._refusal(current, principal, kind, self.now()) is None:
-                edit_problem = await self._edit_problem(current, modified_args)
-            checked_digest = current.args_digest
-
-        def apply(req: ApprovalRequest) -> Change:
-            now = self.now()
-            verb = kind.value
-
-            def refuse(error: SignoffError) -> Change:
-                return self._refuse(req, principal, now, verb, error, via=via)
-
-            if principal.kind != "approver":
-                return refuse(Forbidden("agents may not decide approval requests"))
-            if (late := self._expired_change(req, now, principal, verb, via=via)) is not None:
-                return late
-            if (error := self._refusal(req, principal, kind, now)) is not None:
-                return refuse(error)
-            if seen_digest is not None and seen_digest != req.args_digest:
-                return refuse(_changed(req))
-            if edit_problem is not None:
-                return refuse(InvalidEdit(edit_problem))
-            if modified_args and req.args_digest != checked_digest:
-                return refuse(_changed(req))
-            at = now
-            if kind is DecisionKind.REJECT:
-                record = Decision(
-                    decision=kind,
-                    by=principal.sub,
-                    role=principal.role,
-                    reason=reason,
-                    at=at,
-                    via=via,
-                )
-                new = req.model_copy(
-                    update={
-                        "status": Status.REJECTED,
-                        "decided_at": at,
-                        "decisions": [*req.decisions, record],
-                    }
-                )
-                entry = self._decision_entry("request.rejected", new, principal, record)
-                return Change(new, [entry], [EventType.DECIDED])
-
-            if any(d.by == principal.sub for d in req.approvals):
-                return refuse(Conflict("you have already approved this request"))
-            final_args, final_digest = req.final_args, req.args_digest
-            if modified_args:
-                final_args = {**req.final_args, **modified_args}
-                final_digest = digest(final_args)
-            record = Decision(
-                decision=kind,
-                by=principal.sub,
-                role=principal.role,
-                reason=reason,
-                modified_args=modified_args or None,
-                at=at,
-                via=via,
-                args_digest=final_digest,
-            )
-            new = req.model_copy(
-                update={
-                    "final_args": final_args,
-                    "args_digest": final_digest,
-                    "decisions": [*req.decisions, record],
-                }
-            )
-            if len({d.by for d in new.approvals}) >= new.policy.quorum:
-                new = new.model_copy(update={"status": Status.APPROVED, "decided_at": at})
-                entry = self._decision_entry("request.approved", new, principal, record)
-            else:
-                entry = self._decision_entry("decision.recorded", new, principal, record)
-            return Change(new, [entry], [EventType.DECIDED])
-
-        return await self._transition(request_id, apply)
-
-    def _refusal(
-        self, req: ApprovalRequest, principal: Principal, kind: DecisionKind, now: datetime
-    ) -> SignoffError | None:
-        """Why ``principal`` may not decide ``req`` now, or None."""
-        if principal.kind != "approver":
-            return Forbidden("agents may not decide approval requests")
-        if req.status.terminal:
-            return Conflict(_no_longer(req))
-        if now >= req.expires_at:
-            return Conflict(f"the request expired at {req.expires_at.isoformat()}")
-        if not self.roles.admits(principal.role, req.policy.min_role):
-            return Forbidden(
-                f"role {principal.role!r} may not decide this request; it needs "
-                f"{req.policy.min_role!r} or higher",
-                required_role=req.policy.min_role,
-            )
-        if principal.sub == req.requested_by and not req.policy.allow_self_approval:
-            return Forbidden("you requested this call, so you may not decide it")
-        return None
+            problem = None
+            if lifecycle.refusal(current, principal, self.roles, self.now()) is None:
+                problem = await self._edit_problem(current, modified_args)
+            asked = replace(asked, checked_digest=current.args_digest, edit_problem=problem)
+        return await self._transition(
+            request_id, lambda req: lifecycle.decide(req, asked, self.roles, self.now())
+        )
 
     async def _edit_problem(self, req: ApprovalRequest, modified: JSONObject) -> str | None:
-        not_editable = sorted(set(modified) - set(req.policy.editable))
-        if not_editable:
-            allowed = req.policy.editable or "none"
-            return f"not editable: {not_editable}; the policy allows editing {allowed}"
+        if (problem := lifecycle.not_editable(req, modified)) is not None:
+            return problem
         if req.args_schema is not None:
             errors = await schema_errors(req.args_schema, {**req.final_args, **modified})
             if errors:
@@ -575,13 +331,7 @@ class ApprovalService:
     async def expire(self, request_id: str) -> ApprovalRequest:
         """Expire the request if it is pending and past ``expires_at``; otherwise no change."""
 
-        def apply(req: ApprovalRequest) -> Change:
-            now = self.now()
-            if req.status is not Status.PENDING or now < req.expires_at:
-                return Change()
-            return self._expiry(req, now)
-
-        return await self._transition(request_id, apply)
+        return await self._transition(request_id, lambda req: lifecycle.expire(req, self.now()))
 
     async def expire_due(self) -> int:
         count = 0
@@ -694,17 +444,9 @@ class ApprovalService:
         return await asyncio.shield(self._verifying)
 
     async def _verify_chain(self) -> Verification:
-        check = ChainCheck()
-        while not check.broken:
-            page = await self.store.audit_events(after_seq=check.next_seq - 1, limit=VERIFY_PAGE)
-            await asyncio.to_thread(check.feed, page)
-            if len(page) < VERIFY_PAGE:
-                break
-        return check.result()
+        return await verify_pages(self.store.audit_events, page=VERIFY_PAGE)
 
-    # -- helpers --------------------------------------------------------------------------
-
-    async def _transition(self, request_id: str, apply: Any) -> ApprovalRequest:
+    async def _transition(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
         result = await self.store.transition(request_id, apply)
         if result.events:
             await self.bus.publish(result.events)
@@ -736,113 +478,7 @@ class ApprovalService:
         raise Forbidden(f"only the agent that made this request may {verb} it")
 
     async def _audit_refusal(self, req: ApprovalRequest, principal: Principal, verb: str) -> None:
-        await self.store.append_audit(
-            AuditEntry(
-                "access.refused",
-                req.id,
-                principal.audit_actor(),
-                self.now(),
-                None,
-                {"attempted": verb, "error": "forbidden"},
-            )
-        )
-
-    def _owner_refusal(
-        self, req: ApprovalRequest, principal: Principal, verb: str, now: datetime
-    ) -> Change | None:
-        if principal.kind == "agent" and req.requested_by == principal.sub:
-            return None
-        error = Forbidden(f"only the agent that made this request may {verb} it")
-        return self._refuse(req, principal, now, verb, error)
-
-    def _refuse(
-        self,
-        req: ApprovalRequest,
-        principal: Principal,
-        now: datetime,
-        verb: str,
-        error: SignoffError,
-        *,
-        via: str | None = None,
-    ) -> Change:
-        entry = AuditEntry(
-            "decision.refused" if verb in ("approve", "reject") else "action.refused",
-            req.id,
-            principal.audit_actor(),
-            now,
-            via,
-            {
-                "attempted": verb,
-                "error": error.code,
-                "message": error.message,
-                "status": req.status.value,
-            },
-        )
-        return Change(audit=[entry], error=error)
-
-    def _expiry(self, req: ApprovalRequest, now: datetime) -> Change:
-        new = req.model_copy(update={"status": Status.EXPIRED, "decided_at": now})
-        entry = AuditEntry(
-            "request.expired",
-            req.id,
-            SYSTEM.audit_actor(),
-            now,
-            "system",
-            {"expires_at": req.expires_at.isoformat()},
-        )
-        return Change(new, [entry], [EventType.EXPIRED])
-
-    def _expired_change(
-        self,
-        req: ApprovalRequest,
-        now: datetime,
-        principal: Principal,
-        verb: str,
-        *,
-        via: str | None = None,
-    ) -> Change | None:
-        """A pending request past its time: expire it and refuse the late action with 409."""
-        if req.status is not Status.PENDING or now < req.expires_at:
-            return None
-        expiry = self._expiry(req, now)
-        error = Conflict(f"the request expired at {req.expires_at.isoformat()}")
-        refused = self._refuse(expiry.request or req, principal, now, verb, error, via=via)
-        return Change(expiry.request, [*expiry.audit, *refused.audit], expiry.events, error)
-
-    @staticmethod
-    def _decision_entry(
-        type_: str, req: ApprovalRequest, principal: Principal, record: Decision
-    ) -> AuditEntry:
-        return AuditEntry(
-            type_,
-            req.id,
-            principal.audit_actor(),
-            record.at,
-            record.via,
-            {
-                "decision": record.decision.value,
-                "reason": record.reason,
-                "modified_args": record.modified_args,
-                "args_digest": record.args_digest,
-                "status": req.status.value,
-                "approvals": len({d.by for d in req.approvals}),
-                "quorum": req.policy.quorum,
-            },
-        )
-
-
-def _changed(req: ApprovalRequest) -> Conflict:
-    """The arguments are no longer those the approver was shown: look again."""
-    return Conflict(
-        "the arguments changed since you looked (another approver edited them): review the "
-        "request again",
-        args_digest=req.args_digest,
-        final_args=req.final_args,
-    )
-
-
-def _no_longer(req: ApprovalRequest) -> str:
-    return f"the request is no longer pending: it is {req.status.value}"
+        await self.store.append_audit(lifecycle.access_refused(req, principal, verb, self.now()))
 
 
 def _bounded(detail: Any) -> Any:

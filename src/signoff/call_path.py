@@ -1,0 +1,295 @@
+"""The path of one gated call: arguments, hooks, policy, and — when a human must decide —
+submit, wait, claim the approval once, run with exactly the approved arguments, record.
+
+    call ─▶ validate args (the tool's schema) ─▶ hooks ─▶ policy: run │ deny │ ask
+    ask ─▶ submit ─▶ wait for the decision ─▶ approved: consume once ─▶ run with final_args
+                                                                     ─▶ record the outcome
+                                           ─▶ otherwise: tell the model why (docs/guide.md)
+
+A call that did not run never raises here: it is an :class:`Outcome` whose ``to_model()``
+is what the model should see.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from signoff._util import loose_args, resolve
+from signoff.approvals import Approvals
+from signoff.config import Config
+from signoff.errors import (
+    InvalidArguments,
+    SignoffError,
+    UnknownTool,
+    UsageError,
+)
+from signoff.hooks import Cancel, Hook, HookResult, RequestApproval, Skip
+from signoff.models import (
+    ApprovalRequest,
+    Run,
+    ToolCall,
+)
+from signoff.outcome import CallStatus, Outcome
+from signoff.policy import Policy, VerdictKind
+from signoff.settlement import Settlement
+from signoff.tools import GatedTool
+
+log = logging.getLogger(__name__)
+
+
+class CallPath(Settlement):
+    """The Gate's call path (a part of :class:`signoff.gate.Gate`): arguments, hooks and
+    policy; what needs a human goes on to :class:`Settlement`."""
+
+    tools: dict[str, GatedTool[Any, Any]]
+    config: Config
+    approvals: Approvals
+    _hooks: list[Hook]
+
+    def policy_for(self, tool: GatedTool[Any, Any]) -> Policy:
+        raise NotImplementedError  # the Gate's
+
+    async def start(self) -> None:
+        raise NotImplementedError  # the Gate's
+
+    async def call(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None = None,
+        *,
+        tool_call_id: str | None = None,
+        run: Run | None = None,
+        wait: bool = True,
+    ) -> Outcome:
+        """Gate one tool call from a model. Never raises for a call that did not run.
+
+        With ``wait=False`` a call that needs a human is submitted and not waited for: the
+        outcome is ``PENDING`` with its ``request``. Calling again with the same ``run`` (with
+        a ``run_id``) and ``tool_call_id`` finds that request, in this process or another,
+        and settles it: a framework that pauses a run on its own (an interrupt, a deferred
+        tool) resumes this way, and the tool still runs at most once.
+        """
+        return await self._gate(name, args, tool_call_id=tool_call_id, run=run, wait=wait)
+
+    async def authorize(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None = None,
+        *,
+        tool_call_id: str | None = None,
+        run: Run | None = None,
+        wait: bool = True,
+    ) -> Outcome:
+        """Like :meth:`call`, but the tool is run by the caller, not the gate.
+
+        ``AUTHORIZED`` means: run it now, with exactly ``outcome.final_args``, then
+        :meth:`report` what happened. An approval is claimed (consumed) before this returns,
+        so it authorizes one run, once. Any other status is the answer for the model, as
+        from :meth:`call`.
+        """
+        return await self._gate(
+            name, args, tool_call_id=tool_call_id, run=run, wait=wait, execute=False
+        )
+
+    async def report(
+        self, outcome: Outcome, *, result: Any = None, error: BaseException | None = None
+    ) -> Outcome:
+        """Record what happened when the caller ran an ``AUTHORIZED`` call: ``result``, or the
+        ``error`` it raised. Returns the ``EXECUTED`` (or ``FAILED``) outcome."""
+        if outcome.status is not CallStatus.AUTHORIZED:
+            raise UsageError(f"only an authorized call is reported, not a {outcome.status} one")
+        request = outcome.request
+        final = outcome.final_args if outcome.final_args is not None else outcome.args
+        if error is not None:
+            if request is not None:
+                request = await self._report(request, "failed", {"error": repr(error)}) or request
+            return replace(
+                outcome,
+                status=CallStatus.FAILED,
+                executed_args=dict(final),
+                message=f"the tool failed: {error!r}",
+                request=request,
+                error=error,
+            )
+        if request is not None:
+            request = await self._report(request, "succeeded", result) or request
+        return replace(
+            outcome,
+            status=CallStatus.EXECUTED,
+            executed_args=dict(final),
+            result=result,
+            message=None,
+            request=request,
+        )
+
+    async def needs_approval(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None = None,
+        *,
+        tool_call_id: str | None = None,
+        run: Run | None = None,
+    ) -> bool:
+        """Whether :meth:`call` would ask a human for this call (hooks and policy, no side
+        effects in the store). Fails closed: arguments that do not parse, or a policy or hook
+        that fails, mean True; an unknown tool is :class:`UnknownTool`."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise UnknownTool(f"unknown tool {name!r}")
+        decoded = _decode_args(args)
+        if isinstance(decoded, str):
+            return True
+        try:
+            kwargs, args_json = tool.schema.parse(decoded)
+        except InvalidArguments:
+            return True
+        call = ToolCall(tool.name, kwargs, args_json=args_json, tool_call_id=tool_call_id, run=run)
+        answer = await self._hooks_answer(tool, call)
+        if isinstance(answer, (Skip, Cancel)):
+            return False
+        if isinstance(answer, RequestApproval):
+            return True
+        return (await tool.policy.verdict(call)).kind is VerdictKind.ASK
+
+    async def _gate(
+        self,
+        name: str,
+        args: Mapping[str, Any] | str | None,
+        *,
+        tool_call_id: str | None,
+        run: Run | None,
+        wait: bool = True,
+        execute: bool = True,
+    ) -> Outcome:
+        tool = self.tools.get(name)
+        raw = args if isinstance(args, str) else None
+        if tool is None:
+            known = ", ".join(sorted(self.tools)) or "none"
+            parsed_args = loose_args(args)
+            return Outcome(
+                CallStatus.INVALID,
+                name,
+                parsed_args,
+                message=f"unknown tool {name!r}; the tools are: {known}",
+                tool_call_id=tool_call_id,
+                error=UnknownTool(f"unknown tool {name!r}"),
+            )
+        decoded = _decode_args(args)
+        if isinstance(decoded, str):
+            return _invalid(tool, {}, tool_call_id, decoded)
+        return await self._run(
+            tool,
+            decoded,
+            run=run,
+            tool_call_id=tool_call_id,
+            raw_args=raw,
+            wait=wait,
+            execute=execute,
+        )
+
+    async def _hooks_answer(self, tool: GatedTool[Any, Any], call: ToolCall) -> HookResult:
+        """The first hook's answer that is not None (a hook that raises asks a human)."""
+        for hook in self._hooks:
+            try:
+                answer: HookResult = await resolve(hook, call)
+            except Exception as exc:
+                log.warning("signoff: hook %r failed for %s: %r", hook, tool.name, exc)
+                return RequestApproval(reason=f"a before-tool hook failed: {exc!r}")
+            if answer is not None:
+                return answer
+        return None
+
+    async def _run(
+        self,
+        tool: GatedTool[Any, Any],
+        args: dict[str, Any],
+        *,
+        run: Run | None,
+        tool_call_id: str | None = None,
+        raw_args: str | None = None,
+        wait: bool = True,
+        execute: bool = True,
+    ) -> Outcome:
+        try:
+            kwargs, args_json = tool.schema.parse(args)
+        except InvalidArguments as exc:
+            return _invalid(tool, args, tool_call_id, exc.message, exc)
+        call = ToolCall(
+            tool.name,
+            kwargs,
+            args_json=args_json,
+            raw_args=raw_args,
+            tool_call_id=tool_call_id,
+            run=run,
+        )
+        policy = tool.policy
+        answer = await self._hooks_answer(tool, call)
+        if isinstance(answer, Skip):
+            return Outcome(
+                CallStatus.SKIPPED,
+                tool.name,
+                call.args_json,
+                result=answer.result,
+                tool_call_id=tool_call_id,
+            )
+        if isinstance(answer, Cancel):
+            return Outcome(
+                CallStatus.CANCELLED,
+                tool.name,
+                call.args_json,
+                message=answer.message,
+                tool_call_id=tool_call_id,
+            )
+        override = answer if isinstance(answer, RequestApproval) else None
+        # the policy's deny holds whatever a hook says: a hook may ask more, never less
+        verdict = await policy.verdict(call)
+        if verdict.kind is VerdictKind.DENY:
+            return await self._denied(tool, call, policy)
+        if override is None and verdict.kind is VerdictKind.RUN:
+            return await self._execute(tool, call, kwargs, execute=execute)
+        note = None if override is not None else verdict.note
+        return await self._ask(tool, call, policy, override, note, wait=wait, execute=execute)
+
+
+def seen_of(request: str | ApprovalRequest, seen_digest: str | None) -> tuple[str, str | None]:
+    if isinstance(request, ApprovalRequest):
+        return request.id, seen_digest or request.args_digest
+    return request, seen_digest
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _decode_args(args: Mapping[str, Any] | str | None) -> dict[str, Any] | str:
+    """The arguments as a dict, or (a string) why they are not a JSON object."""
+    if not isinstance(args, str):
+        return dict(args or {})
+    try:
+        decoded = json.loads(args, parse_constant=_not_a_number) if args.strip() else {}
+    except ValueError as exc:
+        return f"arguments are not valid JSON: {exc}"
+    if not isinstance(decoded, dict):
+        return "arguments must be a JSON object"
+    return decoded
+
+
+def _invalid(
+    tool: GatedTool[Any, Any],
+    args: Mapping[str, Any],
+    tool_call_id: str | None,
+    message: str,
+    error: SignoffError | None = None,
+) -> Outcome:
+    return Outcome(
+        CallStatus.INVALID,
+        tool.name,
+        dict(args),
+        message=message,
+        tool_call_id=tool_call_id,
+        error=error or InvalidArguments(message),
+    )
