@@ -90,7 +90,7 @@ async def test_an_ordinary_client_keeps_its_connection(live: Live) -> None:
 async def test_a_body_that_never_arrives_is_408(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from signoff.server import api
+    from signoff.server import parsing as api
 
     monkeypatch.setattr(api, "BODY_TIMEOUT_S", 0.5)
     reader, writer = await connect(live)

@@ -17,7 +17,8 @@ from signoff.auth import Issuer, Verifier, load_or_create_key
 from signoff.config import Config
 from signoff.problems import problem
 from signoff.server import dashboard
-from signoff.server.api import ENDPOINTS, Endpoint, handler_for
+from signoff.server.endpoints import Endpoint, handler_for
+from signoff.server.routes import ENDPOINTS
 from signoff.server.state import AppState
 from signoff.service import ApprovalService
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from signoff._version import __version__
 from signoff.problems import PROBLEM_CONTENT_TYPE, TITLES, Problem
-from signoff.server.api import ENDPOINTS
+from signoff.server.endpoints import Endpoint
 
 _REF = "#/components/schemas/{model}"
 
@@ -21,19 +21,19 @@ _LINKS = {
 }
 
 
-@cache
-def document() -> dict[str, Any]:
+def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``endpoints``."""
     pairs: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
         (Problem, "serialization")
     ]
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         if endpoint.body is not None:
             pairs.append((endpoint.body, "validation"))
         pairs.extend((m, "serialization") for m in endpoint.responses.values() if m is not None)
     pairs = list(dict.fromkeys(pairs))
     refs, defs = models_json_schema(pairs, ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
-    for endpoint in ENDPOINTS:
+    for endpoint in endpoints:
         operation: dict[str, Any] = {
             "operationId": endpoint.name,
             "summary": endpoint.summary,
@@ -64,7 +64,7 @@ def document() -> dict[str, Any]:
             operation["parameters"] = parameters
         if endpoint.body is not None:
             operation["requestBody"] = {
-                "required": endpoint.name != "cancel",
+                "required": not endpoint.optional_body,
                 "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
             }
         for status, model in endpoint.responses.items():
@@ -73,19 +73,19 @@ def document() -> dict[str, Any]:
                 continue
             if model is None:
                 content = {endpoint.content_type: {"schema": {"type": "string"}}}
-                if endpoint.name == "openapi":
+                if endpoint.json_document:
                     content = {"application/json": {"schema": {"type": "object"}}}
             else:
                 content = {"application/json": {"schema": refs[(model, "serialization")]}}
             operation["responses"][str(status)] = {"description": "OK", "content": content}
-            if endpoint.name == "create_request":
+            if endpoint.links:
                 operation["responses"][str(status)]["links"] = _LINKS
         for status in endpoint.errors:
             operation["responses"][str(status)] = {
                 "description": TITLES.get(status, "Error"),
                 "content": {PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")]}},
             }
-        if endpoint.who != "anyone":
+        if not endpoint.public:
             operation["security"] = [{"bearer": []}]
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
     return {

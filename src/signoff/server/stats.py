@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from signoff._util import parse_duration
 from signoff.errors import ConfigError, Forbidden, InvalidArguments
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Status
-from signoff.server.schemas import ApproverStats, DayStats, StatsOut, Timing, ToolStats
+from signoff.server.bodies import ApproverStats, DayStats, StatsOut, Timing, ToolStats
 from signoff.service import ApprovalService
 from signoff.stores.base import ListQuery
 

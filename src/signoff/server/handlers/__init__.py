@@ -1,0 +1,1 @@
+"""The API's handlers, grouped by resource (the table is :mod:`signoff.server.routes`)."""

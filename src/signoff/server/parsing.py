@@ -1,0 +1,135 @@
+"""Reading HTTP requests: bodies as bounded JSON, query values, and answers as JSON.
+
+Every way a request can be malformed ends in a :class:`SignoffError` (400, 408, 413, 422),
+which the endpoint turns into a problem document: never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from signoff.canonical import json_problem
+from signoff.errors import BadRequest, InvalidArguments, PayloadTooLarge, RequestTimeout
+from signoff.server.state import AppState
+
+M = TypeVar("M", bound=BaseModel)
+
+#: how long a client has to send a request's body
+BODY_TIMEOUT_S = 30.0
+#: the largest id the stores hold (a signed 64-bit integer)
+MAX_ID = 2**63 - 1
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+async def read_json(request: Request, state: AppState) -> Any:
+    """The body as JSON: 413 when too large, 400 when not JSON (NaN and Infinity included),
+    422 when nested too deep or holding a string that is not Unicode."""
+    limit = state.config.server.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequest("the request needs a JSON body")
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if json_depth(value) > state.config.server.max_args_depth + 2:
+        raise InvalidArguments(
+            f"the body is nested more than {state.config.server.max_args_depth} levels deep"
+        )
+    if (problem := json_problem(value)) is not None:
+        # valid JSON text, but not a value that can be stored, hashed and shown
+        raise InvalidArguments(f"the body cannot be used: {problem}")
+    return value
+
+
+def parse(model: type[M], value: Any) -> M:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        errors = [
+            {
+                "loc": list(e["loc"]),
+                "msg": e["msg"],
+                "type": e["type"],
+            }
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(body)"
+        raise InvalidArguments(
+            f"{where}: {first['msg']}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            errors=errors,
+        ) from exc
+
+
+def choice(value: str | None, allowed: list[str], name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in allowed:
+        raise InvalidArguments(f"{name} must be one of {allowed}")
+    return value
+
+
+def integer(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise InvalidArguments(f"{name} must be a whole number") from exc
+    if not low <= number <= high:
+        raise InvalidArguments(f"{name} must be between {low} and {high}")
+    return number
+
+
+def via(request: Request) -> str:
+    if request.scope.get("signoff.via") == "dashboard":  # set by the session hook
+        return "dashboard"
+    agent = request.headers.get("user-agent", "")
+    return "cli" if agent.startswith("signoff-cli") else "api"
+
+
+def ok(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        model.model_dump_json(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
