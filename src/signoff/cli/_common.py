@@ -1,0 +1,117 @@
+"""What every command shares: the app, its options, the settings, the client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import click
+import typer
+from rich.console import Console
+
+from signoff._version import __version__
+from signoff.config import DEFAULT_DB_URL, Config, Settings, load_config
+from signoff.errors import (
+    UsageError,
+)
+from signoff.safe_text import printable
+
+if TYPE_CHECKING:
+    from signoff.client import Client
+
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="signoff",
+    help="A human sign-off in front of an AI agent's risky tool calls.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="Check or export the tamper-evident audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+runs_app = typer.Typer(help="Durable agent runs: list them, resume one.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+console = Console()
+USER_AGENT = f"signoff-cli/{__version__}"
+
+# typer vendors its own click in newer releases; accept either family of usage errors
+_USAGE_ERRORS: tuple[type[click.ClickException], ...] = (click.ClickException,)
+with contextlib.suppress(ImportError):
+    from typer._click.exceptions import ClickException as _TyperClickException
+
+    _USAGE_ERRORS = (click.ClickException, _TyperClickException)  # type: ignore[assignment]
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help=f"Store URL (env SIGNOFF_DB; default {DEFAULT_DB_URL}).")
+]
+ConfigOption = Annotated[
+    str | None, typer.Option("--config", help="Policy file, TOML (env SIGNOFF_CONFIG).")
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="The server (env SIGNOFF_URL; default http://127.0.0.1:8000)."),
+]
+TokenOption = Annotated[str | None, typer.Option("--token", help="Your token (env SIGNOFF_TOKEN).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SeenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--seen",
+        help="The args_digest you reviewed ('signoff show' prints it): refuse if it changed.",
+    ),
+]
+
+
+@app.callback()
+def _root() -> None:
+    """A human sign-off in front of an AI agent's risky tool calls."""
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _config(path: str | None) -> Config:
+    return load_config(path or _settings().config_path)
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(_as_coroutine(coro))
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _client(url: str | None, token: str | None) -> Client:
+    from signoff.client import Client
+
+    settings = _settings()
+    token = token or settings.token
+    if not token:
+        raise UsageError("no token: pass --token or set SIGNOFF_TOKEN (see 'signoff token')")
+    return Client(url or settings.server_url, token, user_agent=USER_AGENT)
+
+
+async def _with_client(
+    url: str | None, token: str | None, fn: Callable[[Client], Awaitable[T]]
+) -> T:
+    client = _client(url, token)
+    try:
+        return await fn(client)
+    finally:
+        await client.aclose()
+
+
+def _print_json(value: Any) -> None:
+    # JSON escapes C0 controls itself; C1 and formatting characters are escaped here too
+    print(printable(json.dumps(value, indent=2, ensure_ascii=False), one_line=False))
+
+
+# -- the server ---------------------------------------------------------------------------
