@@ -12,8 +12,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 
-from signoff.config import Config, Settings
-from signoff.connect import connect
 from signoff.errors import NotFound, UsageError
 from signoff.events import Event
 from signoff.follow import Feed, OnOpen
@@ -174,24 +172,3 @@ class LocalApprovals(Approvals):
             seen_digest=seen_digest,
             via="embedded",
         )
-
-
-def approvals_for(
-    target: str | Approvals | None,
-    *,
-    token: str | None = None,
-    approver_token: str | None = None,
-    config: Config,
-) -> Approvals:
-    """What a Gate given ``target`` talks to: ``http(s)://…`` a server (``token`` is the
-    agent's, default ``SIGNOFF_TOKEN``); any other URL a service in this process on
-    :func:`signoff.connect.connect`'s store and bus (default ``SIGNOFF_DB``)."""
-    if isinstance(target, Approvals):
-        return target
-    if target is not None and target.startswith(("http://", "https://")):
-        from signoff.remote import RemoteApprovals
-
-        token = token or Settings.from_env().token
-        return RemoteApprovals(target, token=token, approver_token=approver_token)
-    backends = connect(target)
-    return LocalApprovals(ApprovalService(backends.store, backends.bus, config=config))

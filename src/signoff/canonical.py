@@ -52,33 +52,14 @@ def _number(value: float) -> str:
 def _write(value: Any, out: list[str]) -> None:
     if isinstance(value, str):
         out.append(_encode_string(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
+    elif value is None or isinstance(value, bool):
+        out.append(_CONSTANTS[value])
     elif isinstance(value, int):
         out.append(str(value))
     elif isinstance(value, float):
         out.append(_number(value))
     elif isinstance(value, dict):
-        keys = list(value)
-        for key in keys:
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
-        if all(key.isascii() for key in keys):
-            keys.sort()
-        else:
-            keys.sort(key=_utf16_key)
-        out.append("{")
-        for i, key in enumerate(keys):
-            if i:
-                out.append(",")
-            out.append(_encode_string(key))
-            out.append(":")
-            _write(value[key], out)
-        out.append("}")
+        _write_object(value, out)
     elif isinstance(value, list | tuple):
         out.append("[")
         for i, item in enumerate(value):
@@ -88,6 +69,28 @@ def _write(value: Any, out: list[str]) -> None:
         out.append("]")
     else:
         raise TypeError(f"{type(value).__name__} is not JSON; convert it first")
+
+
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def _write_object(value: dict[Any, Any], out: list[str]) -> None:
+    keys = list(value)
+    for key in keys:
+        if not isinstance(key, str):
+            raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
+    if all(key.isascii() for key in keys):
+        keys.sort()
+    else:
+        keys.sort(key=_utf16_key)
+    out.append("{")
+    for i, key in enumerate(keys):
+        if i:
+            out.append(",")
+        out.append(_encode_string(key))
+        out.append(":")
+        _write(value[key], out)
+    out.append("}")
 
 
 _dumps = json.JSONEncoder(

@@ -39,7 +39,6 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -254,14 +253,3 @@ class Settings:
             anthropic_api_key=bool(env.get("ANTHROPIC_API_KEY")),
             openai_api_key=bool(env.get("OPENAI_API_KEY")),
         )
-
-
-def data_dir(db_url: str) -> Path:
-    """The folder that holds a store's files (the SQLite file, the server key)."""
-    if db_url.startswith("sqlite:"):
-        from signoff.stores.sqlite import path_from_url
-
-        path = path_from_url(db_url)
-        if path != ":memory:":
-            return Path(path).resolve().parent
-    return Path(".signoff").resolve()

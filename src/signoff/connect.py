@@ -14,13 +14,14 @@ No optional driver is imported before its scheme is asked for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from signoff.bus.base import Bus
 from signoff.config import Settings
 from signoff.errors import ConfigError
 from signoff.stores.base import Store
 
-__all__ = ["Backends", "connect"]
+__all__ = ["Backends", "connect", "data_dir"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +58,14 @@ def connect(url: str | None = None) -> Backends:
     raise ConfigError(
         f"unsupported store URL {url!r}: use sqlite:///path.db, postgresql://… or memory://"
     )
+
+
+def data_dir(db_url: str) -> Path:
+    """The folder that holds a store's files (the SQLite file, the server key)."""
+    if db_url.startswith("sqlite:"):
+        from signoff.stores.sqlite import path_from_url
+
+        path = path_from_url(db_url)
+        if path != ":memory:":
+            return Path(path).resolve().parent
+    return Path(".signoff").resolve()

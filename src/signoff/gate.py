@@ -18,13 +18,15 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
-from signoff.approvals import Approvals, approvals_for
+from signoff.approvals import Approvals, LocalApprovals
 from signoff.call_path import CallPath, seen_of
-from signoff.config import Config, config_from
+from signoff.config import Config, Settings, config_from
+from signoff.connect import connect
 from signoff.errors import ConfigError
 from signoff.hooks import Hook
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Run
 from signoff.policy import Policy
+from signoff.service import ApprovalService
 from signoff.tools import GatedTool, running
 from signoff.types import JSONObject
 
@@ -238,3 +240,24 @@ class Gate(CallPath):
         if run is None:
             run = (await self.approvals.get(request_id)).run
         return await self.approvals.cancel(request_id, run, reason)
+
+
+def approvals_for(
+    target: str | Approvals | None,
+    *,
+    token: str | None = None,
+    approver_token: str | None = None,
+    config: Config,
+) -> Approvals:
+    """What a Gate given ``target`` talks to: ``http(s)://…`` a server (``token`` is the
+    agent's, default ``SIGNOFF_TOKEN``); any other URL a service in this process on
+    :func:`signoff.connect.connect`'s store and bus (default ``SIGNOFF_DB``)."""
+    if isinstance(target, Approvals):
+        return target
+    if target is not None and target.startswith(("http://", "https://")):
+        from signoff.remote import RemoteApprovals
+
+        token = token or Settings.from_env().token
+        return RemoteApprovals(target, token=token, approver_token=approver_token)
+    backends = connect(target)
+    return LocalApprovals(ApprovalService(backends.store, backends.bus, config=config))

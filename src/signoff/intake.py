@@ -9,10 +9,10 @@ but the policy's own conditions (CEL, or the operator's functions).
 
 from __future__ import annotations
 
+from signoff.argschema import check_schema
 from signoff.canonical import json_problem
 from signoff.config import Config
 from signoff.errors import InvalidArguments, PolicyDenied
-from signoff.jsonschema_check import check_schema
 from signoff.lifecycle import Proposal
 from signoff.models import Principal, RequestSpec, Run, ToolCall
 from signoff.policy import Terms, VerdictKind, floor

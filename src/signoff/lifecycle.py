@@ -14,11 +14,12 @@ the service authorizes reads, validates what needs a worker thread, applies thes
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from signoff._util import jsonable, new_id
+from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id
 from signoff.audit import AuditEntry
 from signoff.canonical import digest
 from signoff.errors import Conflict, Forbidden, InvalidEdit, SignoffError
@@ -333,6 +334,14 @@ def owner_refusal(
         return None
     error = Forbidden(f"only the agent that made this request may {verb} it")
     return refused(req, principal, now, verb, error)
+
+
+def bounded(detail: Any) -> Any:
+    """An outcome's detail, cut to a preview when its JSON is longer than the limit."""
+    text = json.dumps(detail, ensure_ascii=False)
+    if len(text) <= MAX_DETAIL_CHARS:
+        return detail
+    return {"truncated": True, "preview": text[:MAX_DETAIL_CHARS]}
 
 
 def refused(

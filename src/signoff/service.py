@@ -1,20 +1,15 @@
 """The ApprovalService: the one place where requests change state.
 
-    submit ─▶ pending ─▶ decide ─┬▶ approved ─▶ consume (once) ─▶ record outcome
-                                 └▶ rejected
-              pending ─▶ expired (sweeper, or anyone reading it after expires_at)
-              pending ─▶ cancelled (the agent that made it)
-
-Every change is a pure function of the stored request applied by :meth:`Store.transition`
-under the store's write lock, with its audit event and live event in the same transaction,
-then published on the bus. Whoever acts is a :class:`Principal` that the caller has
-authenticated; nothing here trusts identity from a payload.
+It authorizes reads, checks what needs a worker thread (schemas an agent sent), applies the
+pure transitions of :mod:`signoff.lifecycle` through :meth:`Store.transition` (each one a
+compare-and-set, with its audit and live events in the same transaction), publishes them on
+the bus, waits and sweeps. Whoever acts is a :class:`Principal` the caller authenticated;
+nothing here trusts identity from a payload.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -22,8 +17,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from signoff import intake, lifecycle
-from signoff._util import MAX_DETAIL_CHARS, jsonable, stop_task, to_datetime
+from signoff import access, intake, lifecycle
+from signoff._util import jsonable, stop_task, to_datetime
+from signoff.argschema import schema_errors
 from signoff.audit import AuditEvent, Verification, verify_pages
 from signoff.bus.base import Bus
 from signoff.bus.memory import MemoryBus
@@ -40,7 +36,6 @@ from signoff.errors import (
 )
 from signoff.events import Event, EventType
 from signoff.follow import Feed, OnOpen, follow
-from signoff.jsonschema_check import schema_errors
 from signoff.models import (
     ApprovalRequest,
     DecisionKind,
@@ -203,7 +198,7 @@ class ApprovalService:
     ) -> ApprovalRequest:
         if status not in ("succeeded", "failed"):
             raise InvalidArguments("outcome status must be 'succeeded' or 'failed'")
-        detail = _bounded(storable(jsonable(detail)))
+        detail = lifecycle.bounded(storable(jsonable(detail)))
         return await self._transition(
             request_id,
             lambda req: lifecycle.record_outcome(req, principal, status, detail, self.now()),
@@ -212,7 +207,7 @@ class ApprovalService:
     # -- the approver's side --------------------------------------------------------------
 
     async def list_requests(self, query: ListQuery, principal: Principal) -> Page:
-        self._require_known_role(principal)
+        access.require_reader(principal, self.roles)
         if principal.kind == "agent":
             # an agent sees its own requests and nothing else
             query = ListQuery(
@@ -376,7 +371,7 @@ class ApprovalService:
         if principal.kind == "agent":
             owner = principal.sub
         else:
-            self._require_known_role(principal)
+            access.require_reader(principal, self.roles)
         if owner is not None:
             record = await self.store.get_run(owner, run_id)
             if record is None:
@@ -400,27 +395,14 @@ class ApprovalService:
         if principal.kind == "agent":
             owner = principal.sub
         else:
-            self._require_known_role(principal)
+            access.require_reader(principal, self.roles)
         return await self.store.list_runs(RunQuery(status=status, owner=owner, limit=limit))
 
     # -- audit ----------------------------------------------------------------------------
 
     def require_reader(self, principal: Principal) -> None:
-        """Raise Forbidden unless ``principal`` may read requests at all (an agent reads its
-        own; an approver needs a role the ladder knows)."""
-        self._require_known_role(principal)
-
-    def _require_known_role(self, principal: Principal) -> None:
-        """An approver reads only with a role the ladder knows: no known role, no access."""
-        if principal.kind == "approver" and self.roles.rank(principal.role) < 0:
-            raise Forbidden(
-                f"your role {principal.role!r} is not one of {list(self.roles.roles)}: "
-                "no known role, no access"
-            )
-
-    def _require_auditor(self, principal: Principal) -> None:
-        if principal.kind != "approver" or principal.role != self.roles.highest:
-            raise Forbidden(f"reading the audit log needs the role {self.roles.highest!r}")
+        """Raise Forbidden unless ``principal`` may read requests at all."""
+        access.require_reader(principal, self.roles)
 
     async def audit_events(
         self,
@@ -430,7 +412,7 @@ class ApprovalService:
         after_seq: int = 0,
         limit: int | None = None,
     ) -> list[AuditEvent]:
-        self._require_auditor(principal)
+        access.require_auditor(principal, self.roles)
         return await self.store.audit_events(
             request_id=request_id, after_seq=after_seq, limit=limit
         )
@@ -438,7 +420,7 @@ class ApprovalService:
     async def verify_audit(self, principal: Principal) -> Verification:
         """Check the whole chain: a page at a time, hashed in a worker thread. One check runs
         at a time: callers that ask while one runs share its result."""
-        self._require_auditor(principal)
+        access.require_auditor(principal, self.roles)
         if self._verifying is None or self._verifying.done():
             self._verifying = asyncio.ensure_future(self._verify_chain())
         return await asyncio.shield(self._verifying)
@@ -468,7 +450,7 @@ class ApprovalService:
             return
         await self._audit_refusal(request, principal, "read")
         if principal.kind == "approver":
-            self._require_known_role(principal)
+            access.require_reader(principal, self.roles)
         raise Forbidden("an agent may only read its own requests")
 
     async def _check_owner(self, request: ApprovalRequest, principal: Principal, verb: str) -> None:
@@ -479,10 +461,3 @@ class ApprovalService:
 
     async def _audit_refusal(self, req: ApprovalRequest, principal: Principal, verb: str) -> None:
         await self.store.append_audit(lifecycle.access_refused(req, principal, verb, self.now()))
-
-
-def _bounded(detail: Any) -> Any:
-    text = json.dumps(detail, ensure_ascii=False)
-    if len(text) <= MAX_DETAIL_CHARS:
-        return detail
-    return {"truncated": True, "preview": text[:MAX_DETAIL_CHARS]}

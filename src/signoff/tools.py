@@ -14,11 +14,11 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
+from signoff.argschema import ArgsSchema, JsonArgsSchema
 from signoff.errors import ConfigError, SignoffError, UsageError
 from signoff.models import Run
 from signoff.outcome import ApprovalTimeout, CallStatus, Cancelled, NotRun, Outcome, Rejected
 from signoff.policy import Policy
-from signoff.schema import ArgsSchema, JsonArgsSchema
 from signoff.types import JSONObject
 
 

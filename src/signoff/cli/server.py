@@ -8,7 +8,7 @@ import typer
 
 from signoff._version import __version__
 from signoff.cli._common import ConfigOption, DbOption, _config, _run, _settings, app, console
-from signoff.config import data_dir
+from signoff.connect import data_dir
 from signoff.errors import (
     SignoffError,
     StoreError,

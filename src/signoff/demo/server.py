@@ -18,8 +18,8 @@ from rich.console import Console
 from signoff._util import new_id, stop_task
 from signoff.approvals import LocalApprovals
 from signoff.auth import Issuer, load_or_create_key
-from signoff.config import Config, Settings, data_dir
-from signoff.connect import connect
+from signoff.config import Config, Settings
+from signoff.connect import connect, data_dir
 from signoff.errors import SignoffError
 from signoff.gate import Gate
 from signoff.integrations._loop import AgentResult, run_tool_loop

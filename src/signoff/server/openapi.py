@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -30,64 +30,10 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
         if endpoint.body is not None:
             pairs.append((endpoint.body, "validation"))
         pairs.extend((m, "serialization") for m in endpoint.responses.values() if m is not None)
-    pairs = list(dict.fromkeys(pairs))
-    refs, defs = models_json_schema(pairs, ref_template=_REF)
+    refs, defs = models_json_schema(list(dict.fromkeys(pairs)), ref_template=_REF)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
-        operation: dict[str, Any] = {
-            "operationId": endpoint.name,
-            "summary": endpoint.summary,
-            "responses": {},
-        }
-        parameters: list[dict[str, Any]] = []
-        if "{id}" in endpoint.path:
-            parameters.append(
-                {
-                    "name": "id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string"},
-                    "description": "The request's id (apr_…).",
-                }
-            )
-        parameters.extend(
-            {
-                "name": query.name,
-                "in": "query",
-                "required": False,
-                "schema": query.schema,
-                "description": query.description,
-            }
-            for query in endpoint.query
-        )
-        if parameters:
-            operation["parameters"] = parameters
-        if endpoint.body is not None:
-            operation["requestBody"] = {
-                "required": not endpoint.optional_body,
-                "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
-            }
-        for status, model in endpoint.responses.items():
-            if status == 204:
-                operation["responses"]["204"] = {"description": "The client went away."}
-                continue
-            if model is None:
-                content = {endpoint.content_type: {"schema": {"type": "string"}}}
-                if endpoint.json_document:
-                    content = {"application/json": {"schema": {"type": "object"}}}
-            else:
-                content = {"application/json": {"schema": refs[(model, "serialization")]}}
-            operation["responses"][str(status)] = {"description": "OK", "content": content}
-            if endpoint.links:
-                operation["responses"][str(status)]["links"] = _LINKS
-        for status in endpoint.errors:
-            operation["responses"][str(status)] = {
-                "description": TITLES.get(status, "Error"),
-                "content": {PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")]}},
-            }
-        if not endpoint.public:
-            operation["security"] = [{"bearer": []}]
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -103,3 +49,72 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
             },
         },
     }
+
+
+Refs = Mapping[tuple[Any, Literal["validation", "serialization"]], Any]
+
+
+def _operation(endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": endpoint.name,
+        "summary": endpoint.summary,
+        "responses": _responses(endpoint, refs),
+    }
+    if parameters := _parameters(endpoint):
+        operation["parameters"] = parameters
+    if endpoint.body is not None:
+        operation["requestBody"] = {
+            "required": not endpoint.optional_body,
+            "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
+        }
+    if not endpoint.public:
+        operation["security"] = [{"bearer": []}]
+    return operation
+
+
+def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+    parameters: list[dict[str, Any]] = []
+    if "{id}" in endpoint.path:
+        parameters.append(
+            {
+                "name": "id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "The request's id (apr_…).",
+            }
+        )
+    parameters.extend(
+        {
+            "name": query.name,
+            "in": "query",
+            "required": False,
+            "schema": query.schema,
+            "description": query.description,
+        }
+        for query in endpoint.query
+    )
+    return parameters
+
+
+def _responses(endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    for status, model in endpoint.responses.items():
+        if status == 204:
+            responses["204"] = {"description": "The client went away."}
+            continue
+        if model is not None:
+            content = {"application/json": {"schema": refs[(model, "serialization")]}}
+        elif endpoint.json_document:
+            content = {"application/json": {"schema": {"type": "object"}}}
+        else:
+            content = {endpoint.content_type: {"schema": {"type": "string"}}}
+        responses[str(status)] = {"description": "OK", "content": content}
+        if endpoint.links:
+            responses[str(status)]["links"] = _LINKS
+    for status in endpoint.errors:
+        responses[str(status)] = {
+            "description": TITLES.get(status, "Error"),
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")]}},
+        }
+    return responses
