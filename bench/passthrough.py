@@ -2,7 +2,7 @@
 
     python bench/passthrough.py --n 200000 [--frameworks --framework-n 1000] [--mcp 2000]
 
-Prints {"n", "gated_us_per_call", "direct_us_per_call"} (CONTRACT.md §6): the best of five
+Prints {"n", "gated_us_per_call", "direct_us_per_call"} (docs/benchmarks.md): the best of five
 timed runs of N awaited calls each, gated and direct. With ``--frameworks`` the line also
 has ``"frameworks"``: for LangGraph, Pydantic AI and the OpenAI Agents SDK, one tool call
 and one one-call agent run, each with the tool behind signoff's adapter and without it,

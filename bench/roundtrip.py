@@ -7,7 +7,7 @@ accepted (the approver's decide call returned) to the tool body starting.
 
     python bench/roundtrip.py --n 5000 --db sqlite --mode inproc [--concurrency 1]
 
-Prints one JSON line (CONTRACT.md §6).
+Prints one JSON line (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     python bench/waiters.py --n 10000 [--db sqlite|memory]
 
-Prints {"n", "rss_mb_per_1000_waiting", "resolve_all_s"} (CONTRACT.md §6).
+Prints {"n", "rss_mb_per_1000_waiting", "resolve_all_s"} (docs/benchmarks.md).
 """
 
 from __future__ import annotations

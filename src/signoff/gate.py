@@ -3,7 +3,7 @@
     call ─▶ validate args (the tool's schema) ─▶ hooks ─▶ policy: run │ deny │ ask
     ask ─▶ submit ─▶ wait for the decision ─▶ approved: consume once ─▶ run with final_args
                                                                      ─▶ record the outcome
-                                           ─▶ otherwise: tell the model why (CONTRACT §4)
+                                           ─▶ otherwise: tell the model why (docs/guide.md)
 
 ``gate.call`` never raises for a call that did not run: it returns an :class:`Outcome`
 whose ``to_model()`` is what the model should see. Calling a gated tool directly

@@ -104,7 +104,7 @@ class OutcomeRecord(_Frozen):
 
 
 class ApprovalRequest(_Frozen):
-    """An approval request: CONTRACT.md §3 "the request object", plus a few extras.
+    """An approval request: docs/api.md "the request object", plus a few extras.
 
     Extras beyond the contract: ``args_schema`` (the tool's JSON schema, which edits are
     validated against), ``args_digest`` (the digest of ``final_args`` an approval is bound
@@ -253,7 +253,7 @@ class RequestSpec(_Frozen):
 
 
 class PolicySpec(_Frozen):
-    """The policy an agent proposes; the server's config is a floor on top (CONTRACT §3).
+    """The policy an agent proposes; the server's config is a floor on top (docs/configuration.md).
     A field left out is not proposed: the config's value (or the default) applies."""
 
     min_role: str | None = Field(default=None, max_length=200)

@@ -276,7 +276,7 @@ def floor(
     default_timeout_s: float,
     proposer_is_operator: bool = False,
 ) -> Floored:
-    """The one policy floor (CONTRACT §3): ``proposed`` (by an agent, or by code) held to
+    """The one policy floor (docs/configuration.md): ``proposed`` (by an agent, or by code) held to
     ``operator`` (the config's entry for the tool), on every path a call can take.
 
     The higher ``min_role``; the larger ``quorum``; the smaller ``timeout_s`` (the config's

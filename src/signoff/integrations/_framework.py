@@ -77,7 +77,7 @@ def request_view(request: ApprovalRequest) -> JSONObject:
 
 def result_for_model(outcome: Outcome, result: Any) -> Any:
     """The tool's own result, or (after an approver's edit) the result with the note that
-    tells the model which arguments were changed (CONTRACT §4)."""
+    tells the model which arguments were changed (docs/guide.md)."""
     if outcome.status is CallStatus.EXECUTED and outcome.modified_fields:
         return outcome.to_model_json()
     return result

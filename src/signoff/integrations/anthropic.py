@@ -13,7 +13,7 @@
 Each ``tool_use`` block is gated with its id as the ``tool_call_id``. The calls of one turn
 are gated concurrently and answered in one user turn of ``tool_result`` blocks, in the
 blocks' order; ``is_error`` is always given, true for a call that did not run or failed
-(CONTRACT §4). A sync ``Anthropic`` client works too: it is called in a worker thread.
+(docs/guide.md). A sync ``Anthropic`` client works too: it is called in a worker thread.
 """
 
 from __future__ import annotations

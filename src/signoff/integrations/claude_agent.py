@@ -18,11 +18,11 @@ Claude Code keeps its loop and runs the tools; signoff decides. Two native pause
 - the hook form (``options()``, the default): a ``PreToolUse`` hook on every tool call. It
   sees every call, before Claude Code's own permission rules, so nothing is auto-allowed
   past it (read-only commands, ``allowed_tools``, ``acceptEdits``). Approved: ``allow`` with
-  ``updatedInput`` = the approved arguments; otherwise ``deny`` with the text of CONTRACT §4.
+  ``updatedInput`` = the approved arguments; otherwise ``deny`` with the not-run JSON (docs/guide.md).
 - the callback form (``options(form="callback")``): ``can_use_tool``, which Claude Code
   consults only for calls its own rules would ask about. Approved:
   ``PermissionResultAllow(updated_input=final_args)``; otherwise
-  ``PermissionResultDeny(message=<CONTRACT §4 JSON>)``.
+  ``PermissionResultDeny(message=<not-run JSON (docs/guide.md)>)``.
 
 Either way a ``PostToolUse`` hook records what the tool returned (``PostToolUseFailure``: how
 it failed) as the request's outcome, and tells the model which arguments an approver changed.
@@ -308,7 +308,7 @@ def _final(outcome: Outcome) -> dict[str, Any]:
 
 
 def _edit_note(done: Outcome) -> str | None:
-    """What the model is told when an approver changed the arguments (CONTRACT §4)."""
+    """What the model is told when an approver changed the arguments (docs/guide.md)."""
     if not done.modified_fields:
         return None
     told = done.to_model_json()

@@ -8,7 +8,7 @@ The gateway lists the upstream's tools as they are (names, descriptions, input a
 schemas, annotations, ``_meta``) and registers each with the gate as a JSON Schema tool. A
 ``tools/call`` goes upstream only when the gate lets it, with exactly the arguments that were
 approved; anything else comes back as a tool result with ``isError: true`` whose text is the
-JSON of CONTRACT §4, which the model can read. A tool with no policy in the code or the
+not-run JSON (docs/guide.md), which the model can read. A tool with no policy in the code or the
 config file asks a human: so do tools the operator never heard of.
 
 Which request a call is, across retries and gateway restarts (MCP request ids are only
@@ -391,7 +391,7 @@ def _text_of(result: mcp_types.CallToolResult) -> str:
 
 
 def _with_edit_note(result: mcp_types.CallToolResult, done: Outcome) -> mcp_types.CallToolResult:
-    """Tell the model which arguments an approver changed (CONTRACT §4), after the result."""
+    """Tell the model which arguments an approver changed (docs/guide.md), after the result."""
     if not done.modified_fields:
         return result
     note = done.to_model_json()

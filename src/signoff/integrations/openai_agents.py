@@ -22,7 +22,7 @@ that the body runs only when signoff's store holds an approval for that ``call_i
 claimed once, with the approved arguments (an approver's edit included, which the SDK alone
 cannot do). A ``state.approve(...)`` made by anyone else runs nothing: the model is told the
 call still waits. :meth:`PausedRun.apply` turns signoff's decisions into the RunState's:
-``approve``, or ``reject`` with the CONTRACT §4 JSON as the ``rejection_message``.
+``approve``, or ``reject`` with the not-run JSON (docs/guide.md) as the ``rejection_message``.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ Either way signoff, not the framework, decides: a call runs only when ``gate.aut
 finds its request approved in signoff's store, and then exactly once, with the approved
 (possibly edited) arguments. An approval written into ``DeferredToolResults`` by anyone
 else runs nothing: the call is deferred again. A rejection or a timeout reaches the model
-as CONTRACT §4 JSON: a denied result (``ToolDenied``) through the bridge, a failed result
+as not-run JSON (docs/guide.md): a denied result (``ToolDenied``) through the bridge, a failed result
 (``ToolFailed``) inline.
 """
 
@@ -143,7 +143,7 @@ async def deferred_tool_results(
 
     A call whose request is approved is ``ToolApproved()`` (the toolset then claims the
     approval and runs it with signoff's final arguments); a rejected, expired or cancelled
-    one is ``ToolDenied`` with what the model is told (CONTRACT §4). A call still pending,
+    one is ``ToolDenied`` with what the model is told (docs/guide.md). A call still pending,
     or not deferred by signoff, is left out: ``requests.remaining(results)`` lists them.
     Reading the decisions claims nothing, so this can be called as often as wanted.
     """

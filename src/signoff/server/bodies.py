@@ -1,4 +1,4 @@
-"""The HTTP API's request and response bodies (CONTRACT.md §3)."""
+"""The HTTP API's request and response bodies (docs/api.md)."""
 
 from __future__ import annotations
 

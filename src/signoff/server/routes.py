@@ -26,7 +26,8 @@ from signoff.server.bodies import (
     VerifyOut,
 )
 from signoff.server.endpoints import Ctx, Endpoint, Query
-from signoff.server.handlers.audit import audit, audit_export, audit_verify
+from signoff.server.handlers.audit_log import audit, audit_export, audit_verify
+from signoff.server.handlers.durable_runs import get_run, list_runs, save_run
 from signoff.server.handlers.live import events, stream_ticket
 from signoff.server.handlers.ops import healthz, me, metrics, readyz, stats
 from signoff.server.handlers.requests import (
@@ -40,7 +41,6 @@ from signoff.server.handlers.requests import (
     outcome,
     wait_request,
 )
-from signoff.server.handlers.runs import get_run, list_runs, save_run
 from signoff.server.openapi import document
 
 
