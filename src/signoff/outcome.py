@@ -1,4 +1,4 @@
-"""The result of one gated call, and what the model is told about it (docs/guide.md, "What the model is told")."""
+"""The result of one gated call, and what the model is told about it (docs/guide.md)."""
 
 from __future__ import annotations
 

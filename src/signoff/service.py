@@ -115,9 +115,10 @@ class ApprovalService:
     ) -> Created:
         """Create a request, or return the existing one for the same idempotency key.
 
-        The operator's policy for the tool is a floor on every submission (docs/configuration.md): its
-        ``deny`` refuses the call (:class:`PolicyDenied`), its reason template replaces the
-        agent's text, and its terms are the floor under the proposed ones (:func:`floor`).
+        The operator's policy for the tool is a floor on every submission
+        (:mod:`signoff.intake`, docs/configuration.md): its ``deny`` refuses the call
+        (:class:`PolicyDenied`), its reason template replaces the agent's text, and its
+        terms are the floor under the proposed ones.
         ``from_operator`` marks a proposal from the operator's own code (an embedded gate).
         """
         if principal.kind != "agent":

@@ -18,7 +18,8 @@ Claude Code keeps its loop and runs the tools; signoff decides. Two native pause
 - the hook form (``options()``, the default): a ``PreToolUse`` hook on every tool call. It
   sees every call, before Claude Code's own permission rules, so nothing is auto-allowed
   past it (read-only commands, ``allowed_tools``, ``acceptEdits``). Approved: ``allow`` with
-  ``updatedInput`` = the approved arguments; otherwise ``deny`` with the not-run JSON (docs/guide.md).
+  ``updatedInput`` = the approved arguments; otherwise ``deny`` with the not-run JSON
+  (docs/guide.md).
 - the callback form (``options(form="callback")``): ``can_use_tool``, which Claude Code
   consults only for calls its own rules would ask about. Approved:
   ``PermissionResultAllow(updated_input=final_args)``; otherwise

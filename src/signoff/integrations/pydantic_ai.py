@@ -24,8 +24,8 @@ Either way signoff, not the framework, decides: a call runs only when ``gate.aut
 finds its request approved in signoff's store, and then exactly once, with the approved
 (possibly edited) arguments. An approval written into ``DeferredToolResults`` by anyone
 else runs nothing: the call is deferred again. A rejection or a timeout reaches the model
-as not-run JSON (docs/guide.md): a denied result (``ToolDenied``) through the bridge, a failed result
-(``ToolFailed``) inline.
+as the not-run JSON (docs/guide.md): a denied result (``ToolDenied``) through the bridge,
+a failed result (``ToolFailed``) inline.
 """
 
 from __future__ import annotations
