@@ -67,6 +67,7 @@ class PostgresBus(Bus):
         self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
         self._task: asyncio.Task[None] | None = None
+        self._conn: Connection | None = None
         #: every event with an id up to this one has been delivered or needs no delivery
         self._cursor = 0
 
@@ -80,11 +81,16 @@ class PostgresBus(Bus):
         except BaseException:
             await conn.close()
             raise
-        self._task = asyncio.create_task(self._run(source, conn), name="signoff-bus-listen")
+        self._conn = conn
+        self._task = asyncio.create_task(self._run(source), name="signoff-bus-listen")
 
     async def aclose(self) -> None:
         await stop_task(self._task)
         self._task = None
+        # a task cancelled before its first step never reached its own clean-up
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            await conn.close()
 
     # -- the listener ---------------------------------------------------------------------
 
@@ -100,15 +106,18 @@ class PostgresBus(Bus):
             raise
         return conn
 
-    async def _run(self, source: EventSource, conn: Connection) -> None:
+    async def _run(self, source: EventSource) -> None:
         while True:
+            conn = self._conn
+            assert conn is not None
             try:
                 await self._hear(source, conn)
             except (psycopg.Error, StoreError) as exc:
                 log.warning("signoff: lost the LISTEN connection (%s); reconnecting", exc)
             finally:
                 await conn.close()
-            conn = await self._reconnect(source)
+            self._conn = None
+            self._conn = await self._reconnect(source)
 
     async def _hear(self, source: EventSource, conn: Connection) -> None:
         while True:
