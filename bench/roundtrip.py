@@ -19,7 +19,6 @@ import time
 from typing import Any
 
 from signoff import CallStatus, Gate, Policy, Principal, Run
-from signoff.approvals import LocalApprovals
 from signoff.events import EventType
 
 from _common import peak_rss_mb, percentile, store_url
@@ -39,14 +38,12 @@ async def inproc(n: int, db: str, concurrency: int) -> dict[str, Any]:
         return i
 
     await gate.start()
-    approvals = gate.approvals
-    assert isinstance(approvals, LocalApprovals)
-    bus = approvals.service.bus
 
     async def approver(ready: asyncio.Event) -> None:
-        with bus.listen(maxsize=1_000_000) as listener:
+        # the approver follows the live events as any in-process approver would
+        async with gate.approvals.follow() as feed:
             ready.set()
-            async for event in listener:
+            async for event in feed:
                 if event.type != EventType.CREATED:
                     continue
                 request_id = event.request_id
