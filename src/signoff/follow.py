@@ -64,6 +64,18 @@ OnOpen = Callable[[], Awaitable[None]]
 class Feed(Generic[E]):
     """Events from a source, resumed after the last one across broken streams."""
 
+    # thousands of calls may wait at once, each on a feed of its own request
+    __slots__ = (
+        "_fatal",
+        "_max_retry_s",
+        "_on_open",
+        "_retry_s",
+        "_source",
+        "_stream",
+        "last_id",
+        "openings",
+    )
+
     def __init__(
         self,
         source: Source[E],

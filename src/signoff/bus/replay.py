@@ -86,6 +86,8 @@ class _StoreStream:
 class RequestEvents:
     """One request's changes (after the moment it opens): what a waiting call follows."""
 
+    __slots__ = ("bus", "request_id")
+
     def __init__(self, bus: Bus, request_id: str) -> None:
         self.bus = bus
         self.request_id = request_id
@@ -95,6 +97,8 @@ class RequestEvents:
 
 
 class _RequestStream:
+    __slots__ = ("_watch",)
+
     def __init__(self, watch: Watch) -> None:
         self._watch = watch
 
