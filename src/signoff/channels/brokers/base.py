@@ -30,7 +30,13 @@ from typing import ClassVar, Literal
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
 
 from signoff._util import stop_task
 from signoff.channels.base import (
@@ -48,6 +54,8 @@ from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
 
+#: how long past its own timeout a consumer may take to stop
+STOP_GRACE_S = 5.0
 #: a topic, subject, stream or exchange name: printable, no white space
 _NAME = re.compile(r"[!-~]{1,255}")
 
@@ -133,6 +141,9 @@ class BrokerChannel(Channel):
         self.publish_lock = asyncio.Lock()
         #: set while the consumer is subscribed (tests wait on it; so may a health check)
         self.consuming = asyncio.Event()
+        #: set by aclose. Consumers also stop on it, not only on cancellation: a driver may
+        #: swallow a cancellation that lands mid-command (redis-py 8.1 does, in XACK)
+        self.stopping = asyncio.Event()
 
     # -- what each broker provides ----------------------------------------------------------
 
@@ -162,8 +173,13 @@ class BrokerChannel(Channel):
             )
 
     async def aclose(self) -> None:
+        self.stopping.set()
         consumer, self._consumer = self._consumer, None
-        await stop_task(consumer)
+        try:
+            async with asyncio.timeout(self.settings.timeout_s + STOP_GRACE_S):
+                await stop_task(consumer)
+        except TimeoutError:
+            log.warning("channel %s: the decisions consumer did not stop in time", self.name)
         self.consuming.clear()
         async with self.publish_lock:
             await self.drop_publisher()
@@ -214,16 +230,19 @@ class BrokerChannel(Channel):
 
     async def _consume_forever(self) -> None:
         retrying = AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            # 0.1 s, 0.2 s … up to 5 s, each with up to 0.5 s of jitter (replicas spread out)
+            wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 0.5),
             retry=retry_if_exception_type(Exception),
             before_sleep=self._lost,
         )
-        async for attempt in retrying:  # never gives up: only cancellation stops it
+        async for attempt in retrying:  # never gives up: only aclose stops it
             with attempt:
                 try:
                     await self.consume()
                 finally:
                     self.consuming.clear()
+                if self.stopping.is_set():
+                    return
                 raise ConnectionError("the consumer stopped")
 
     def _lost(self, state: RetryCallState) -> None:

@@ -101,7 +101,7 @@ class RedisChannel(BrokerChannel):
                     raise
             self.subscribed()
             next_claim = 0.0
-            while True:
+            while not self.stopping.is_set():
                 if time.monotonic() >= next_claim:
                     # decisions a replica took and never acknowledged (it died)
                     claimed = await client.xautoclaim(
