@@ -128,13 +128,13 @@ async def subscriber(kind: str, topic: str) -> AsyncIterator[Subscriber]:
             await queue.bind(exchange, routing_key="#")
             sub._reader = queue
         else:
-            client = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
-            await sub.stack.enter_async_context(client)
-            await client.subscribe(topic, qos=1)
+            mqtt = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
+            await sub.stack.enter_async_context(mqtt)
+            await mqtt.subscribe(topic, qos=1)
 
             async def listen() -> None:
-                async for m in client.messages:
-                    props = dict(m.properties.UserProperty) if m.properties else {}
+                async for m in mqtt.messages:
+                    props = dict(getattr(m.properties, "UserProperty", []))
                     assert isinstance(m.payload, bytes)
                     sub.got.append(Got(json.loads(m.payload), props["id"], props["type"]))
 
@@ -186,10 +186,10 @@ async def publisher(kind: str, topic: str) -> AsyncIterator[Any]:
                 await exchange.publish(aio_pika.Message(raw), routing_key="decision")
 
         else:
-            client = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
-            await stack.enter_async_context(client)
+            mqtt = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
+            await stack.enter_async_context(mqtt)
 
             async def send(raw: bytes) -> None:
-                await client.publish(topic, raw, qos=1)
+                await mqtt.publish(topic, raw, qos=1)
 
         yield send
