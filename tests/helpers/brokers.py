@@ -152,11 +152,12 @@ async def _delete_stream(js: Any, topic: str) -> None:
 
 
 @asynccontextmanager
-async def publisher(kind: str, topic: str) -> AsyncIterator[Any]:
+async def publisher(kind: str, topic: str, url: str | None = None) -> AsyncIterator[Any]:
     """A function that publishes raw bytes to the decisions topic the way a system would."""
+    url = url or URLS[kind]
     async with AsyncExitStack() as stack:
         if kind == "redis":
-            client = aioredis.Redis.from_url(URLS["redis"])
+            client = aioredis.Redis.from_url(url)
             stack.push_async_callback(client.aclose)
             stack.push_async_callback(client.delete, topic)
 
@@ -164,7 +165,7 @@ async def publisher(kind: str, topic: str) -> AsyncIterator[Any]:
                 await client.xadd(topic, {"message": raw})
 
         elif kind == "nats":
-            nc = await nats.connect(URLS["nats"])
+            nc = await nats.connect(url)
             stack.push_async_callback(nc.close)
             js = nc.jetstream()
             stack.push_async_callback(_delete_stream, js, topic)
@@ -173,7 +174,7 @@ async def publisher(kind: str, topic: str) -> AsyncIterator[Any]:
                 await js.publish(topic, raw)
 
         elif kind == "amqp":
-            connection = await aio_pika.connect(URLS["amqp"])
+            connection = await aio_pika.connect(url)
             stack.push_async_callback(connection.close)
             channel = await connection.channel()
             exchange = await channel.declare_exchange(
@@ -186,7 +187,8 @@ async def publisher(kind: str, topic: str) -> AsyncIterator[Any]:
                 await exchange.publish(aio_pika.Message(raw), routing_key="decision")
 
         else:
-            mqtt = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
+            port = int(url.rsplit(":", 1)[1])
+            mqtt = aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5)
             await stack.enter_async_context(mqtt)
 
             async def send(raw: bytes) -> None:
