@@ -167,6 +167,7 @@ class BrokerChannel(Channel):
     async def start(self, context: ChannelContext) -> None:
         # nothing connects here: a broker that is down must not stop the server starting
         await super().start(context)
+        self.stopping.clear()
         if self.settings.decisions_topic and self._consumer is None:
             self._consumer = asyncio.create_task(
                 self._consume_forever(), name=f"signoff-channel-{self.name}-decisions"

@@ -66,6 +66,8 @@ class RedisChannel(BrokerChannel):
         return aioredis.Redis.from_url(
             self.settings.url.get_secret_value(),
             socket_connect_timeout=self.settings.timeout_s,
+            # a connection that silently died must not hold a blocked read forever
+            socket_timeout=self.settings.timeout_s + BLOCK_MS / 1000,
             health_check_interval=30,
         )
 
