@@ -283,6 +283,7 @@ async def test_without_a_principal_there_is_no_callback() -> None:
     async with harness() as h:
         channel = make_channel(f"http://127.0.0.1:{h.port}/hook", principal=None)
         await channel.start(h.context)
+        assert channel.routes() == []
         async with serve(h.port, channel.routes()) as receiver:
             await channel.send(h.notice(await h.submit()))
             (got,) = await receiver.wait_for(1)

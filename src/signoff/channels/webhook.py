@@ -239,6 +239,8 @@ class WebhookChannel(Channel):
     # -- the callback -----------------------------------------------------------------------
 
     def routes(self) -> list[BaseRoute]:
+        if self.settings.principal is None:
+            return []  # nobody to decide as: no callback
         path = f"/channels/webhook/{self.name}/callback/{{token}}"
         return [Route(path, self._callback, methods=["POST"], name=f"webhook:{self.name}")]
 
