@@ -175,7 +175,7 @@ async def test_a_decision_in_slack_decides_the_agents_call(how: str) -> None:
     assert (decision.by, decision.role, decision.via) == ("alice", "publisher", "slack")
     final = world.slack.message(receipt)
     assert buttons(final.blocks) == []
-    assert "<@U0ALICE> (alice)" in text_of(final.blocks)
+    assert "<@U0ALICE> (alice, publisher)" in text_of(final.blocks)
     if how == "reject":
         assert outcome.status is CallStatus.REJECTED and ran == []
         assert "Dup" in (outcome.message or "") and decision.reason == "Dup"
@@ -247,6 +247,7 @@ async def test_escalations_and_outcomes_are_replies_in_the_thread(world: SlackWo
     assert reply is not None and reply["thread_ts"] == receipt["ts"]
     thread = world.slack.message(reply)
     assert thread.thread_ts == receipt["ts"] and "step 2" in thread.text
+    assert world.slack.called("chat.postMessage")[-1]["reply_broadcast"] is True
     # a channel that never posted the request posts it, marked as an escalation
     fresh = await world.live.send(notice(NoticeType.ESCALATED, request, [], step=1))
     assert fresh is not None and "thread_ts" not in fresh

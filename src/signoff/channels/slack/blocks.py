@@ -112,9 +112,14 @@ class Look:
     #: sub → Slack user id, to show deciders as Slack mentions
     people: Mapping[str, str] = field(default_factory=dict)
 
-    def who(self, sub: str) -> str:
+    def who(self, sub: str, role: str | None = None) -> str:
+        """A decider as Slack shows them: a mention where the sub is a mapped Slack user,
+        with the sub and role they decided as."""
         user = self.people.get(sub)
-        return f"<@{user}> ({mrkdwn(sub, 200)})" if user else mrkdwn(sub, 200)
+        name = mrkdwn(sub, 200)
+        if user is not None:
+            return f"<@{user}> ({name}, {mrkdwn(role, 100)})" if role else f"<@{user}> ({name})"
+        return f"{name} ({mrkdwn(role, 100)})" if role else name
 
     def hides(self, request: ApprovalRequest) -> bool:
         return request.tool in self.hidden
@@ -220,9 +225,8 @@ def _context_sections(request: ApprovalRequest) -> list[JSONObject]:
 
 
 def _decided(decision: Decision, look: Look) -> str:
-    role = f" ({mrkdwn(decision.role, 100)})" if decision.role else ""
     via = f" via {mrkdwn(decision.via, 50)}" if decision.via else ""
-    line = f"by {look.who(decision.by)}{role}{via} · {date(decision.at)}"
+    line = f"by {look.who(decision.by, decision.role)}{via} · {date(decision.at)}"
     if decision.reason:
         line += "\n>" + mrkdwn(decision.reason, 1000).replace("\n", "\n>")
     return line

@@ -170,7 +170,9 @@ class SlackChannel(Channel):
         if notice.type is NoticeType.ESCALATED:
             if original is None:
                 return await self.post(request, escalation=notice.step or 1)
-            return await self._reply(original, _escalation_text(request, notice.step))
+            # broadcast: an escalation is there to be seen, not buried in a thread
+            text = _escalation_text(request, notice.step)
+            return await self._reply(original, text, broadcast=True)
         if notice.type is NoticeType.OUTCOME:
             if original is None or request.outcome is None:
                 return None
@@ -250,11 +252,14 @@ class SlackChannel(Channel):
         except SignoffError:
             return request
 
-    async def _reply(self, original: JSONObject, text: str) -> JSONObject:
+    async def _reply(
+        self, original: JSONObject, text: str, *, broadcast: bool = False
+    ) -> JSONObject:
         data = await self.call(
             "chat_postMessage",
             channel=original["channel"],
             thread_ts=original["ts"],
+            reply_broadcast=broadcast,
             text=text,
             blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
             unfurl_links=False,
