@@ -38,6 +38,7 @@ from signoff.channels.base import (
     NoticeType,
 )
 from signoff.channels.slack.blocks import Look, compact, date, mrkdwn, render
+from signoff.channels.slack.interactions import Interactions
 from signoff.channels.slack.settings import SlackSettings
 from signoff.errors import SignoffError, UsageError
 from signoff.models import ApprovalRequest, OutcomeRecord
@@ -89,8 +90,6 @@ class SlackChannel(Channel):
         self._session: aiohttp.ClientSession | None = None
         #: click work running after its ack (kept so it is neither collected nor lost)
         self._tasks: set[asyncio.Task[None]] = set()
-        from signoff.channels.slack.interactions import Interactions
-
         self.interactions = Interactions(self)
 
     # -- lifecycle ------------------------------------------------------------------------
