@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import re
 from datetime import datetime
 from typing import Literal
@@ -54,7 +56,8 @@ from signoff.types import JSONObject
 try:
     import aiohttp
     from twilio.base.exceptions import TwilioException
-    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.http import AsyncHttpClient
+    from twilio.http.response import Response as TwilioResponse
     from twilio.request_validator import RequestValidator
     from twilio.rest import Client
     from twilio.twiml.messaging_response import MessagingResponse
@@ -111,7 +114,7 @@ class SmsChannel(Channel):
             raise ConfigError(f"channel {self.name!r}: SMS replies need the pending requests")
         token = self.settings.auth_token.get_secret_value()
         self._validator = RequestValidator(token)
-        self._http = AsyncTwilioHttpClient(timeout=self.settings.timeout_s)
+        self._http = _Http(self.settings.timeout_s)
         self._client = Client(
             self.settings.account_sid, token, self.settings.account_sid, http_client=self._http
         )
@@ -122,10 +125,9 @@ class SmsChannel(Channel):
         await super().start(context)
 
     async def aclose(self) -> None:
-        http = getattr(self, "_http", None)
+        http: _Http | None = getattr(self, "_http", None)
         if http is not None:
             await http.close()
-            self._http = None
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -275,6 +277,49 @@ class SmsChannel(Channel):
 
     def _until(self, seconds: float) -> datetime:
         return to_datetime(context_of(self).now() + seconds)
+
+
+class _Http(AsyncHttpClient):  # type: ignore[misc]  # the twilio package is untyped
+    """The twilio package's HTTP client abstraction on one aiohttp session. (Its own async
+    client builds ``aiohttp.BasicAuth``, deprecated in aiohttp 3.14; this one writes the
+    header itself and logs nothing.)"""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(logging.getLogger(__name__), True, timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        sent = dict(headers or {})
+        if auth is not None:
+            pair = f"{auth[0]}:{auth[1]}".encode()
+            sent["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        async with self._session.request(
+            method.upper(),
+            uri,
+            params={k: str(v) for k, v in (params or {}).items()},
+            data=data,
+            headers=sent,
+            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            allow_redirects=allow_redirects,
+        ) as response:
+            return TwilioResponse(response.status, await response.text(), response.headers)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def _said(exc: TwilioException) -> str:
