@@ -258,7 +258,7 @@ class FakeAbly:
             stored.setdefault("id", secrets.token_urlsafe(10) + ":0")
             if any(m["id"] == stored["id"] for m in self.published.get(channel, [])):
                 continue  # idempotent publishing: the same id is one message
-            extras = dict(stored.get("extras") or {})
+            extras = dict(stored.pop("extras", None) or {})
             extras.pop("userClaim", None)  # only Ably writes it, from the token
             if claims:
                 stored["clientId"] = claims.get("x-ably-clientId")
