@@ -5,7 +5,9 @@ the call hears it at once."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 
+from signoff.channels.registry import channel_class
 from signoff.models import Status
 from tests.channels.conftest import AGENT, free_port, rigged, serving
 from tests.channels.mail import BOB, email_channel, link_in, smtp_server
@@ -39,3 +41,32 @@ async def test_a_high_risk_call_emails_and_texts_the_right_people() -> None:
     assert decided.status is Status.APPROVED and decided.decisions[0].via == "sms"
     # the email link now says who decided, and decides nothing more
     assert page.status_code == 409 and "already approved by bob at" in page.text
+
+
+CONTRACT_TOML = """
+[channels.oncall-email]
+type = "email"
+smtp_url = "smtp://mail.example.com:587"
+from = "signoff@example.com"
+to = { "bob@example.com" = { sub = "bob", role = "admin" } }
+[channels.oncall-sms]
+type = "sms"
+account_sid = "AC0123456789abcdef0123456789abcdef"
+auth_token = "secret"
+from = "+15550001111"
+api_url = "https://api.twilio.com"
+to = { "+15551234567" = { sub = "bob", role = "admin" } }
+[channels.ably]
+type = "ably"
+key = "appid.keyid:secret"
+channel = "ai:approvals"
+rest_url = "https://rest.ably.io"
+"""
+
+
+def test_the_contracts_tables_load_through_the_registry() -> None:
+    for name, table in tomllib.loads(CONTRACT_TOML)["channels"].items():
+        cls = channel_class(table["type"])
+        assert cls.kind == table["type"]
+        channel = cls(name, cls.settings_model.model_validate(table))
+        assert channel.routes()  # each takes decisions over HTTP
