@@ -6,16 +6,32 @@ changes)."""
 from __future__ import annotations
 
 import importlib
+import ssl
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from pydantic import ValidationError
 
+from signoff.channels.base import DeliveryFailed
 from signoff.channels.email import EmailSettings
 from signoff.errors import MissingDependency
 from signoff.models import DecisionKind, Status
-from tests.channels.conftest import rigged
-from tests.channels.mail import BOB, ERIN, email_channel, form_fields, link_in, smtp_server, text_of
+from tests.channels.conftest import free_port, rigged
+from tests.channels.mail import (
+    BOB,
+    ERIN,
+    Inbox,
+    email_channel,
+    form_fields,
+    link_in,
+    smtp_server,
+    text_of,
+)
+from tests.channels.providers import self_signed
 
 
 async def test_a_request_mails_each_recipient_a_link_of_their_own() -> None:
@@ -141,3 +157,49 @@ def test_without_its_extra_the_module_says_what_to_install(
     monkeypatch.delitem(sys.modules, "signoff.channels.email", raising=False)
     with pytest.raises(MissingDependency, match=r"signoff\[email\]"):
         importlib.import_module("signoff.channels.email")
+
+
+async def test_a_password_goes_only_over_starttls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server's cert
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        logins.append((auth.login, auth.password))
+        return AuthResult(success=auth.password == b"p@ss:word")
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        channel = email_channel(port, smtp_url=f"smtp://mailer:p%40ss%3Aword@127.0.0.1:{port}")
+        async with rigged(channel) as rig:
+            request = await rig.submit()
+            receipt = await channel.send(rig.notice(request, channel))
+    finally:
+        controller.stop()
+    assert receipt is not None and len(inbox.messages) == 2
+    assert logins == [(b"mailer", b"p@ss:word")]
+
+
+async def test_a_password_is_not_sent_to_a_server_without_starttls() -> None:
+    with smtp_server() as (inbox, port):
+        channel = email_channel(port, smtp_url=f"smtp://mailer:secret@127.0.0.1:{port}")
+        async with rigged(channel) as rig:
+            request = await rig.submit()
+            with pytest.raises(DeliveryFailed) as failed:
+                await channel.send(rig.notice(request, channel))
+    assert inbox.messages == [] and "secret" not in str(failed.value)
