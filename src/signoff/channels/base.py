@@ -149,6 +149,10 @@ class ChannelContext:
     roles: RoleLadder
     #: the clock (seconds since the epoch), as the service's
     now: Callable[[], float] = time.time
+    #: every request still pending: how a channel whose replies name neither the request
+    #: nor a token (an SMS code, the seed guides' ``toolCallId``) finds the request, the
+    #: same on every replica. None where the host offers no such listing.
+    pending: Callable[[], Awaitable[Sequence[ApprovalRequest]]] | None = None
 
 
 class ChannelSettings(BaseModel):
