@@ -31,6 +31,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from signoff._util import to_datetime
+from signoff.argschema import schema_errors
 from signoff.channels import email_page as ui
 from signoff.channels.base import (
     Channel,
@@ -56,7 +57,6 @@ from signoff.errors import (
     NotFound,
     SignoffError,
 )
-from signoff.jsonschema_check import schema_errors
 from signoff.models import ApprovalRequest, DecisionKind, Status
 from signoff.types import JSONObject
 

@@ -22,7 +22,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from slack_sdk.signature import Clock, SignatureVerifier
@@ -30,8 +31,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from signoff._util import to_datetime
+from signoff.argschema import schema_errors
 from signoff.channels.base import ChannelContext
-from signoff.channels.slack.blocks import VERBS, ButtonValue, clip
+from signoff.channels.slack.blocks import VERBS, ButtonValue, Look, clip
 from signoff.channels.slack.modals import (
     CALLBACK_EDIT,
     CALLBACK_REJECT,
@@ -46,6 +48,7 @@ from signoff.channels.slack.modals import (
     reject_modal,
     schema_error_block,
 )
+from signoff.channels.slack.settings import SlackSettings
 from signoff.errors import (
     Conflict,
     Forbidden,
@@ -55,13 +58,26 @@ from signoff.errors import (
     SignoffError,
     UsageError,
 )
-from signoff.jsonschema_check import schema_errors
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Status
 from signoff.problems import from_error, problem
 from signoff.types import JSONObject
 
-if TYPE_CHECKING:
-    from signoff.channels.slack.channel import SlackChannel
+
+class SlackChannel(Protocol):
+    """What the handler needs of its channel (:class:`.channel.SlackChannel`)."""
+
+    name: str
+    settings: SlackSettings
+    look: Look
+
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> None: ...
+
+    async def refresh(self, channel: str | None, ts: str | None, request_id: str) -> None: ...
+
+    async def tell(self, channel: str | None, user: str | None, text: str) -> None: ...
+
+    async def open_view(self, trigger_id: str, view: JSONObject) -> None: ...
+
 
 log = logging.getLogger("signoff.channels.slack")
 
