@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from signoff.config import Config, Settings
+from signoff.connect import connect, signing_keys
 from signoff.models import Status
 from signoff.service import ApprovalService
 from signoff.stores.base import ListQuery
-from signoff.stores.sqlite import SqliteStore
 from tests.conftest import ADMIN
+from tests.helpers.postgres import DATABASES
 
 ROOT = Path(__file__).resolve().parent.parent
 TOTAL = 1500
 ROUNDS = 12
+# the one key every incarnation of the worker, and the checker, signs and verifies with (as
+# every replica of a PostgreSQL cluster shares one)
+SIGNING_KEY = "m3Qx2yqV9yW0qkY8nFh1v1m6k8Zb5m2mW2kq8bVt3Ns"
 
 
-def start_worker(db: Path, exec_log: Path) -> subprocess.Popen[str]:
+def start_worker(url: str, exec_log: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.crash_worker", str(db), str(exec_log), str(TOTAL)],
+        [sys.executable, "-m", "tests.helpers.crash_worker", url, str(exec_log), str(TOTAL)],
         cwd=ROOT,
+        env={**os.environ, "SIGNOFF_SIGNING_KEY": SIGNING_KEY},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -39,11 +47,13 @@ def complete_lines(text: str) -> list[str]:
     return [line for line in lines[:-1] if line]
 
 
-async def check(db: Path, exec_log: Path, approved: set[str], done: dict[int, str]) -> Counter[int]:
+async def check(url: str, exec_log: Path, approved: set[str], done: dict[int, str]) -> Counter[int]:
     runs = Counter(int(x) for x in exec_log.read_text().split()) if exec_log.exists() else Counter()
     # at most once, always
     assert all(count == 1 for count in runs.values()), runs
-    async with ApprovalService(SqliteStore(db), sweep=False) as service:
+    backends = connect(url)
+    keys = signing_keys(url, Config(), Settings(signing_key=SIGNING_KEY))
+    async with ApprovalService(backends.store, backends.bus, sweep=False, keys=keys) as service:
         for request_id in approved:
             # every approval the worker saw committed is still there
             assert (await service.get(request_id, ADMIN)).status is Status.APPROVED
@@ -62,12 +72,24 @@ async def check(db: Path, exec_log: Path, approved: set[str], done: dict[int, st
     return runs
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def crash_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'crash.db'}"
+        return
+    url = DATABASES.fresh()
+    yield url
+    DATABASES.drop(url)
+
+
 @pytest.mark.slow
 async def test_sigkill_at_random_points_loses_nothing_and_runs_nothing_twice(
-    tmp_path: Path,
+    crash_url: str, tmp_path: Path
 ) -> None:
+    """A process (on SQLite, the one writer; on PostgreSQL, one replica) killed with SIGKILL
+    mid-write, again and again: every write it was told had committed is there."""
     rng = random.Random(20261122)
-    db, exec_log = tmp_path / "crash.db", tmp_path / "exec.log"
+    db, exec_log = crash_url, tmp_path / "exec.log"
     approved: set[str] = set()
     done: dict[int, str] = {}
     kills = 0

@@ -86,3 +86,51 @@ async def processes_race(url: str) -> None:
         verification = await service.verify_audit(ADMIN)
         # one creation per request, and one decision or refusal per worker per request
         assert verification.ok and verification.events == len(ids) * (1 + len(workers))
+
+
+@pytest.mark.slow
+async def test_100_racing_decisions_across_3_replicas_make_one_transition(
+    postgres_url: str,
+) -> None:
+    """Three replicas, each with its own pool, cache and bus on one PostgreSQL database,
+    take 100 decisions on one request at once: one terminal transition, 99 refusals, each
+    audited, and the log they all appended to seals and verifies."""
+    replicas = []
+    for _ in range(3):
+        backends = connect(postgres_url)
+        replicas.append(ApprovalService(backends.store, backends.bus, sweep=False))
+    for replica in replicas:
+        await replica.start()
+    try:
+        request = (await replicas[0].submit(refund_spec(), AGENT)).request
+        for replica in replicas[1:]:
+            await replica.get(request.id, ADMIN)  # each replica caches the pending row
+
+        async def decide(n: int) -> bool:
+            who = Principal(sub=f"approver-{n}", role="admin")
+            try:
+                await replicas[n % 3].decide(
+                    request.id, who, "approve" if n % 2 else "reject", reason=f"#{n}"
+                )
+            except Conflict:
+                return False
+            return True
+
+        results = await asyncio.gather(*(decide(n) for n in range(100)))
+        assert sum(results) == 1
+        for replica in replicas:
+            final = await replica.get(request.id, ADMIN)
+            assert final.status in (Status.APPROVED, Status.REJECTED)
+            assert len(final.decisions) == 1
+        await replicas[0].store.settle()
+        for replica in replicas:
+            await replica.store.settle()
+        await replicas[0].audit_log.seal()
+        types = [e.type for e in await replicas[0].audit_events(ADMIN)]
+        assert types.count("request.approved") + types.count("request.rejected") == 1
+        assert types.count("decision.refused") == 99
+        verification = await replicas[0].verify_audit(ADMIN)
+        assert verification.ok and verification.sealed == 101 and verification.unsealed == 0
+    finally:
+        for replica in replicas:
+            await replica.aclose()

@@ -141,12 +141,12 @@ class LocalApprovals(Approvals):
         return self.service.follow(after=after, on_open=on_open)
 
     async def save_run(self, record: RunRecord) -> RunRecord:
-        return await self.service.save_run(record, self._agent(Run(agent_id=record.agent_id)))
+        return await self.service.runs.save(record, self._agent(Run(agent_id=record.agent_id)))
 
     async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
         who = self._reader if agent_id is None else self._agent(Run(agent_id=agent_id))
         try:
-            return await self.service.get_run(run_id, who)
+            return await self.service.runs.get(run_id, who)
         except NotFound:
             return None
 

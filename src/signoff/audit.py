@@ -1,31 +1,57 @@
-"""The tamper-evident audit chain.
+"""The audit log: every step appended where it happens, sealed later into a signed chain.
 
-Every state change of a request appends one event in the same transaction as the change.
-Each event carries a gapless ``seq`` and ``hash = SHA-256("signoff-audit-v1" 0x00 prev_hash
-0x00 JCS(body))`` where ``body`` holds every field but the hashes. Changing, removing or
-reordering any stored event breaks the chain from that event on, and :func:`verify` names
-the first event where it breaks.
+Three layers, after Certificate Transparency's signed tree heads and CloudTrail's signed
+digest files:
 
-A bare chain cannot reveal that its newest events were cut off, or that the whole chain was
-rewritten: keep the ``head`` that :func:`verify` returns somewhere the database's writer
-cannot change (a ticket, a log shipper) and compare it later.
+1. **Events.** Each state change (and each refused attempt) appends one event in the same
+   transaction as the change, without waiting for any other writer: its ``record`` is the
+   canonical JSON (RFC 8785) of what happened, and its ``position`` is where the store put
+   it. Positions only increase, and a reader never sees a smaller one commit after a larger
+   one (see the stores). An event that changes a request also says the state it left the
+   request in (:mod:`signoff.evidence`), which binds the request's row to its events.
+2. **The chain.** One sealer per cluster (:mod:`signoff.sealer`) takes the events in
+   position order and links each to the one before: ``hash = SHA-256("signoff-audit-v2" 0x00
+   prev_hash 0x00 seq 0x00 position 0x00 record)``, ``seq`` counting 1, 2, 3 … Changing,
+   removing, inserting or reordering a sealed event breaks the chain there.
+3. **Checkpoints.** Each sealing ends with a :class:`Checkpoint`: the chain's size and head,
+   signed with the server's Ed25519 key (:mod:`signoff.keys`), which the database does not
+   hold. A history rewritten with recomputed hashes no longer matches the signed heads, and
+   a cut-off tail is shorter than the newest checkpoint, or than one exported elsewhere
+   (``signoff audit checkpoint export``).
+
+:mod:`signoff.audit_check` verifies all three.
 """
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from signoff.canonical import canonical_json
+from signoff.evidence import live_type, state_after
 from signoff.types import JSONObject
 
+__all__ = [
+    "GENESIS",
+    "AuditEntry",
+    "AuditEvent",
+    "Checkpoint",
+    "Link",
+    "iso",
+    "link_hash",
+    "signed",
+]
+
 GENESIS = "0" * 64
-_DOMAIN = b"signoff-audit-v1\x00"
+_DOMAIN = b"signoff-audit-v2\x00"
+_CHECKPOINT_DOMAIN = b"signoff-checkpoint-v1\x00"
+#: names the log a checkpoint belongs to, inside what is signed
+LOG_NAME = "signoff-audit"
 
 
 def iso(at: datetime) -> str:
@@ -34,7 +60,7 @@ def iso(at: datetime) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
-    """An audit event before the store places it in the chain."""
+    """An audit event before the store appends it."""
 
     type: str
     request_id: str | None
@@ -43,17 +69,40 @@ class AuditEntry:
     via: str | None = None
     data: JSONObject = field(default_factory=dict)
 
+    def record(self) -> str:
+        """The canonical JSON that is stored, and later hashed, byte for byte."""
+        return canonical_json(
+            {
+                "type": self.type,
+                "request_id": self.request_id,
+                "actor": self.actor,
+                "at": iso(self.at),
+                "via": self.via,
+                "data": self.data,
+            }
+        )
+
+    @property
+    def state(self) -> str | None:
+        """The state this event leaves its request in (None: it changes none)."""
+        return state_after(self.type, self.data)
+
+    @property
+    def live(self) -> str | None:
+        """The live event type that streams this event (None: it is not streamed)."""
+        return live_type(self.type)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """An audit event as stored: its canonical JSON ``record`` and its place in the chain.
+    """An audit event as stored. ``seq``, ``hash`` and ``prev_hash`` are None until it is
+    sealed."""
 
-    The record is hashed as stored, byte for byte; the other fields are read from it.
-    """
-
+    position: int
     record: str
-    prev_hash: str
-    hash: str
+    seq: int | None = None
+    hash: str | None = None
+    prev_hash: str | None = None
 
     @property
     def body(self) -> JSONObject:
@@ -61,8 +110,8 @@ class AuditEvent:
         return parsed
 
     @property
-    def seq(self) -> int:
-        return int(self.body["seq"])
+    def sealed(self) -> bool:
+        return self.seq is not None
 
     @property
     def type(self) -> str:
@@ -93,126 +142,109 @@ class AuditEvent:
         return data
 
     def to_dict(self) -> JSONObject:
-        return {**self.body, "prev_hash": self.prev_hash, "hash": self.hash}
+        """The event as exported: what happened, then where it sits in the log. The record
+        is ``canonical_json`` of every key but the last five, so an exported line can be
+        verified on its own (``signoff audit verify --log``)."""
+        return {
+            **self.body,
+            "position": self.position,
+            "seq": self.seq,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    @classmethod
+    def from_dict(cls, line: JSONObject) -> AuditEvent:
+        """The inverse of :meth:`to_dict` (an exported line, a page from the API)."""
+        fields = dict(line)
+        position = fields.pop("position")
+        seq, prev_hash, hash_ = fields.pop("seq"), fields.pop("prev_hash"), fields.pop("hash")
+        return cls(int(position), canonical_json(fields), seq, hash_, prev_hash)
 
 
-def chain_hash(prev_hash: str, record: str) -> str:
+def link_hash(prev_hash: str, seq: int, position: int, record: str) -> str:
+    """The chain hash of the event at ``seq``: it commits to everything before it."""
     h = hashlib.sha256(_DOMAIN)
-    h.update(prev_hash.encode())
-    h.update(b"\x00")
+    h.update(f"{prev_hash}\x00{seq}\x00{position}\x00".encode())
     h.update(record.encode())
     return h.hexdigest()
 
 
-def seal(entry: AuditEntry, seq: int, prev_hash: str) -> AuditEvent:
-    """Place ``entry`` in the chain after an event whose hash is ``prev_hash``."""
-    record = canonical_json(
-        {
-            "seq": seq,
-            "type": entry.type,
-            "request_id": entry.request_id,
-            "actor": entry.actor,
-            "at": iso(entry.at),
-            "via": entry.via,
-            "data": entry.data,
-        }
-    )
-    return AuditEvent(record, prev_hash, chain_hash(prev_hash, record))
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One sealed event's place in the chain."""
+
+    seq: int
+    position: int
+    hash: str
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
-    ok: bool
-    events: int
+class Checkpoint:
+    """A signed statement: the chain had ``size`` events, ending in ``head`` (the event at
+    ``position``), at ``at``. Like a signed tree head, it commits to the whole history."""
+
+    size: int
     head: str
-    #: the first event where the chain breaks, and why
-    first_bad: JSONObject | None = None
+    position: int
+    at: str
+    kid: str
+    signature: str = ""
 
-    def to_dict(self) -> JSONObject:
-        out: dict[str, Any] = {"ok": self.ok, "events": self.events, "head": self.head}
-        if self.first_bad is not None:
-            out["first_bad"] = self.first_bad
-        return out
+    def payload(self) -> bytes:
+        """The bytes that are signed: a domain tag, then canonical JSON."""
+        document = {
+            "log": LOG_NAME,
+            "size": self.size,
+            "head": self.head,
+            "position": self.position,
+            "at": self.at,
+            "kid": self.kid,
+        }
+        return _CHECKPOINT_DOMAIN + canonical_json(document).encode()
 
+    def signature_bytes(self) -> bytes:
+        text = self.signature
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
-def verify(events: Iterable[AuditEvent]) -> Verification:
-    """Recompute the chain over ``events`` (in stored order) and find the first break."""
-    check = ChainCheck()
-    check.feed(events)
-    return check.result()
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "head": self.head,
+            "position": self.position,
+            "at": self.at,
+            "kid": self.kid,
+            "signature": self.signature,
+        }
 
-
-class ReadPage(Protocol):
-    async def __call__(self, *, after_seq: int, limit: int) -> list[AuditEvent]: ...
-
-
-async def verify_pages(read: ReadPage, *, page: int = 5000) -> Verification:
-    """Verify a chain read ``page`` events at a time (``read(after_seq=, limit=)``), each page
-    hashed in a worker thread: a long chain never holds the event loop or all of memory."""
-    check = ChainCheck()
-    while not check.broken:
-        events = await read(after_seq=check.next_seq - 1, limit=page)
-        await asyncio.to_thread(check.feed, events)
-        if len(events) < page:
-            break
-    return check.result()
-
-
-class ChainCheck:
-    """Verification fed page by page (a long chain need not be in memory at once, and each
-    page can be checked in a worker thread); stops at the first break."""
-
-    def __init__(self) -> None:
-        self._prev, self._expected, self._count = GENESIS, 1, 0
-        self._bad: JSONObject | None = None
-
-    @property
-    def broken(self) -> bool:
-        return self._bad is not None
-
-    @property
-    def next_seq(self) -> int:
-        """The seq the next event must have."""
-        return self._expected
-
-    def feed(self, events: Iterable[AuditEvent]) -> None:
-        if self._bad is not None:
-            return
-        for event in events:
-            self._count += 1
-            problem = _problem(event, self._prev, self._expected)
-            if problem is not None:
-                try:
-                    found = int(event.seq)
-                except (ValueError, KeyError, TypeError):
-                    found = self._expected
-                self._bad = {"seq": found, "position": self._count, "reason": problem}
-                return
-            self._prev, self._expected = event.hash, self._expected + 1
-
-    def result(self) -> Verification:
-        return Verification(
-            ok=self._bad is None, events=self._count, head=self._prev, first_bad=self._bad
-        )
+    @classmethod
+    def from_dict(cls, value: Any) -> Checkpoint:
+        """A checkpoint as exported; ValueError for anything else."""
+        if not isinstance(value, dict):
+            raise ValueError("a checkpoint is a JSON object")
+        try:
+            checkpoint = cls(
+                size=value["size"],
+                head=value["head"],
+                position=value["position"],
+                at=value["at"],
+                kid=value["kid"],
+                signature=value["signature"],
+            )
+        except KeyError as exc:
+            raise ValueError(f"a checkpoint needs {exc.args[0]!r}") from exc
+        ints = (checkpoint.size, checkpoint.position)
+        texts = (checkpoint.head, checkpoint.at, checkpoint.kid, checkpoint.signature)
+        if not all(type(v) is int and v >= 0 for v in ints) or not all(
+            isinstance(v, str) for v in texts
+        ):
+            raise ValueError("a checkpoint's size and position are integers, the rest text")
+        return checkpoint
 
 
-def _problem(event: AuditEvent, prev: str, expected_seq: int) -> str | None:
-    altered = "the event's content does not match its hash: it was altered"
-    hash_ok = chain_hash(prev, event.record) == event.hash
-    if event.prev_hash == prev and not hash_ok:
-        return altered
-    try:
-        body = json.loads(event.record)
-        seq = body["seq"]
-        canonical = canonical_json(body) == event.record
-    except (ValueError, KeyError, TypeError):
-        return "the event cannot be read: it was altered"
-    if not canonical:
-        return "the event is not in canonical form: it was altered"
-    if seq != expected_seq:
-        return f"expected seq {expected_seq}, found {seq}: an event is missing or moved"
-    if event.prev_hash != prev:
-        return "prev_hash does not match the previous event: an event was removed or moved"
-    if not hash_ok:
-        return altered
-    return None
+def signed(checkpoint: Checkpoint, sign: Callable[[bytes], bytes]) -> Checkpoint:
+    """``checkpoint`` with its signature, made by ``sign(payload) -> bytes``."""
+    text = base64.urlsafe_b64encode(sign(checkpoint.payload())).decode().rstrip("=")
+    return Checkpoint(
+        checkpoint.size, checkpoint.head, checkpoint.position, checkpoint.at, checkpoint.kid, text
+    )

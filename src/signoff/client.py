@@ -20,8 +20,8 @@ from typing import Any, Literal
 import aiohttp
 
 from signoff._version import __version__
-from signoff.audit import AuditEvent, Verification
-from signoff.canonical import canonical_json
+from signoff.audit import AuditEvent, Checkpoint
+from signoff.audit_check import Verification
 from signoff.errors import (
     ConfigError,
     Conflict,
@@ -309,18 +309,35 @@ class Client:
             "GET", "/v1/audit", params={"request_id": request_id, "after": after, "limit": limit}
         )
         page = json.loads(reply.body)
-        events = []
-        for item in page["items"]:
-            prev_hash, hash_ = item.pop("prev_hash"), item.pop("hash")
-            # the record is the canonical JSON of the rest, byte for byte as it was hashed
-            events.append(AuditEvent(canonical_json(item), prev_hash, hash_))
+        # each record is the canonical JSON of the event's own fields, as it was hashed
+        events = [AuditEvent.from_dict(item) for item in page["items"]]
         return AuditPage(events, page["next_after"])
 
-    async def verify_audit(self) -> Verification:
-        body = json.loads((await self._call("GET", "/v1/audit/verify")).body)
-        return Verification(
-            ok=body["ok"], events=body["events"], head=body["head"], first_bad=body.get("first_bad")
-        )
+    async def verify_audit(self, *, against: Checkpoint | None = None) -> Verification:
+        if against is None:
+            reply = await self._call("GET", "/v1/audit/verify")
+        else:
+            body = {"against": against.to_dict()}
+            reply = await self._call("POST", "/v1/audit/verify", json_body=body)
+        return _verification(json.loads(reply.body))
+
+    async def checkpoints(self, *, after: int = 0, limit: int = 1000) -> list[Checkpoint]:
+        """Every signed checkpoint after ``after`` (read page by page)."""
+        found: list[Checkpoint] = []
+        while True:
+            reply = await self._call(
+                "GET", "/v1/audit/checkpoints", params={"after": after, "limit": limit}
+            )
+            page = json.loads(reply.body)
+            found.extend(Checkpoint.from_dict(item) for item in page["items"])
+            if page["next_after"] is None:
+                return found
+            after = page["next_after"]
+
+    async def audit_keys(self) -> dict[str, Any]:
+        """The public keys (JWKS) the server's checkpoints verify with."""
+        keys: dict[str, Any] = json.loads((await self._call("GET", "/v1/audit/keys")).body)
+        return keys
 
     # -- live events ------------------------------------------------------------------------
 
@@ -430,3 +447,17 @@ async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
                 event_id = value
             elif name == "data":
                 data.append(value)
+
+
+def _verification(body: dict[str, Any]) -> Verification:
+    return Verification(
+        ok=body["ok"],
+        events=body["events"],
+        head=body["head"],
+        sealed=body.get("sealed", 0),
+        unsealed=body.get("unsealed", 0),
+        checkpoint=body.get("checkpoint"),
+        first_bad=body.get("first_bad"),
+        mismatched=body.get("mismatched", 0),
+        mismatches=body.get("mismatches") or [],
+    )

@@ -20,6 +20,10 @@ The config file is TOML::
     quorum = 1
     reason = "Refund ${args.amount} for {args.order_id}"
 
+    [audit]
+    trusted_keys = ["…"]           # other replicas' public keys (base64url Ed25519)
+    seal_interval = "1s"           # how often new audit events are sealed and signed
+
     [auth]
     role_claim = "role"            # or a path: "ably.channel.*", "realm_access.role"
     issuer = "https://idp.example"   # checked when set
@@ -88,6 +92,14 @@ class RunsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditConfig:
+    #: public keys (base64url) whose checkpoints verify besides this server's own
+    trusted_keys: tuple[str, ...] = ()
+    #: how often the leader seals new audit events and signs a checkpoint
+    seal_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     roles: RoleLadder = field(default_factory=RoleLadder)
     default_timeout_s: float = DEFAULT_TIMEOUT_S
@@ -97,6 +109,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     runs: RunsConfig = field(default_factory=RunsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source: str | None = None
 
     def operator_policy(self, tool: str) -> Policy | None:
@@ -189,6 +202,10 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Confi
             public_url=file.server.public_url,
         ),
         runs=RunsConfig(apps=tuple(file.runs.apps)),
+        audit=AuditConfig(
+            trusted_keys=tuple(file.audit.trusted_keys),
+            seal_interval_s=parse_duration(file.audit.seal_interval),
+        ),
         source=source,
     )
 
@@ -235,6 +252,9 @@ class Settings:
     db_url: str = DEFAULT_DB_URL
     config_path: str | None = None
     secret: str | None = None
+    #: the Ed25519 seed (base64url) that signs the audit log's checkpoints, for replicas
+    #: on several machines; otherwise a key file in the data folder
+    signing_key: str | None = None
     server_url: str = DEFAULT_SERVER_URL
     token: str | None = None
     #: whether the demo may use a real model (the SDKs read the keys themselves)
@@ -248,6 +268,7 @@ class Settings:
             db_url=env.get("SIGNOFF_DB") or DEFAULT_DB_URL,
             config_path=env.get("SIGNOFF_CONFIG") or None,
             secret=env.get("SIGNOFF_SECRET") or None,
+            signing_key=env.get("SIGNOFF_SIGNING_KEY") or None,
             server_url=env.get("SIGNOFF_URL") or DEFAULT_SERVER_URL,
             token=env.get("SIGNOFF_TOKEN") or None,
             anthropic_api_key=bool(env.get("ANTHROPIC_API_KEY")),

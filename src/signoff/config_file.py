@@ -120,6 +120,15 @@ class RunsTable(_Table):
     )
 
 
+class AuditTable(_Table):
+    #: public Ed25519 keys (base64url, 32 bytes) whose checkpoints verify besides this
+    #: server's own: other replicas' keys, keys retired elsewhere
+    trusted_keys: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{43}=?$")]] = Field(
+        default_factory=list
+    )
+    seal_interval: Duration = "1s"
+
+
 class ConfigFile(_Table):
     """The whole policy file."""
 
@@ -130,3 +139,4 @@ class ConfigFile(_Table):
     auth: AuthTable = Field(default_factory=AuthTable)
     server: ServerTable = Field(default_factory=ServerTable)
     runs: RunsTable = Field(default_factory=RunsTable)
+    audit: AuditTable = Field(default_factory=AuditTable)

@@ -13,15 +13,17 @@ No optional driver is imported before its scheme is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from signoff.bus.base import Bus
-from signoff.config import Settings
+from signoff.config import Config, Settings
 from signoff.errors import ConfigError
+from signoff.keys import Keyring
 from signoff.stores.base import Store
 
-__all__ = ["Backends", "connect", "data_dir"]
+__all__ = ["Backends", "connect", "data_dir", "signing_keys"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +71,20 @@ def data_dir(db_url: str) -> Path:
         if path != ":memory:":
             return Path(path).resolve().parent
     return Path(".signoff").resolve()
+
+
+def signing_keys(
+    db_url: str, config: Config, settings: Settings | None = None
+) -> Callable[[], Keyring]:
+    """The keys that sign and verify the audit log's checkpoints for the store at
+    ``db_url``: ``SIGNOFF_SIGNING_KEY`` where set, else the keyring in the store's data
+    folder (created once); and the public keys the config trusts besides. Loaded when the
+    service starts (after its store opened)."""
+    seed = (settings or Settings.from_env()).signing_key
+
+    def load() -> Keyring:
+        if db_url.startswith("memory:"):
+            return Keyring.ephemeral()
+        return Keyring.load(data_dir(db_url), seed=seed, trusted=config.audit.trusted_keys)
+
+    return load

@@ -14,6 +14,7 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── Forbidden              identity known, action not allowed (role, kind, self-approval)
     │   └── PolicyDenied       the operator's policy refuses this call outright
     ├── Conflict               the request is no longer in a state that allows the action
+    │   └── StateMismatch      the request's row disagrees with its audited events
     ├── InvalidEdit            modified arguments outside ``editable`` or breaking the schema
     ├── PayloadTooLarge        a request body or its arguments exceed the limits
     ├── RequestTimeout         a request body did not arrive in time
@@ -114,6 +115,13 @@ class Conflict(SignoffError):
     """The request is no longer in a state that allows this."""
 
     code = "conflict"
+
+
+class StateMismatch(Conflict):
+    """The request's stored state does not match its audit log: it was changed outside
+    signoff, so nothing is decided, run or reported on it (fail closed)."""
+
+    code = "state_mismatch"
 
 
 class InvalidEdit(SignoffError):

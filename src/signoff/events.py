@@ -1,7 +1,8 @@
 """Live events: what subscribers (waiting agents, dashboards, channels) are told.
 
-Each event is stored in the same transaction as the change it reports, with an id that
-increases, so a subscriber that reconnects can replay everything after the last id it saw.
+Each event is the audit event of the change it reports (stored in the same transaction);
+its id is the event's position in the audit log, which increases, so a subscriber that
+reconnects can replay everything after the last id it saw.
 A live event carries the request as the change left it; a replayed one, the request as it
 is now.
 """
@@ -30,16 +31,26 @@ class EventType(StrEnum):
 class Event:
     """A stored live event about one request."""
 
-    __slots__ = ("_json", "_wire", "at", "id", "request_id", "snapshot", "type")
+    __slots__ = ("_json", "_wire", "at", "id", "prev", "request_id", "snapshot", "type")
 
     def __init__(
-        self, id: int, type: str, request_id: str, at: str, snapshot: ApprovalRequest
+        self,
+        id: int,
+        type: str,
+        request_id: str,
+        at: str,
+        snapshot: ApprovalRequest,
+        prev: int | None = None,
     ) -> None:
         self.id = id
         self.type = type
         self.request_id = request_id
         self.at = at
         self.snapshot = snapshot
+        #: an id at or below which every earlier event lies: no live event has an id between
+        #: ``prev`` and ``id``. None when the writer cannot know (other writers commit in
+        #: parallel): such an event wakes waiters but is streamed only once read back in order
+        self.prev = prev
         self._json: JSONObject | None = None
         self._wire: str | None = None
 

@@ -21,7 +21,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from signoff.approvals import Approvals, LocalApprovals
 from signoff.call_path import CallPath, seen_of
 from signoff.config import Config, Settings, config_from
-from signoff.connect import connect
+from signoff.connect import connect, signing_keys
 from signoff.errors import ConfigError
 from signoff.hooks import Hook
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Run
@@ -259,5 +259,7 @@ def approvals_for(
 
         token = token or Settings.from_env().token
         return RemoteApprovals(target, token=token, approver_token=approver_token)
-    backends = connect(target)
-    return LocalApprovals(ApprovalService(backends.store, backends.bus, config=config))
+    url = target or Settings.from_env().db_url
+    backends = connect(url)
+    keys = signing_keys(url, config)
+    return LocalApprovals(ApprovalService(backends.store, backends.bus, config=config, keys=keys))

@@ -23,7 +23,6 @@ from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id
 from signoff.audit import AuditEntry
 from signoff.canonical import digest
 from signoff.errors import Conflict, Forbidden, InvalidEdit, SignoffError
-from signoff.events import EventType
 from signoff.models import (
     SYSTEM,
     ApprovalRequest,
@@ -189,9 +188,7 @@ def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: d
                 "decisions": [*req.decisions, record],
             }
         )
-        return Change(
-            new, [_decision_entry("request.rejected", new, principal, record)], [EventType.DECIDED]
-        )
+        return Change(new, [_decision_entry("request.rejected", new, principal, record)])
     if any(d.by == principal.sub for d in req.approvals):
         return refuse(Conflict("you have already approved this request"))
     final_args, final_digest = req.final_args, req.args_digest
@@ -220,7 +217,7 @@ def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: d
         entry = _decision_entry("request.approved", new, principal, record)
     else:
         entry = _decision_entry("decision.recorded", new, principal, record)
-    return Change(new, [entry], [EventType.DECIDED])
+    return Change(new, [entry])
 
 
 def cancel(req: ApprovalRequest, agent: Principal, reason: str | None, now: datetime) -> Change:
@@ -236,7 +233,7 @@ def cancel(req: ApprovalRequest, agent: Principal, reason: str | None, now: date
     entry = AuditEntry(
         "request.cancelled", req.id, agent.audit_actor(), now, "agent", {"reason": reason}
     )
-    return Change(new, [entry], [EventType.CANCELLED])
+    return Change(new, [entry])
 
 
 def consume(req: ApprovalRequest, agent: Principal, now: datetime) -> Change:
@@ -258,7 +255,7 @@ def consume(req: ApprovalRequest, agent: Principal, now: datetime) -> Change:
         "agent",
         {"args_digest": req.args_digest, "final_args": req.final_args},
     )
-    return Change(new, [entry], [EventType.CONSUMED])
+    return Change(new, [entry])
 
 
 def record_outcome(
@@ -287,7 +284,7 @@ def record_outcome(
         "agent",
         {"status": status, "detail": detail},
     )
-    return Change(req.model_copy(update=update), [entry], [EventType.OUTCOME])
+    return Change(req.model_copy(update=update), [entry])
 
 
 def expire(req: ApprovalRequest, now: datetime) -> Change:
@@ -307,7 +304,7 @@ def expiry(req: ApprovalRequest, now: datetime) -> Change:
         "system",
         {"expires_at": req.expires_at.isoformat()},
     )
-    return Change(new, [entry], [EventType.EXPIRED])
+    return Change(new, [entry])
 
 
 def expired_change(
@@ -324,7 +321,7 @@ def expired_change(
     expired = expiry(req, now)
     error = Conflict(f"the request expired at {req.expires_at.isoformat()}")
     late = refused(expired.request or req, principal, now, verb, error, via=via)
-    return Change(expired.request, [*expired.audit, *late.audit], expired.events, error)
+    return Change(expired.request, [*expired.audit, *late.audit], error)
 
 
 def owner_refusal(

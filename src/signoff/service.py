@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
@@ -20,7 +20,9 @@ from typing import Any, Literal
 from signoff import access, intake, lifecycle
 from signoff._util import jsonable, stop_task, to_datetime
 from signoff.argschema import schema_errors
-from signoff.audit import AuditEvent, Verification, verify_pages
+from signoff.audit import AuditEntry, AuditEvent, Checkpoint
+from signoff.audit_check import Verification
+from signoff.audit_log import AuditLog
 from signoff.bus.base import Bus
 from signoff.bus.memory import MemoryBus
 from signoff.bus.replay import RequestEvents, StoreEvents
@@ -33,27 +35,28 @@ from signoff.errors import (
     InvalidEdit,
     NotFound,
     SignoffError,
+    StateMismatch,
 )
-from signoff.events import Event, EventType
+from signoff.events import Event
 from signoff.follow import Feed, OnOpen, follow
+from signoff.keys import Keyring
 from signoff.models import (
+    SYSTEM,
     ApprovalRequest,
     DecisionKind,
     Page,
     Principal,
     RequestSpec,
-    RunRecord,
     Status,
 )
-from signoff.stores.base import Created, ListQuery, RunQuery, Store, TransitionFn
+from signoff.run_book import RunBook
+from signoff.stores.base import Created, ListQuery, Store, TransitionFn
 from signoff.types import Clock, JSONObject
 
 log = logging.getLogger(__name__)
 
 #: how long the sweeper sleeps at most between looks for expired requests
 SWEEP_INTERVAL_S = 1.0
-#: audit events read and hashed at a time when verifying the chain
-VERIFY_PAGE = 5000
 
 
 class ApprovalService:
@@ -67,6 +70,7 @@ class ApprovalService:
         config: Config | None = None,
         clock: Clock = time.time,
         sweep: bool = True,
+        keys: Keyring | Callable[[], Keyring] | None = None,
     ) -> None:
         self.store = store
         # without a bus of its own the service hears only this process: signoff.connect(url)
@@ -78,22 +82,39 @@ class ApprovalService:
         self._sweep = sweep
         self._sweeper: asyncio.Task[None] | None = None
         self._started = False
-        self._verifying: asyncio.Future[Verification] | None = None
+        # the key that signs the log's checkpoints: the store's folder's, else one for now
+        if keys is None:
+            keys = self._default_keys
+        #: durable agent runs' checkpoints
+        self.runs = RunBook(store, self.roles, self.now)
+        #: the audit log: sealed while the service runs (``sweep``), read and verified
+        self.audit_log = AuditLog(
+            store, keys, self.now, seal_interval=self.config.audit.seal_interval_s
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
+
+    def _default_keys(self) -> Keyring:
+        """The store's folder's keyring (created once), or a key for this process alone."""
+        folder, trusted = self.store.data_dir, self.config.audit.trusted_keys
+        return Keyring.ephemeral() if folder is None else Keyring.load(folder, trusted=trusted)
 
     async def start(self) -> None:
         if self._started:
             return
         await self.store.start()
+        self.audit_log.keys  # noqa: B018 - a keyring that cannot load fails the start
         await self.bus.start(self.store)
         if self._sweep:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="signoff-sweeper")
+            self.audit_log.start()
         self._started = True
 
     async def aclose(self) -> None:
         await stop_task(self._sweeper)
         self._sweeper = None
+        if self._started and self._sweep:
+            await self.audit_log.aclose()
         await self.bus.aclose()
         await self.store.aclose()
         self._started = False
@@ -125,7 +146,7 @@ class ApprovalService:
             raise Forbidden("only agents create approval requests")
         proposal = await intake.proposal(spec, principal, self.config, from_operator=from_operator)
         request, audit = lifecycle.create(proposal, principal, self.now())
-        created = await self.store.create(request, audit, [EventType.CREATED])
+        created = await self.store.create(request, audit)
         if not created.created:
             existing = created.request
             if existing.tool != spec.tool or digest(existing.args) != digest(spec.args):
@@ -342,7 +363,7 @@ class ApprovalService:
             try:
                 # with replicas sharing a store, one sweeps at a time; the others look again
                 # a little later (their own waiters still expire the requests they wait on)
-                if await self.store.is_sweep_leader():
+                if await self.store.is_leader():
                     await self.expire_due()
                     nxt = await self.store.next_expiry()
                     if nxt is not None:
@@ -350,54 +371,6 @@ class ApprovalService:
             except Exception:
                 log.exception("signoff: the expiry sweep failed; retrying")
             await asyncio.sleep(delay)
-
-    # -- durable runs -------------------------------------------------------------------------
-
-    async def save_run(self, record: RunRecord, principal: Principal) -> RunRecord:
-        """Checkpoint a run. Only agents save runs, and only their own: a run id is the
-        agent's own, so no agent can claim or overwrite another's run."""
-        if principal.kind != "agent":
-            raise Forbidden("only agents checkpoint runs")
-        record = record.model_copy(
-            update={"owner": principal.sub, "agent_id": principal.sub, "updated_at": self.now()}
-        )
-        await self.store.save_run(record)
-        return record
-
-    async def get_run(
-        self, run_id: str, principal: Principal, *, owner: str | None = None
-    ) -> RunRecord:
-        """A run: an agent's own, or (for an approver) the one with that id, of ``owner``
-        where several agents used the same id."""
-        if principal.kind == "agent":
-            owner = principal.sub
-        else:
-            access.require_reader(principal, self.roles)
-        if owner is not None:
-            record = await self.store.get_run(owner, run_id)
-            if record is None:
-                raise NotFound(f"no run {run_id}")
-            return record
-        found = await self.store.list_runs(RunQuery(run_id=run_id, limit=2))
-        if not found:
-            raise NotFound(f"no run {run_id}")
-        if len(found) > 1:
-            raise Conflict(f"several agents have a run {run_id}: name the agent")
-        return found[0]
-
-    async def list_runs(
-        self,
-        principal: Principal,
-        *,
-        status: str | None = None,
-        owner: str | None = None,
-        limit: int = 100,
-    ) -> list[RunRecord]:
-        if principal.kind == "agent":
-            owner = principal.sub
-        else:
-            access.require_reader(principal, self.roles)
-        return await self.store.list_runs(RunQuery(status=status, owner=owner, limit=limit))
 
     # -- audit ----------------------------------------------------------------------------
 
@@ -410,27 +383,42 @@ class ApprovalService:
         principal: Principal,
         *,
         request_id: str | None = None,
-        after_seq: int = 0,
+        after: int = 0,
         limit: int | None = None,
     ) -> list[AuditEvent]:
         access.require_auditor(principal, self.roles)
-        return await self.store.audit_events(
-            request_id=request_id, after_seq=after_seq, limit=limit
-        )
+        return await self.audit_log.events(request_id=request_id, after=after, limit=limit)
 
-    async def verify_audit(self, principal: Principal) -> Verification:
-        """Check the whole chain: a page at a time, hashed in a worker thread. One check runs
-        at a time: callers that ask while one runs share its result."""
+    async def verify_audit(
+        self, principal: Principal, *, against: Checkpoint | None = None
+    ) -> Verification:
+        """Check the whole log, its signed checkpoints (and ``against``, one exported
+        elsewhere) and every request's row against its events."""
         access.require_auditor(principal, self.roles)
-        if self._verifying is None or self._verifying.done():
-            self._verifying = asyncio.ensure_future(self._verify_chain())
-        return await asyncio.shield(self._verifying)
+        return await self.audit_log.verify(against)
 
-    async def _verify_chain(self) -> Verification:
-        return await verify_pages(self.store.audit_events, page=VERIFY_PAGE)
+    async def checkpoints(
+        self, principal: Principal, *, after: int = 0, limit: int = 1000
+    ) -> list[Checkpoint]:
+        access.require_auditor(principal, self.roles)
+        return await self.audit_log.checkpoints(after=after, limit=limit)
 
     async def _transition(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
-        result = await self.store.transition(request_id, apply)
+        try:
+            result = await self.store.transition(request_id, apply)
+        except StateMismatch as exc:
+            # fail closed, and leave a trace: the row was changed outside signoff
+            log.error("signoff: %s", exc.message)
+            entry = AuditEntry(
+                "integrity.mismatch",
+                request_id,
+                SYSTEM.audit_actor(),
+                self.now(),
+                "system",
+                {"row": exc.detail.get("row"), "events": exc.detail.get("events")},
+            )
+            await self.store.append_audit(entry)
+            raise
         if result.events:
             await self.bus.publish(result.events)
         return result.request

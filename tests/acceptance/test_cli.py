@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pexpect
@@ -249,6 +251,72 @@ def test_audit_verify_and_export(served: Served) -> None:
     one_line_error(served.signoff("audit", "verify", token=publisher), "needs the role 'admin'")
     one_line_error(
         served.signoff("audit", "export", "--format", "csv", token=admin), "unknown format"
+    )
+
+
+def _sealed(served: Served, admin: str) -> dict[str, Any]:
+    """The server seals every second: wait until everything is."""
+    deadline = time.monotonic() + 15
+    while True:
+        result: dict[str, Any] = json.loads(
+            served.signoff("audit", "verify", "--json", token=admin).stdout
+        )
+        if result["unsealed"] == 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_checkpoints_kept_elsewhere_find_a_cut_log_and_an_altered_export(served: Served) -> None:
+    """The whole custody chain from the command line: export the signed checkpoints and the
+    log, verify the server's log and the exported one against them, then find a tail cut
+    from the database, and an exported log altered or cut, with one line on stderr each."""
+    admin = served.token("--sub", "ada", "--role", "admin")
+    publisher = served.token("--sub", "paul", "--role", "publisher")
+    for n in range(3):
+        agent = served.agent({**REFUND, "amount": 250 + n}, call_id=f"toolu_{n}")
+        [request] = served.pending(admin)
+        served.signoff("approve", request["id"], token=publisher, check=True)
+        finish(agent)
+    assert _sealed(served, admin)["sealed"] == 12
+    kept = served.folder / "checkpoints.json"
+    wrote = served.signoff("audit", "checkpoint", "export", "--out", str(kept), token=admin)
+    assert wrote.returncode == 0 and "size 12" in wrote.stdout, wrote.stderr
+    log = served.folder / "audit.jsonl"
+    log.write_text(served.signoff("audit", "export", token=admin, check=True).stdout)
+    online = served.signoff("audit", "verify", "--against", str(kept), token=admin, check=True)
+    assert "intact: 12 events" in online.stdout
+    offline = served.signoff("audit", "verify", "--log", str(log), "--against", str(kept))
+    assert offline.returncode == 0 and "intact: 12 events" in offline.stdout, offline.stderr
+
+    lines = log.read_text().splitlines()
+    altered = served.folder / "altered.jsonl"
+    altered.write_text("\n".join([*lines[:5], lines[5].replace("paul", "mallory"), *lines[6:]]))
+    one_line_error(
+        served.signoff("audit", "verify", "--log", str(altered), "--against", str(kept)),
+        "broken at seq 6",
+    )
+    cut = served.folder / "cut.jsonl"
+    cut.write_text("\n".join(lines[:8]))
+    one_line_error(
+        served.signoff("audit", "verify", "--log", str(cut), "--against", str(kept)), "cut off"
+    )
+    one_line_error(served.signoff("audit", "verify", "--log", str(log)), "needs --against")
+    one_line_error(
+        served.signoff("audit", "verify", "--log", str(log), "--against", str(log)),
+        "not JSON",
+    )
+
+    # a tail cut from the database with its checkpoints: only the kept checkpoints show it
+    db = sqlite3.connect(served.folder / "server.db", isolation_level=None)
+    for table in ("audit_events", "audit_chain", "audit_checkpoints"):
+        db.execute(f"DROP TRIGGER {table}_no_delete")
+    db.execute("DELETE FROM audit_events WHERE position > 8")
+    db.execute("DELETE FROM audit_chain WHERE seq > 8")
+    db.execute("DELETE FROM audit_checkpoints WHERE size > 8")
+    db.execute("DELETE FROM requests WHERE seq = 3")
+    db.close()
+    one_line_error(
+        served.signoff("audit", "verify", "--against", str(kept), token=admin), "cut off"
     )
 
 

@@ -1,14 +1,16 @@
 """A process the crash test kills with SIGKILL at random moments.
 
 It gates TOTAL calls (tool_call_id ``call-<n>`` in one run) through an embedded Gate on a
-SQLite file, approves each request from an in-process approver, and runs a tool whose side
-effect is one line appended to EXEC_LOG. It prints, after each commit it relies on:
+store (a SQLite file, or a PostgreSQL database as one replica of many), eight at a time
+(so SQLite commits them in groups), approves each request from an in-process approver, and
+runs a tool whose side effect is one line appended to EXEC_LOG. It prints, after each
+commit it relies on:
 
     approved <request id>        the approval was committed
     done <n> <request id>        the call for n ran and its outcome was recorded
 
-Restarted on the same file, it resumes the same calls: idempotency finds each request again.
-Usage: python -m tests.helpers.crash_worker DB_PATH EXEC_LOG TOTAL
+Restarted on the same store, it resumes the same calls: idempotency finds each request again.
+Usage: python -m tests.helpers.crash_worker STORE_URL EXEC_LOG TOTAL
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-async def main(db_path: str, exec_log: str, total: int) -> None:
-    gate = Gate(f"sqlite:///{db_path}")
+async def main(url: str, exec_log: str, total: int) -> None:
+    gate = Gate(url)
     log_fd = os.open(exec_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     @gate.tool(policy=Policy(min_role="publisher", timeout="10m"))

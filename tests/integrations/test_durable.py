@@ -140,7 +140,7 @@ async def test_sigkill_while_waiting_then_resume_in_a_new_process(
         requests = (await service.list_requests(ListQuery(), ADMIN)).items
         assert len(requests) == 1 and requests[0].status is Status.APPROVED
         assert requests[0].outcome is not None and requests[0].outcome.status == "succeeded"
-        run = await service.get_run("run-42", ADMIN)
+        run = await service.runs.get("run-42", ADMIN)
         assert run.status == "finished"
         assert (await service.verify_audit(ADMIN)).ok
     # resuming a finished run again changes nothing

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from signoff import audit
+from signoff import audit_check
 from signoff.server import stats as stats_module
 from tests.server.conftest import Live, start_live, stop_live
 
@@ -57,14 +57,14 @@ async def test_parallel_audit_verifications_share_one_run_off_the_loop(
 ) -> None:
     await some_requests(live, 10)
     threads: list[str] = []
-    real = audit.ChainCheck.feed
+    real = audit_check.ChainCheck.feed
 
-    def feed(self: audit.ChainCheck, events: Any) -> None:
+    def feed(self: audit_check.ChainCheck, events: Any) -> None:
         threads.append(threading.current_thread().name)
         time.sleep(0.5)  # a long chain: the other callers arrive while this one runs
         real(self, events)
 
-    monkeypatch.setattr(audit.ChainCheck, "feed", feed)
+    monkeypatch.setattr(audit_check.ChainCheck, "feed", feed)
     async with live.client(live.approver_token("ada", role="admin")) as admin:
         answers = await asyncio.gather(*(admin.get("/v1/audit/verify") for _ in range(6)))
     assert all(a.status_code == 200 and a.json()["ok"] for a in answers)

@@ -351,6 +351,7 @@ async def test_audit_and_verify(live: Live) -> None:
         assert audit["next_after"] is None
         first = audit["items"][0]
         assert set(first) == {
+            "position",
             "seq",
             "type",
             "request_id",
@@ -361,10 +362,40 @@ async def test_audit_and_verify(live: Live) -> None:
             "prev_hash",
             "hash",
         }
+        assert first["seq"] is None and first["hash"] is None  # not sealed yet
         page = (await admin.get("/v1/audit", params={"limit": 1})).json()
-        assert len(page["items"]) == 1 and page["next_after"] == 1
+        assert len(page["items"]) == 1 and page["next_after"] == first["position"]
         verify = (await admin.get("/v1/audit/verify")).json()
         assert verify["ok"] is True and verify["events"] == 2 and len(verify["head"]) == 64
+        assert verify["unsealed"] == 2 and verify["checkpoint"] is None
+
+
+async def test_the_sealed_log_its_checkpoints_and_keys(live: Live) -> None:
+    """Sealed events carry their links; the checkpoints and the public keys that verify them
+    are published; a checkpoint kept elsewhere is checked against the log."""
+    req = await create(live)
+    await live.service.audit_log.seal()
+    async with live.client(live.approver_token("ada", "admin")) as admin:
+        items = (await admin.get("/v1/audit")).json()["items"]
+        assert [e["seq"] for e in items] == [1]
+        checkpoints = (await admin.get("/v1/audit/checkpoints")).json()
+        [checkpoint] = checkpoints["items"]
+        assert checkpoints["next_after"] is None
+        assert checkpoint["size"] == 1 and checkpoint["head"] == items[0]["hash"]
+        async with live.client(None) as anyone:
+            keys = (await anyone.get("/v1/audit/keys")).json()["keys"]
+        assert [k["kid"] for k in keys] == [checkpoint["kid"]]
+        assert keys[0]["kty"] == "OKP" and "d" not in keys[0]
+        against = await admin.post("/v1/audit/verify", json={"against": checkpoint})
+        assert against.status_code == 200 and against.json()["ok"] is True
+        forged = {**checkpoint, "size": 2}
+        refused = (await admin.post("/v1/audit/verify", json={"against": forged})).json()
+        assert refused["ok"] is False
+        is_problem(await admin.post("/v1/audit/verify", json={"against": {"size": "x"}}), 422)
+    async with live.client(live.approver_token()) as publisher:
+        is_problem(await publisher.get("/v1/audit/checkpoints"), 403)
+        is_problem(await publisher.post("/v1/audit/verify", json={"against": checkpoint}), 403)
+    assert req["status"] == "pending"
 
 
 async def test_health_ready_metrics(live: Live) -> None:

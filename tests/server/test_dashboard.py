@@ -198,6 +198,7 @@ async def test_the_audit_export_is_a_jsonl_download_for_auditors(
 ) -> None:
     for n in range(3):
         await create(live, {**REFUND, "tool_call_id": f"e{n}"})
+    await live.service.audit_log.seal()
     r = await person.get("/v1/audit/export")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/x-ndjson")

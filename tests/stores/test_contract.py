@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from signoff.audit import AuditEntry, verify
+from signoff.audit import GENESIS, AuditEntry
 from signoff.canonical import digest
-from signoff.errors import Conflict, InvalidArguments, NotFound, StoreError
+from signoff.errors import Conflict, InvalidArguments, NotFound, StateMismatch, StoreError
+from signoff.keys import Keyring
 from signoff.models import ApprovalRequest, Page, PolicySnapshot, Run, RunRecord, Status
+from signoff.sealer import seal_once
 from signoff.stores.base import Change, ListQuery, RunQuery, Store
+from tests.conftest import drop_store, make_store
+from tests.helpers.tamper import reopen, tamper
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -49,14 +54,23 @@ def entry(type_: str, request_id: str | None, **data: object) -> AuditEntry:
     )
 
 
+def created_entry(req: ApprovalRequest) -> AuditEntry:
+    return entry("request.created", req.id, args_digest=req.args_digest)
+
+
+def approved(current: ApprovalRequest) -> Change:
+    new = current.model_copy(update={"status": Status.APPROVED, "decided_at": NOW})
+    return Change(new, [entry("request.approved", current.id, args_digest=current.args_digest)])
+
+
 async def create(store: Store, req: ApprovalRequest) -> ApprovalRequest:
-    created = await store.create(req, entry("request.created", req.id), ["request.created"])
+    created = await store.create(req, created_entry(req))
     return created.request
 
 
 async def test_create_and_get_round_trip(store: Store) -> None:
     req = make_request(1)
-    created = await store.create(req, entry("request.created", req.id), ["request.created"])
+    created = await store.create(req, created_entry(req))
     assert created.created
     assert created.request == req
     assert [e.type for e in created.events] == ["request.created"]
@@ -68,14 +82,14 @@ async def test_create_is_idempotent_on_key(store: Store) -> None:
     first = make_request(1, key="agent\x1fr1/toolu_1")
     second = make_request(2, key="agent\x1fr1/toolu_1")
     await create(store, first)
-    again = await store.create(second, entry("request.created", second.id), ["request.created"])
+    again = await store.create(second, created_entry(second))
     assert not again.created
     assert again.request.id == first.id
-    assert again.events == ()
+    assert again.events == []
     assert await store.get(second.id) is None
-    # the duplicate wrote nothing: one request, one audit event, one live event
+    # the duplicate wrote nothing: one request, one audit event (which is its live event)
     assert len(await store.audit_events()) == 1
-    assert await store.last_event_id() == 1
+    assert len(await store.events_after(0)) == 1
 
 
 async def test_list_is_newest_first_with_cursor(store: Store) -> None:
@@ -115,18 +129,18 @@ async def test_bad_cursor_is_a_clear_error(store: Store) -> None:
 
 async def test_transition_writes_state_audit_and_events_together(store: Store) -> None:
     req = await create(store, make_request(1))
-
-    def approve(current: ApprovalRequest) -> Change:
-        new = current.model_copy(update={"status": Status.APPROVED, "decided_at": NOW})
-        return Change(new, [entry("request.approved", current.id)], ["request.decided"])
-
-    result = await store.transition(req.id, approve)
+    result = await store.transition(req.id, approved)
     assert result.request.status is Status.APPROVED
     assert [e.type for e in result.events] == ["request.decided"]
     assert result.events[0].request["status"] == "approved"
     assert (await store.get(req.id)).status is Status.APPROVED  # type: ignore[union-attr]
-    assert [e.type for e in await store.audit_events()] == ["request.created", "request.approved"]
-    assert [e.type for e in await store.events_after(0)] == ["request.created", "request.decided"]
+    audit = await store.audit_events()
+    assert [e.type for e in audit] == ["request.created", "request.approved"]
+    live = await store.events_after(0)
+    assert [e.type for e in live] == ["request.created", "request.decided"]
+    # a live event is its audit event: one log, one position
+    assert [e.id for e in live] == [e.position for e in audit]
+    assert live[1].id == result.events[0].id
 
 
 async def test_transition_refusal_is_audited_and_changes_nothing(store: Store) -> None:
@@ -139,7 +153,8 @@ async def test_transition_refusal_is_audited_and_changes_nothing(store: Store) -
         await store.transition(req.id, refuse)
     assert await store.get(req.id) == req
     assert [e.type for e in await store.audit_events()] == ["request.created", "decision.refused"]
-    assert await store.last_event_id() == 1
+    # a refusal is audited, never streamed
+    assert [e.type for e in await store.events_after(0)] == ["request.created"]
 
 
 async def test_transition_rolls_back_when_the_function_raises(store: Store) -> None:
@@ -172,16 +187,14 @@ async def test_transition_of_unknown_request(store: Store) -> None:
 
 
 async def test_transition_is_compare_and_set(store: Store) -> None:
-    """Many transitions racing on one request: each sees the state the last one wrote."""
+    """Many transitions racing on one request: each one that commits saw the state the last
+    one wrote (a change computed from a state that moved on is computed again)."""
     req = await create(store, make_request(1))
-    winners = []
 
     def decide_once(current: ApprovalRequest) -> Change:
         if current.status is not Status.PENDING:
             return Change(audit=[entry("decision.refused", current.id)], error=Conflict("late"))
-        winners.append(1)
-        new = current.model_copy(update={"status": Status.APPROVED})
-        return Change(new, [entry("request.approved", current.id)], ["request.decided"])
+        return approved(current)
 
     async def attempt() -> bool:
         try:
@@ -192,10 +205,77 @@ async def test_transition_is_compare_and_set(store: Store) -> None:
 
     results = await asyncio.gather(*(attempt() for _ in range(50)))
     assert sum(results) == 1
-    assert len(winners) == 1
     types = [e.type for e in await store.audit_events()]
     assert types.count("request.approved") == 1
     assert types.count("decision.refused") == 49
+
+
+async def test_a_row_changed_outside_signoff_is_not_transitioned(
+    store: Store, tmp_path: Path
+) -> None:
+    """State bound to the log: a rejected request flipped to approved in its row is never
+    moved on (consumed, reported); the store fails closed and writes nothing."""
+    req = await create(store, make_request(1))
+
+    def reject(current: ApprovalRequest) -> Change:
+        new = current.model_copy(update={"status": Status.REJECTED, "decided_at": NOW})
+        return Change(new, [entry("request.rejected", current.id)])
+
+    await store.transition(req.id, reject)
+    flipped = (await store.get(req.id)).model_copy(update={"status": Status.APPROVED})  # type: ignore[union-attr]
+    await tamper(store, flipped)
+    fresh = await reopen(store)
+
+    def consume(current: ApprovalRequest) -> Change:
+        assert current.status is Status.APPROVED  # what the row now claims
+        new = current.model_copy(update={"consumed_at": NOW})
+        return Change(new, [entry("request.consumed", current.id, args_digest=current.args_digest)])
+
+    try:
+        with pytest.raises(StateMismatch, match="changed outside signoff"):
+            await fresh.transition(req.id, consume)
+        types = [e.type for e in await fresh.audit_events()]
+        assert types == ["request.created", "request.rejected"]
+        assert (await fresh.get(req.id)).consumed_at is None  # type: ignore[union-attr]
+    finally:
+        if fresh is not store:
+            await fresh.aclose()
+
+
+async def test_a_stale_version_is_recomputed_not_overwritten(
+    store_kind: str, tmp_path: Path
+) -> None:
+    """Two processes on one database: the second starts from the version it cached, finds
+    the row moved on, and computes its change again on the row as it is."""
+    if store_kind == "memory":
+        return  # one process only: there is no second cache to go stale
+    first = make_store(store_kind, tmp_path)
+    await first.start()
+    second = await reopen(first)
+    try:
+        req = await create(first, make_request(1))
+        await second.get(req.id)  # second caches version 1
+        await first.transition(req.id, approved)
+        seen: list[Status] = []
+
+        def consume(current: ApprovalRequest) -> Change:
+            seen.append(current.status)
+            if current.status is not Status.APPROVED:
+                return Change(audit=[entry("action.refused", current.id)], error=Conflict("no"))
+            new = current.model_copy(update={"consumed_at": NOW})
+            return Change(
+                new, [entry("request.consumed", current.id, args_digest=current.args_digest)]
+            )
+
+        result = await second.transition(req.id, consume)
+        assert seen == [Status.PENDING, Status.APPROVED]
+        assert result.request.consumed_at is not None
+        types = [e.type for e in await first.audit_events()]
+        assert types == ["request.created", "request.approved", "request.consumed"]
+    finally:
+        await second.aclose()
+        await first.aclose()
+        drop_store(first)
 
 
 async def test_expiry_queries(store: Store) -> None:
@@ -210,36 +290,76 @@ async def test_expiry_queries(store: Store) -> None:
 
 async def test_decided_requests_are_not_due_for_expiry(store: Store) -> None:
     req = await create(store, make_request(1, expires_in=5))
-
-    def approve(current: ApprovalRequest) -> Change:
-        new = current.model_copy(update={"status": Status.APPROVED})
-        return Change(new, [entry("request.approved", current.id)])
-
-    await store.transition(req.id, approve)
+    await store.transition(req.id, approved)
     assert await store.due_for_expiry(NOW + timedelta(days=1)) == []
     assert await store.next_expiry() is None
 
 
-async def test_events_after_pages_in_order(store: Store) -> None:
-    for n in range(1, 6):
-        await create(store, make_request(n))
-    events = await store.events_after(2, limit=2)
-    assert [e.id for e in events] == [3, 4]
+async def test_events_after_pages_in_order_and_say_what_lies_before(store: Store) -> None:
+    start = await store.last_event_id()
+    ids = [
+        (await store.create(r, created_entry(r))).events[0].id
+        for r in map(make_request, range(1, 6))
+    ]
+    assert ids == sorted(ids) and len(set(ids)) == 5
+    events = await store.events_after(ids[1], limit=2)
+    assert [e.id for e in events] == ids[2:4]
     assert events[0].request["id"] == "apr_0003"
-    assert await store.last_event_id() == 5
-    assert await store.events_after(5) == []
+    # each event read back names the one before it: nothing live lies between
+    assert [e.prev for e in events] == [ids[1], ids[2]]
+    assert await store.last_event_id() >= ids[-1] > start
+    assert await store.events_after(ids[-1]) == []
 
 
-async def test_audit_chain_is_continuous_and_filterable(store: Store) -> None:
+async def test_audit_log_is_ordered_and_filterable(store: Store) -> None:
     for n in range(1, 4):
         await create(store, make_request(n))
     await store.append_audit(entry("access.refused", "apr_0002", attempted="read"))
     events = await store.audit_events()
-    assert [e.seq for e in events] == [1, 2, 3, 4]
-    assert verify(events).ok
+    positions = [e.position for e in events]
+    assert positions == sorted(positions) and len(set(positions)) == 4
+    assert all(not e.sealed for e in events)
     only = await store.audit_events(request_id="apr_0002")
     assert [e.type for e in only] == ["request.created", "access.refused"]
-    assert [e.seq for e in await store.audit_events(after_seq=2, limit=1)] == [3]
+    assert [e.position for e in await store.audit_events(after=positions[1], limit=1)] == [
+        positions[2]
+    ]
+
+
+async def test_sealing_links_every_event_once_under_a_signed_checkpoint(store: Store) -> None:
+    keys = Keyring.ephemeral()
+    for n in range(1, 4):
+        await create(store, make_request(n))
+    await store.settle()
+    results = await asyncio.gather(*(seal_once(store, keys, NOW) for _ in range(5)))
+    assert sum(results) == 3  # racing sealers: each event sealed exactly once
+    await create(store, make_request(4))
+    await store.settle()
+    assert await seal_once(store, keys, NOW) == 1
+    events = await store.audit_events()
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert events[0].prev_hash == GENESIS
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    checkpoints = await store.checkpoints()
+    assert checkpoints[-1].size == 4 and checkpoints[-1].head == events[-1].hash
+    head = await store.chain_head()
+    assert head is not None and head.seq == 4
+    assert await store.unsealed(head.position, 10) == []
+    assert await store.unsealed_below(head.position) == []
+    rows = await store.sealed(2, 10)
+    assert [r.seq for r in rows] == [3, 4] and rows[0].record == events[2].record
+    # nothing to seal: no new checkpoint
+    assert await seal_once(store, keys, NOW) == 0
+    assert len(await store.checkpoints()) == len(checkpoints)
+
+
+async def test_requests_page_reads_every_request(store: Store) -> None:
+    for n in range(1, 4):
+        await create(store, make_request(n))
+    page = await store.requests_page(0, 2)
+    assert [r.id for _, r, _ in page if r is not None] == ["apr_0001", "apr_0002"]
+    rest = await store.requests_page(page[-1][0], 10)
+    assert [r.id for _, r, _ in rest if r is not None] == ["apr_0003"]
 
 
 async def test_ping(store: Store) -> None:
@@ -250,12 +370,7 @@ async def test_count_by_status(store: Store) -> None:
     assert await store.count_by_status() == {}
     await create(store, make_request(1))
     req = await create(store, make_request(2))
-
-    def approve(current: ApprovalRequest) -> Change:
-        new = current.model_copy(update={"status": Status.APPROVED})
-        return Change(new, [entry("request.approved", current.id)])
-
-    await store.transition(req.id, approve)
+    await store.transition(req.id, approved)
     assert await store.count_by_status() == {"pending": 1, "approved": 1}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from pathlib import Path
@@ -11,11 +12,18 @@ import psycopg
 import pytest
 from psycopg.sql import SQL as PgSQL
 
+from signoff.audit import AuditEvent
+from signoff.canonical import canonical_json
 from signoff.errors import StoreError
+from signoff.models import ApprovalRequest, Status
+from signoff.service import ApprovalService
 from signoff.stores import sql
+from signoff.stores.base import Store
 from signoff.stores.postgres import PostgresStore
 from signoff.stores.postgres import migrate as pg_migrate
-from signoff.stores.sqlite import SqliteStore, _statements, migrate
+from signoff.stores.sqlite import SqliteStore
+from signoff.stores.sqlite_files import _statements, migrate
+from tests.conftest import ADMIN
 from tests.helpers.postgres import DATABASES
 
 
@@ -24,7 +32,8 @@ def _objects(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
         "SELECT type, name, sql FROM sqlite_master "
         "WHERE name NOT LIKE 'sqlite_%' AND name != 'signoff_migrations' ORDER BY type, name"
     ).fetchall()
-    return [(t, n, " ".join((s or "").split())) for t, n, s in rows]
+    # white space is not meaning: ALTER TABLE … ADD COLUMN writes ", col" after a line break
+    return [(t, n, re.sub(r" ([,)])", r"\1", " ".join((s or "").split()))) for t, n, s in rows]
 
 
 def test_migrations_rebuild_the_schema(tmp_path: Path) -> None:
@@ -153,7 +162,7 @@ async def test_postgres_replicas_starting_together_migrate_once() -> None:
         with psycopg.connect(url) as conn:
             versions = conn.execute("SELECT version FROM signoff_migrations ORDER BY 1").fetchall()
         assert versions == [(m.version,) for m in sql.migrations("postgres")]
-        assert await stores[0].last_event_id() == 0
+        assert await stores[0].events_after(0) == []
     finally:
         for store in stores:
             await store.aclose()
@@ -182,3 +191,145 @@ def test_every_postgres_query_prepares(postgres_url: str) -> None:
                 conn.execute(PgSQL("EXPLAIN ") + query, params)
             except psycopg.Error as exc:  # pragma: no cover - the message is the point
                 pytest.fail(f"query {name} does not plan: {exc}")
+
+
+# -- upgrading a database that holds events of the old chain --------------------------------
+
+
+def _legacy_events(request_id: str, digest_: str) -> list[tuple[int, str]]:
+    """Events as the old chain stored them: its seq inside the canonical record."""
+    actor = {"sub": "bot", "kind": "agent", "role": None}
+    created = {"args_digest": digest_, "args": {"amount": 1.5, "note": "é\u2028"}}
+    refused = {"attempted": "read", "error": "forbidden", "nested": {"seq": 9, "type": "x"}}
+    bodies = [
+        ("request.created", "agent", created),
+        ("access.refused", None, refused),
+    ]
+    return [
+        (
+            n,
+            canonical_json(
+                {
+                    "seq": n,
+                    "type": type_,
+                    "request_id": request_id,
+                    "actor": actor,
+                    "at": "2026-11-01T10:00:00.000000Z",
+                    "via": via,
+                    "data": data,
+                }
+            ),
+        )
+        for n, (type_, via, data) in enumerate(bodies, start=1)
+    ]
+
+
+def _legacy_request() -> ApprovalRequest:
+    from tests.stores.test_contract import make_request
+
+    return make_request(7)
+
+
+async def _check_upgraded(store: Store) -> None:
+    request = _legacy_request()
+    async with ApprovalService(store, sweep=False) as service:
+        events = await service.audit_events(ADMIN)
+        assert [e.type for e in events] == ["request.created", "access.refused"]
+        for event, (_, old) in zip(
+            events, _legacy_events(request.id, request.args_digest), strict=True
+        ):
+            # the old seq is gone from the record, the rest is byte for byte as it was
+            assert "seq" not in event.body
+            assert event.body["data"] == json.loads(old)["data"]
+            assert canonical_json(event.body) == event.record
+        await store.settle()
+        assert await service.audit_log.seal() == 2
+        result = await service.verify_audit(ADMIN)
+        assert result.ok and result.sealed == 2, result
+        # an exported line verifies on its own: its record is rebuilt from its fields
+        sealed = await service.audit_events(ADMIN)
+        assert [AuditEvent.from_dict(e.to_dict()) for e in sealed] == sealed
+        # and the upgraded request moves on, bound to its events like any other
+        approved = await service.decide(request.id, ADMIN, "approve")
+        assert approved.status is Status.APPROVED
+
+
+async def test_sqlite_upgrade_reseals_the_old_chain(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE signoff_migrations "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    for migration in sql.migrations("sqlite")[:4]:
+        for statement in _statements(migration.sql):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO signoff_migrations VALUES (?, ?, 'then')",
+            (migration.version, migration.name),
+        )
+    request = _legacy_request()
+    conn.execute(
+        "INSERT INTO requests (id, status, tool, agent_id, requested_by, risk, created_at, "
+        "expires_at, body) VALUES (?, 'pending', ?, ?, ?, 'medium', ?, ?, ?)",
+        (
+            request.id,
+            request.tool,
+            request.run.agent_id,
+            request.requested_by,
+            request.created_at.isoformat(),
+            request.expires_at.timestamp() + 10**6,
+            request.model_copy(
+                update={"expires_at": request.expires_at.replace(year=2099)}
+            ).model_dump_json(),
+        ),
+    )
+    for seq, record in _legacy_events(request.id, request.args_digest):
+        conn.execute(
+            "INSERT INTO audit (seq, request_id, record, prev_hash, hash) VALUES (?, ?, ?, '', '')",
+            (seq, request.id, record),
+        )
+    conn.close()
+    await _check_upgraded(SqliteStore(path))
+
+
+async def test_postgres_upgrade_reseals_the_old_chain() -> None:
+    url = DATABASES.empty()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE signoff_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in sql.migrations("postgres")[:3]:
+                conn.execute(migration.sql.encode())
+                conn.execute(
+                    "INSERT INTO signoff_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            request = _legacy_request().model_copy(
+                update={"expires_at": _legacy_request().expires_at.replace(year=2099)}
+            )
+            conn.execute(
+                "INSERT INTO requests (id, status, tool, agent_id, requested_by, risk, "
+                "created_at, expires_at, body) "
+                "VALUES (%s, 'pending', %s, %s, %s, 'medium', %s, %s, %s)",
+                (
+                    request.id,
+                    request.tool,
+                    request.run.agent_id,
+                    request.requested_by,
+                    request.created_at,
+                    request.expires_at,
+                    request.model_dump_json(),
+                ),
+            )
+            for seq, record in _legacy_events(request.id, request.args_digest):
+                conn.execute(
+                    "INSERT INTO audit (seq, request_id, record, prev_hash, hash) "
+                    "VALUES (%s, %s, %s, '', '')",
+                    (seq, request.id, record),
+                )
+        await _check_upgraded(PostgresStore.from_url(url, min_size=1))
+    finally:
+        DATABASES.drop(url)

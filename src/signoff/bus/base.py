@@ -15,8 +15,9 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
+from signoff.bus.readback import EventSource, ReadBack
 from signoff.events import Event
 
 _DEDUPE_WINDOW = 8192
@@ -135,13 +136,23 @@ class Listener:
         self.close()
 
 
-class EventSource(Protocol):
-    """Where the stored live events are read from (a store, without the bus knowing which):
-    a bus that hears other processes reads their events here."""
+class _Window:
+    """The ids seen lately (a bounded set): each event is delivered once."""
 
-    async def events_after(self, after_id: int, limit: int = 1000) -> list[Event]: ...
+    __slots__ = ("_ids", "_order")
 
-    async def last_event_id(self) -> int: ...
+    def __init__(self) -> None:
+        self._ids: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def __contains__(self, event_id: int) -> bool:
+        return event_id in self._ids
+
+    def add(self, event_id: int) -> None:
+        self._ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > _DEDUPE_WINDOW:
+            self._ids.discard(self._order.popleft())
 
 
 class Bus:
@@ -150,21 +161,45 @@ class Bus:
     def __init__(self) -> None:
         self._watches: dict[str, set[Watch]] = {}
         self._listeners: set[Listener] = set()
-        self._seen: set[int] = set()
-        self._seen_order: deque[int] = deque()
+        #: events delivered to everyone; events that only woke the watches (see deliver)
+        self._seen = _Window()
+        self._woken = _Window()
+        self._readback: ReadBack | None = None
 
     async def start(self, source: EventSource) -> None:
-        """Begin hearing other processes' events, read from ``source``."""
+        """Begin hearing other processes' events, read from ``source``. A backend that
+        overrides this calls it first."""
+        if self._readback is None:
+            self._readback = ReadBack(self, source, await source.last_event_id())
 
     async def aclose(self) -> None:
-        """Stop hearing other processes. Safe to call twice."""
+        """Stop hearing other processes. Safe to call twice. A backend that overrides this
+        calls it last."""
+        if self._readback is not None:
+            await self._readback.aclose()
+            self._readback = None
 
     async def publish(self, events: Sequence[Event]) -> None:
         """Tell this process's subscribers, after the events' commit. Other processes hear
         of them through the store (a tail, a NOTIFY): a backend overrides only if it must
-        send them itself."""
+        send them itself. Events whose writer could not say what came before them reach
+        the streams once read back in order (:mod:`signoff.bus.readback`)."""
+        unplaced = 0
         for event in events:
             self.deliver(event)
+            if event.prev is None:
+                unplaced = max(unplaced, event.id)
+        if unplaced:
+            self.read_back(unplaced)
+
+    def read_back(self, position: int) -> None:
+        """Have the streams get every event up to ``position``, read from the store."""
+        if self._readback is not None:
+            self._readback.want(position)
+
+    @property
+    def has_listeners(self) -> bool:
+        return bool(self._listeners)
 
     def watch(self, request_id: str) -> Watch:
         watch = Watch(self, request_id)
@@ -172,6 +207,8 @@ class Bus:
         return watch
 
     def listen(self, *, maxsize: int = 1000) -> Listener:
+        if self._readback is not None:
+            self._readback.opened += 1
         listener = Listener(self, maxsize)
         self._listeners.add(listener)
         return listener
@@ -190,17 +227,27 @@ class Bus:
                 watch._fire()
 
     def deliver(self, event: Event) -> None:
-        """Fan ``event`` out to local watches and listeners, once per event id."""
+        """Fan ``event`` out to local watches and listeners, once per event id.
+
+        An event whose writer could not know what came just before it (``prev`` None: other
+        writers commit in parallel) only wakes the watches, which re-read the store anyway;
+        streams get it when the bus reads it back in order."""
         if event.id in self._seen:
             return
+        if event.id not in self._woken:
+            for watch in self._watches.get(event.request_id, ()):
+                watch._fire(event)
+        if event.prev is None:
+            self._woken.add(event.id)
+            return
         self._seen.add(event.id)
-        self._seen_order.append(event.id)
-        if len(self._seen_order) > _DEDUPE_WINDOW:
-            self._seen.discard(self._seen_order.popleft())
-        for watch in self._watches.get(event.request_id, ()):
-            watch._fire(event)
         for listener in list(self._listeners):
             listener._put(event)
+
+    def wake(self, request_id: str) -> None:
+        """Wake the watches on ``request_id``: it changed, in a way read from the store."""
+        for watch in self._watches.get(request_id, ()):
+            watch._fire()
 
     def _unwatch(self, watch: Watch) -> None:
         watches = self._watches.get(watch.request_id)

@@ -8,7 +8,8 @@ import asyncio
 import logging
 
 from signoff._util import stop_task
-from signoff.bus.base import Bus, EventSource
+from signoff.bus.base import Bus
+from signoff.bus.readback import EventSource
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,14 @@ class PollingBus(Bus):
 
     async def start(self, source: EventSource) -> None:
         if self._task is None:
+            await super().start(source)
             self._last_id = await source.last_event_id()
             self._task = asyncio.create_task(self._tail(source), name="signoff-bus-tail")
 
     async def aclose(self) -> None:
         await stop_task(self._task)
         self._task = None
+        await super().aclose()
 
     async def _tail(self, source: EventSource) -> None:
         while True:

@@ -3,8 +3,9 @@ the bus.
 
 :class:`StoreEvents` subscribes to the bus first, then replays everything after the id it
 was opened at from the store, then goes live. The bus is only a wake-up: events go out in
-id order, and when the next id is not the one that arrived (another process wrote it, or
-this one has not seen it yet), the store is read to fill the gap. A consumer that falls too
+id order, and an event that arrives is taken as it is only when it says that nothing lies
+between it and the last one delivered (:attr:`Event.prev`); otherwise the store is read to
+fill the gap. A consumer that falls too
 far behind is dropped by the bus and the stream is :class:`Interrupted`, so the feed opens a
 new one after the last event it delivered: nothing lost, nothing twice.
 
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import time
 
-from signoff.bus.base import Bus, EventSource, Listener, ListenerDropped, Watch
+from signoff.bus.base import Bus, Listener, ListenerDropped, Watch
+from signoff.bus.readback import EventSource
 from signoff.events import Event
 from signoff.follow import Interrupted
 
@@ -73,10 +75,10 @@ class _StoreStream:
                 return None
             if arrived.id <= self._cursor:
                 continue
-            if arrived.id == self._cursor + 1:
+            if arrived.prev is not None and arrived.prev <= self._cursor:
                 self._ready = [arrived]
             else:
-                # a gap: events this process did not publish, or ones it has not seen yet
+                # something may lie between: events of other processes not heard yet
                 self._replaying = True
 
     async def aclose(self) -> None:

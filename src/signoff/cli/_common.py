@@ -34,6 +34,10 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="Check or export the tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+checkpoint_app = typer.Typer(
+    help="The audit log's signed checkpoints, to keep away from the server.", no_args_is_help=True
+)
+audit_app.add_typer(checkpoint_app, name="checkpoint")
 runs_app = typer.Typer(help="Durable agent runs: list them, resume one.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 

@@ -30,7 +30,7 @@ def serve(
     """Run the approval server: HTTP API, live events, dashboard."""
     import uvicorn
 
-    from signoff.connect import connect
+    from signoff.connect import connect, signing_keys
     from signoff.server.app import create_app, key_for
     from signoff.server.http import server_config
     from signoff.service import ApprovalService
@@ -39,7 +39,8 @@ def serve(
     db_url = db or settings.db_url
     cfg = _config(config)
     backends = connect(db_url)
-    service = ApprovalService(backends.store, backends.bus, config=cfg)
+    keys = signing_keys(db_url, cfg, settings)
+    service = ApprovalService(backends.store, backends.bus, config=cfg, keys=keys)
     application = create_app(service, key=key_for(data_dir(db_url), settings.secret), config=cfg)
     server = uvicorn.Server(server_config(application, host=host, port=port))
 

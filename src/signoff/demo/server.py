@@ -19,7 +19,7 @@ from signoff._util import new_id, stop_task
 from signoff.approvals import LocalApprovals
 from signoff.auth import Issuer, load_or_create_key
 from signoff.config import Config, Settings
-from signoff.connect import connect, data_dir
+from signoff.connect import connect, data_dir, signing_keys
 from signoff.errors import SignoffError
 from signoff.gate import Gate
 from signoff.integrations._loop import AgentResult, run_tool_loop
@@ -49,7 +49,8 @@ async def run_demo(db_url: str, host: str, port: int, settings: Settings, consol
     _check_port(host, port)
     config = Config()
     backends = connect(db_url)
-    service = ApprovalService(backends.store, backends.bus, config=config)
+    keys = signing_keys(db_url, config, settings)
+    service = ApprovalService(backends.store, backends.bus, config=config, keys=keys)
     key = load_or_create_key(data_dir(db_url), settings.secret)
     app = create_app(service, key=key, config=config)
     server = uvicorn.Server(server_config(app, host=host, port=port))

@@ -107,15 +107,16 @@ class OutcomeIn(_In):
 
 
 class AuditEventOut(BaseModel):
-    seq: int
     type: str
     request_id: str | None
     actor: JSONObject
     at: str
     via: str | None
     data: JSONObject
-    prev_hash: str
-    hash: str
+    position: int = Field(description="The event's place in the log (also its live event id).")
+    seq: int | None = Field(description="Its place in the sealed chain; null until sealed.")
+    prev_hash: str | None
+    hash: str | None
 
 
 class AuditOut(BaseModel):
@@ -125,11 +126,42 @@ class AuditOut(BaseModel):
     )
 
 
+class CheckpointOut(BaseModel):
+    size: int = Field(description="How many events the chain had.")
+    head: str = Field(description="The chain hash of the last of them.")
+    position: int
+    at: str
+    kid: str = Field(description="The signing key's id (RFC 7638 thumbprint).")
+    signature: str = Field(description="Ed25519, base64url, over the checkpoint's payload.")
+
+
+class CheckpointsOut(BaseModel):
+    items: list[CheckpointOut]
+    next_after: int | None
+
+
+class VerifyIn(_In):
+    against: CheckpointOut = Field(
+        description="A checkpoint exported earlier: the log must still contain what it signed."
+    )
+
+
 class VerifyOut(BaseModel):
     ok: bool
     events: int
     head: str
+    sealed: int = 0
+    unsealed: int = 0
+    checkpoint: JSONObject | None = None
     first_bad: JSONObject | None = None
+    mismatched: int = 0
+    mismatches: list[JSONObject] = Field(default_factory=list)
+
+
+class KeysOut(BaseModel):
+    keys: list[dict[str, str]] = Field(
+        description="JWKS (RFC 7517): the Ed25519 keys whose checkpoints verify."
+    )
 
 
 class TicketOut(BaseModel):

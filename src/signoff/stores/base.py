@@ -1,28 +1,48 @@
-"""The Store: where requests, their audit chain and their live events are kept.
+"""The Store: where requests, their audit log and its seals are kept.
 
-Every write goes through two methods. :meth:`Store.create` inserts a request idempotently;
-:meth:`Store.transition` reads one request under the store's write lock, hands it to a pure
-function that computes the change, and writes the new state, its audit events and its live
-events in the same transaction. Because the function runs under the lock and the state is
-re-read there, every decision is a compare-and-set: whatever races for a request, exactly one
-terminal transition happens to it. The decision logic itself lives in the service, once, and
-stores stay small.
+**Writes.** :meth:`Store.create` inserts a request idempotently. :meth:`Store.transition`
+hands the request to a pure function that computes the :class:`Change`, then writes it with
+a compare-and-set on the row's ``version``: only if nobody changed the request since the
+version the function saw. On a conflict the function runs again on the request as it now
+is, so whatever races for a request, exactly one terminal transition happens to it, and
+writes to different requests never wait for each other. A store may start from the version
+it last wrote itself (its cache) and so skip reading the row before writing it.
+
+**State bound to the log.** The same write checks that the newest state in the request's
+audit events is the state the function started from (:mod:`signoff.evidence`); when it is
+not, the row was changed outside signoff and the write fails closed with
+:class:`StateMismatch`.
+
+**Events.** Every change appends its audit events in the same transaction. An audit event
+that changes a request is also its live event (the id of a live event is its audit
+position): one log, read by the live streams, the sealer and ``audit verify``. Positions only
+increase, may skip numbers, and :meth:`Store.events_after` never returns one while a smaller
+one could still commit, so a reader that has seen position *n* never misses an event below
+it.
+
+**Seals.** The sealer (:mod:`signoff.sealer`) reads the unsealed events in position order
+and appends their chain links and a signed checkpoint, compare-and-set on the chain's head.
 """
 
 from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from signoff.audit import AuditEntry, AuditEvent
-from signoff.errors import InvalidArguments, SignoffError, StoreError
+from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link, iso
+from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreError
 from signoff.events import Event
+from signoff.evidence import request_state
 from signoff.models import ApprovalRequest, Page, RunRecord
+
+#: how many times a transition is recomputed on a request that others keep changing
+MAX_ATTEMPTS = 64
 
 
 @dataclass(slots=True)
@@ -32,15 +52,36 @@ class Change:
     #: the request's new state, or None to leave it as it is
     request: ApprovalRequest | None = None
     audit: list[AuditEntry] = field(default_factory=list)
-    #: live event types to emit, each carrying the request as it is after the change
-    events: list[str] = field(default_factory=list)
     #: raised after the commit: a refused attempt is audited, then reported to the caller
     error: SignoffError | None = None
 
 
-#: computes a :class:`Change` from the request as stored; runs under the write lock and
-#: must not await or touch the store
+#: computes a :class:`Change` from the request as stored; must not await or touch the
+#: store, and may run more than once (on a request another writer just changed)
 TransitionFn = Callable[[ApprovalRequest], Change]
+
+
+@dataclass(frozen=True, slots=True)
+class Versioned:
+    """A request and the version of its row."""
+
+    request: ApprovalRequest
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """The row changed since the version the change was computed from: here it is now."""
+
+    current: Versioned
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The change is committed."""
+
+    current: Versioned
+    events: list[Event]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +127,86 @@ class RunQuery:
 class Created:
     request: ApprovalRequest
     created: bool
-    events: Sequence[Event] = ()
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class Transitioned:
     request: ApprovalRequest
-    events: Sequence[Event] = ()
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRow:
+    """A chain link with the event it seals, as ``audit verify`` reads them. ``record`` is
+    None when the event is gone; ``state`` is the state column stored beside the record."""
+
+    seq: int
+    position: int
+    hash: str
+    record: str | None
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An audit event as ``audit verify`` reads the ones not yet sealed."""
+
+    position: int
+    record: str
+    state: str | None
 
 
 def check_audited(change: Change) -> None:
     """Every state change is audited (ARCHITECTURE.md invariant 7): refuse one that is not."""
     if change.request is not None and not change.audit:
         raise StoreError("refusing to write a state change that has no audit event")
+
+
+def live_events(
+    audit: list[AuditEntry],
+    positions: list[int],
+    request: ApprovalRequest,
+    prev: int | None,
+) -> list[Event]:
+    """The live events among ``audit`` entries written at ``positions``. ``prev`` is the
+    position just before the first one, when the store knows no other event lies between
+    (None: it does not know, see :attr:`Event.prev`)."""
+    out = []
+    for entry, position in zip(audit, positions, strict=True):
+        live = entry.live
+        if live is not None:
+            out.append(Event(position, live, request.id, iso(entry.at), request, prev))
+        if prev is not None:
+            prev = position
+    return out
+
+
+def audit_event(row: tuple[int, str, int | None, str | None, str | None]) -> AuditEvent:
+    """An event from a ``(position, record, seq, hash, previous link's hash)`` row."""
+    position, record, seq, hash_, prev = row
+    if seq == 1:
+        prev = GENESIS
+    return AuditEvent(position, record, seq, hash_, prev if seq is not None else None)
+
+
+def parse_or_none(body: str) -> ApprovalRequest | None:
+    """The request in ``body``, or None when it does not parse (altered outside signoff)."""
+    try:
+        return ApprovalRequest.model_validate_json(body)
+    except ValueError:
+        return None
+
+
+def audit_columns(entries: list[AuditEntry]) -> dict[str, list[str | None]]:
+    """Audit entries as the parallel arrays the SQL functions take (one round trip)."""
+    return {
+        "types": [e.type for e in entries],
+        "states": [e.state for e in entries],
+        "lives": [e.live for e in entries],
+        "ats": [iso(e.at) for e in entries],
+        "records": [e.record() for e in entries],
+    }
 
 
 def encode_cursor(seq: int) -> str:
@@ -123,7 +231,10 @@ def decode_cursor(cursor: str) -> int:
 
 
 class Store(ABC):
-    """Requests, their audit chain and their live events. See the module docstring."""
+    """Requests, their audit log and its seals. See the module docstring."""
+
+    #: the folder that holds the store's files (and so the server's keys), if it has one
+    data_dir: Path | None = None
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Connect and migrate. Called once before use."""
@@ -131,9 +242,14 @@ class Store(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections. Safe to call twice."""
 
-    async def is_sweep_leader(self) -> bool:
-        """Whether this process should run the expiry sweep now. Every process may (expiry
-        is a compare-and-set); a store that many replicas share elects one at a time."""
+    async def settle(self) -> None:  # noqa: B027 - optional hook
+        """Wait (briefly) until this process's own writes are final in the log: readable in
+        order and sealable. Immediate where commit order is position order (SQLite)."""
+
+    async def is_leader(self) -> bool:
+        """Whether this process should sweep expired requests and seal the audit log now.
+        Every process may (both are compare-and-sets); a store that many replicas share
+        elects one at a time."""
         return True
 
     async def __aenter__(self) -> Self:
@@ -148,12 +264,49 @@ class Store(ABC):
     ) -> None:
         await self.aclose()
 
+    # -- writes ---------------------------------------------------------------------------
+
     @abstractmethod
-    async def create(
-        self, request: ApprovalRequest, audit: AuditEntry, events: Sequence[str]
-    ) -> Created:
+    async def create(self, request: ApprovalRequest, audit: AuditEntry) -> Created:
         """Insert ``request`` unless one with its ``idempotency_key`` exists (then return that
         one, with ``created=False``, writing nothing)."""
+
+    async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
+        """Apply ``fn`` to the stored request atomically (see the module docstring).
+
+        Raises :class:`NotFound` for an unknown id, :class:`StateMismatch` when the row
+        disagrees with its events, and ``change.error`` after committing.
+        """
+        current = await self._for_write(request_id)
+        for _ in range(MAX_ATTEMPTS):
+            change = fn(current.request)
+            check_audited(change)
+            outcome = await self._apply(current, change, request_state(current.request))
+            if isinstance(outcome, Stale):
+                current = outcome.current
+                continue
+            if change.error is not None:
+                raise change.error
+            return Transitioned(outcome.current.request, outcome.events)
+        raise StoreError(f"request {request_id} kept changing: gave up after {MAX_ATTEMPTS} tries")
+
+    @abstractmethod
+    async def _for_write(self, request_id: str) -> Versioned:
+        """The request to compute a change from: the version this store last wrote or read,
+        or the row. Raises :class:`NotFound`."""
+
+    @abstractmethod
+    async def _apply(self, base: Versioned, change: Change, expects: str) -> Applied | Stale:
+        """Write ``change`` if the row is still at ``base.version`` (else :class:`Stale`
+        with the row as it is). A change to the request also needs the newest state in its
+        audit events to be ``expects``: else raise :class:`StateMismatch`. Refusals (no new
+        request) only append their audit events, at the same version."""
+
+    @abstractmethod
+    async def append_audit(self, entry: AuditEntry) -> None:
+        """Append an audit event that changes no request (a refused attempt on nothing)."""
+
+    # -- reads ----------------------------------------------------------------------------
 
     @abstractmethod
     async def get(self, request_id: str) -> ApprovalRequest | None: ...
@@ -161,13 +314,6 @@ class Store(ABC):
     @abstractmethod
     async def list_requests(self, query: ListQuery) -> Page:
         """Requests newest first, filtered; ``next_cursor`` continues the listing."""
-
-    @abstractmethod
-    async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
-        """Apply ``fn`` to the stored request atomically (see the module docstring).
-
-        Raises :class:`NotFound` for an unknown id and ``change.error`` after committing.
-        """
 
     @abstractmethod
     async def due_for_expiry(self, now: datetime, limit: int = 500) -> list[str]:
@@ -178,25 +324,60 @@ class Store(ABC):
         """The earliest ``expires_at`` among pending requests."""
 
     @abstractmethod
-    async def append_audit(self, entry: AuditEntry) -> None:
-        """Append an audit event that changes no request (a refused attempt on nothing)."""
-
-    @abstractmethod
     async def audit_events(
-        self, *, request_id: str | None = None, after_seq: int = 0, limit: int | None = None
+        self, *, request_id: str | None = None, after: int = 0, limit: int | None = None
     ) -> list[AuditEvent]:
-        """Audit events in chain order."""
+        """Audit events after position ``after``, in position order, with their seals."""
 
     @abstractmethod
     async def events_after(self, after_id: int, limit: int = 1000) -> list[Event]:
-        """Live events with an id greater than ``after_id``, oldest first."""
+        """Live events with an id greater than ``after_id``, oldest first, each carrying the
+        request as it is now; none while an event with a smaller id could still commit."""
 
     @abstractmethod
-    async def last_event_id(self) -> int: ...
+    async def last_event_id(self) -> int:
+        """An id such that every live event at or below it has committed: where a stream
+        that starts now begins."""
 
     @abstractmethod
     async def count_by_status(self) -> dict[str, int]:
         """How many requests there are in each status."""
+
+    @abstractmethod
+    async def requests_page(
+        self, after_seq: int, limit: int
+    ) -> list[tuple[int, ApprovalRequest | None, str]]:
+        """Every request in storage order after ``after_seq``: ``(seq, request, body)``, the
+        request None when its body does not parse (``audit verify`` reads them all)."""
+
+    # -- sealing --------------------------------------------------------------------------
+
+    @abstractmethod
+    async def chain_head(self) -> Link | None:
+        """The newest link of the chain (None before the first seal)."""
+
+    @abstractmethod
+    async def unsealed(self, after_position: int, limit: int) -> list[StoredEvent]:
+        """Events after ``after_position`` in position order, only those below which no
+        event can still commit (the sealer must never seal past a late one)."""
+
+    @abstractmethod
+    async def seal(self, head: Link | None, links: list[Link], checkpoint: Checkpoint) -> bool:
+        """Append ``links`` and ``checkpoint`` if the chain's head is still ``head``; False
+        when another sealer got there first (nothing written)."""
+
+    @abstractmethod
+    async def sealed(self, after_seq: int, limit: int) -> list[SealedRow]:
+        """Chain links after ``after_seq`` with the events they seal, in chain order."""
+
+    @abstractmethod
+    async def checkpoints(self, after_size: int = 0, limit: int = 1000) -> list[Checkpoint]:
+        """Signed checkpoints, oldest first."""
+
+    @abstractmethod
+    async def unsealed_below(self, position: int, limit: int = 10) -> list[int]:
+        """Positions at or below ``position`` (the sealed frontier) of events that are not
+        in the chain: inserted after the fact."""
 
     # -- durable runs ---------------------------------------------------------------------
 
@@ -232,3 +413,13 @@ class Store(ABC):
             raise
         except Exception as exc:
             raise StoreError(f"the store is not reachable: {exc}") from exc
+
+
+def mismatch(request_id: str, expects: str, logged: str | None) -> StateMismatch:
+    return StateMismatch(
+        f"request {request_id} is stored as {expects!r} but its audit log says "
+        f"{logged!r}: it was changed outside signoff, so nothing more is done with it",
+        request_id=request_id,
+        row=expects,
+        events=logged,
+    )

@@ -1,10 +1,15 @@
 """The embedded default: one SQLite file in WAL mode.
 
-Each operation is a short synchronous transaction on the event loop's thread. That is
-deliberate: a write here takes tens of microseconds, far less than handing it to a worker
-thread and back, and because a transaction never awaits, no other task can interleave with
-it. ``BEGIN IMMEDIATE`` takes SQLite's write lock before reading, which makes every
-transition a compare-and-set across processes too.
+Writes go through :class:`~signoff.stores.group_commit.GroupCommit`: concurrent writers share
+one transaction, and each caller is answered after the commit that made its write durable.
+``BEGIN IMMEDIATE`` takes SQLite's write lock before anything is read, so each write's
+compare-and-set holds across processes too. Reads run on a connection of their own, on the
+caller's thread: a read never waits for a write (WAL) and never sees one that has not
+committed.
+
+Audit positions are SQLite row ids: one writer at a time makes them increase in commit
+order, so every committed event is final, and a write knows the position just before its
+first event (:attr:`Event.prev`), which lets a live stream take it without reading back.
 
 Durability: ``synchronous=NORMAL`` (the default here) in WAL mode loses nothing when the
 process is killed, even with ``kill -9``: a committed transaction is in the WAL file, in the
@@ -15,105 +20,51 @@ the disk as well, at a few times the cost per write.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from signoff.audit import GENESIS, AuditEntry, AuditEvent, iso, seal
+from signoff._util import to_datetime
+from signoff.audit import AuditEntry, AuditEvent, Checkpoint, Link, iso
 from signoff.errors import ConfigError, NotFound, StoreError
 from signoff.events import Event
 from signoff.models import ApprovalRequest, Page, RunRecord
 from signoff.stores import sql
 from signoff.stores.base import (
+    Applied,
     Change,
     Created,
     ListQuery,
     RunQuery,
+    SealedRow,
+    Stale,
     Store,
-    Transitioned,
-    TransitionFn,
-    check_audited,
+    StoredEvent,
+    Versioned,
+    audit_event,
     decode_cursor,
     encode_cursor,
+    live_events,
+    mismatch,
+    parse_or_none,
 )
 from signoff.stores.cache import ParsedRequests
+from signoff.stores.group_commit import GroupCommit, Tx
+from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
 
 T = TypeVar("T")
 
 _Q = sql.queries("sqlite")
 _SYNCHRONOUS = {"off", "normal", "full", "extra"}
-#: how often the background thread moves the WAL into the database file
-CHECKPOINT_INTERVAL_S = 0.05
-#: the WAL file is cut back to this size when it restarts
-_WAL_SIZE_LIMIT = 8 * 1024 * 1024
 
-
-class _Checkpointer(threading.Thread):
-    """Checkpoints the WAL from its own connection and thread.
-
-    Left to itself, SQLite checkpoints inside whichever ``COMMIT`` crosses a threshold: on
-    the event loop, stalling every waiting call for milliseconds. Here a thread copies the
-    WAL into the database without blocking writers (``PASSIVE``), then finishes the last
-    few frames while holding the store's write lock, so that the checkpoint is complete and
-    the next write restarts the WAL from its beginning. Without that last step, a steady
-    stream of writes keeps the checkpoint from ever catching up and the WAL grows forever.
-    """
-
-    def __init__(self, path: str, write_lock: threading.RLock) -> None:
-        super().__init__(name="signoff-sqlite-checkpoint", daemon=True)
-        self.path = path
-        self.write_lock = write_lock
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error:
-            return
-        try:
-            conn.execute("PRAGMA busy_timeout = 1000")
-            while not self.stop.wait(CHECKPOINT_INTERVAL_S):
-                with contextlib.suppress(sqlite3.Error):
-                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames > 0:
-                        with self.write_lock:
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            with contextlib.suppress(sqlite3.Error), self.write_lock:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            conn.close()
-
-
-def _create_private(path: Path) -> None:
-    """Make the database file readable by its owner alone (0600; SQLite gives its WAL and
-    shared-memory files the same mode), in a folder made 0700 when it is new. An existing
-    file keeps its mode: the operator may have chosen it."""
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-    except OSError as exc:
-        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
-
-
-def path_from_url(url: str) -> str:
-    """``sqlite:///rel/path.db`` → ``rel/path.db``; ``sqlite:////abs.db`` → ``/abs.db``."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        raise ConfigError(f"not a sqlite URL: {url!r}")
-    if parts.netloc:
-        raise ConfigError(f"{url!r}: write sqlite:///relative.db or sqlite:////absolute.db")
-    path = parts.path[1:] if parts.path.startswith("/") else parts.path
-    if not path:
-        raise ConfigError(f"{url!r} names no database file")
-    return path
+__all__ = ["SqliteStore", "migrate", "path_from_url"]
 
 
 class SqliteStore(Store):
@@ -122,11 +73,16 @@ class SqliteStore(Store):
             raise ConfigError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
         self.path = str(path)
         self.synchronous = synchronous.lower()
-        self._conn: sqlite3.Connection | None = None
-        # a store may be shared by the loop and a thread (a sync tool, a CLI helper)
-        self._lock = threading.RLock()
+        self.data_dir = None if self.path == ":memory:" else Path(self.path).resolve().parent
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        # the writer connection: the flush (on the loop or the writer thread), the WAL
+        # checkpointer; the reader: any thread that reads (a sync tool, a CLI helper)
+        self._write_lock = threading.RLock()
+        self._read_lock = threading.Lock()
         self._parsed = ParsedRequests()
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._commits: GroupCommit | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -137,137 +93,200 @@ class SqliteStore(Store):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._conn is not None:
+        if self._writer is not None:
             return
-        if self.path != ":memory:":
-            _create_private(Path(self.path))
+        memory = self.path == ":memory:"
+        if not memory:
+            create_private(Path(self.path))
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal" and self.path != ":memory:":
+            writer = self._open()
+            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal" and not memory:
                 raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn)
+            writer.execute(f"PRAGMA synchronous = {self.synchronous}")
+            migrate(writer)
+            # an in-memory database exists once per connection: reads share the writer's
+            reader = writer if memory else self._open()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
-        if self.path != ":memory:":
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
-            conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
-            self._checkpointer = _Checkpointer(self.path, self._lock)
-            self._checkpointer.start()
-        self._conn = conn
+        if not memory:
+            self._checkpointer = Checkpointer.start_for(writer, self.path, self._write_lock)
+        self._writer, self._reader = writer, reader
+        self._commits = GroupCommit(writer, self._write_lock, _top)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
 
     async def aclose(self) -> None:
+        if self._commits is not None:
+            await self._commits.drain()
+            self._commits.close()
+            self._commits = None
         if self._checkpointer is not None:
-            self._checkpointer.stop.set()
-            self._checkpointer.join()
+            self._checkpointer.finish()
             self._checkpointer = None
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        with self._write_lock, self._read_lock:
+            for conn in {id(c): c for c in (self._reader, self._writer) if c}.values():
+                conn.close()
+            self._writer = self._reader = None
             self._parsed.clear()
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
-        with self._lock:
-            conn = self._conn
+    async def _write(self, work: Callable[[Tx], T]) -> T:
+        if self._commits is None:
+            raise StoreError("the store is not open")
+        return await self._commits.submit(work)
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        lock = self._write_lock if self._reader is self._writer else self._read_lock
+        with lock:
+            conn = self._reader
             if conn is None:
                 raise StoreError("the store is not open")
             try:
-                if not write:
-                    return fn(conn)
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return result
+                return fn(conn)
             except sqlite3.Error as exc:
                 raise StoreError(f"sqlite: {exc}") from exc
 
-    @staticmethod
-    def _append_audit(conn: sqlite3.Connection, entry: AuditEntry) -> None:
-        head = conn.execute(_Q["audit_head"]).fetchone()
-        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
-        event = seal(entry, seq, prev)
-        conn.execute(
-            _Q["insert_audit"],
-            {
-                "seq": seq,
-                "request_id": entry.request_id,
-                "record": event.record,
-                "prev_hash": event.prev_hash,
-                "hash": event.hash,
-            },
-        )
+    def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return self._read(lambda c: c.execute(_Q[name], params or {}).fetchall())
 
     @staticmethod
-    def _emit(
-        conn: sqlite3.Connection, types: Sequence[str], request: ApprovalRequest, at: datetime
-    ) -> list[Event]:
-        out = []
-        stamp = iso(at)
-        for type_ in types:
-            cur = conn.execute(
-                _Q["insert_event"], {"type": type_, "request_id": request.id, "at": stamp}
+    def _append(tx: Tx, entries: list[AuditEntry], records: list[str]) -> list[int]:
+        positions = []
+        for entry, record in zip(entries, records, strict=True):
+            cursor = tx.conn.execute(
+                _Q["insert_audit"],
+                {
+                    "request_id": entry.request_id,
+                    "type": entry.type,
+                    "state": entry.state,
+                    "live": entry.live,
+                    "at": iso(entry.at),
+                    "record": record,
+                },
             )
-            assert cur.lastrowid is not None
-            out.append(Event(cur.lastrowid, type_, request.id, stamp, request))
-        return out
+            assert cursor.lastrowid is not None
+            positions.append(cursor.lastrowid)
+        return positions
 
-    # -- Store --------------------------------------------------------------------------
+    def _versioned(self, row: tuple[int, str], request_id: str) -> Versioned:
+        version, body = row
+        return Versioned(self._parsed.parse(body, version, request_id), version)
 
-    async def create(
-        self, request: ApprovalRequest, audit: AuditEntry, events: Sequence[str]
-    ) -> Created:
+    # -- writes ---------------------------------------------------------------------------
+
+    async def create(self, request: ApprovalRequest, audit: AuditEntry) -> Created:
         body = request.model_dump_json()
+        records = [audit.record()]
+        params = {
+            "id": request.id,
+            "status": request.status.value,
+            "tool": request.tool,
+            "agent_id": request.run.agent_id,
+            "requested_by": request.requested_by,
+            "risk": request.risk.value,
+            "idempotency_key": request.idempotency_key,
+            "created_at": iso(request.created_at),
+            "expires_at": request.expires_at.timestamp(),
+            "body": body,
+        }
 
-        def write(conn: sqlite3.Connection) -> Created:
+        def work(tx: Tx) -> tuple[Versioned, bool, list[Event]]:
             try:
-                conn.execute(
-                    _Q["insert_request"],
-                    {
-                        "id": request.id,
-                        "status": request.status.value,
-                        "tool": request.tool,
-                        "agent_id": request.run.agent_id,
-                        "requested_by": request.requested_by,
-                        "risk": request.risk.value,
-                        "idempotency_key": request.idempotency_key,
-                        "created_at": iso(request.created_at),
-                        "expires_at": request.expires_at.timestamp(),
-                        "body": body,
-                    },
-                )
+                tx.conn.execute(_Q["insert_request"], params)
             except sqlite3.IntegrityError:
                 # the common case inserts straight away; a reused key is the rare one
                 if request.idempotency_key is None:
                     raise
-                row = conn.execute(
+                row = tx.conn.execute(
                     _Q["get_request_by_key"], {"idempotency_key": request.idempotency_key}
                 ).fetchone()
                 if row is None:
                     raise
-                return Created(self._parsed.parse(row[0]), created=False)
-            self._append_audit(conn, audit)
-            return Created(request, True, self._emit(conn, events, request, audit.at))
+                return Versioned(ApprovalRequest.model_validate_json(row[1]), row[0]), False, []
+            prev = tx.top
+            positions = self._append(tx, [audit], records)
+            tx.top = positions[-1]
+            return Versioned(request, 1), True, live_events([audit], positions, request, prev)
 
-        created = self._run(write, write=True)
-        if created.created:
-            self._parsed.remember(request, body)
-        return created
+        current, created, events = await self._write(work)
+        if created:
+            self._parsed.remember(request, body, 1)
+        return Created(current.request, created, events)
+
+    async def _for_write(self, request_id: str) -> Versioned:
+        cached = self._parsed.versioned(request_id)
+        if cached is not None:
+            return cached
+        row = self._read(lambda c: c.execute(_Q["get_request"], {"id": request_id}).fetchone())
+        if row is None:
+            raise NotFound(f"no approval request {request_id}")
+        return self._versioned(row, request_id)
+
+    async def _apply(self, base: Versioned, change: Change, expects: str) -> Applied | Stale:
+        request_id = base.request.id
+        new = change.request
+        body = None if new is None else new.model_dump_json()
+        records = [entry.record() for entry in change.audit]
+
+        def work(tx: Tx) -> _Written | _Moved:
+            conn = tx.conn
+            if body is None:
+                # a refusal: appended only if the row is still the one it was computed from
+                row = conn.execute(_Q["get_request"], {"id": request_id}).fetchone()
+                if row is None:
+                    raise NotFound(f"no approval request {request_id}")
+                if row[0] != base.version:
+                    return _Moved(*row)
+                version = base.version
+            else:
+                params = {"id": request_id, "version": base.version, "body": body}
+                params["status"], params["expects"] = new.status.value if new else "", expects
+                if conn.execute(_Q["update_request"], params).rowcount == 0:
+                    row = conn.execute(_Q["get_request"], {"id": request_id}).fetchone()
+                    if row is None:
+                        raise NotFound(f"no approval request {request_id}")
+                    if row[0] != base.version:
+                        return _Moved(*row)
+                    logged = conn.execute(_Q["logged_state"], {"id": request_id}).fetchone()
+                    raise mismatch(request_id, expects, None if logged is None else logged[0])
+                version = base.version + 1
+            prev = tx.top
+            positions = self._append(tx, change.audit, records)
+            tx.top = positions[-1] if positions else prev
+            return _Written(version, positions, prev)
+
+        try:
+            outcome = await self._write(work)
+        except NotFound:
+            self._parsed.forget(request_id)
+            raise
+        if isinstance(outcome, _Moved):
+            return Stale(self._versioned((outcome.version, outcome.body), request_id))
+        if new is None or body is None:
+            return Applied(base, [])
+        self._parsed.remember(new, body, outcome.version)
+        events = live_events(change.audit, outcome.positions, new, outcome.prev)
+        return Applied(Versioned(new, outcome.version), events)
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        records = [entry.record()]
+
+        def work(tx: Tx) -> None:
+            tx.top = self._append(tx, [entry], records)[-1]
+
+        await self._write(work)
+
+    # -- reads ----------------------------------------------------------------------------
 
     async def get(self, request_id: str) -> ApprovalRequest | None:
-        row = self._run(
-            lambda c: c.execute(_Q["get_request"], {"id": request_id}).fetchone(), write=False
-        )
-        return None if row is None else self._parsed.parse(row[0], request_id)
+        row = self._read(lambda c: c.execute(_Q["get_request"], {"id": request_id}).fetchone())
+        return None if row is None else self._versioned(row, request_id).request
 
     async def list_requests(self, query: ListQuery) -> Page:
         where: list[str] = []
@@ -280,83 +299,90 @@ class SqliteStore(Store):
             params["before"] = decode_cursor(query.cursor)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         # the column names come from ListQuery.filters: fixed strings, never caller input
-        statement = f"SELECT seq, body FROM requests {clause} ORDER BY seq DESC LIMIT :limit"
-        rows = self._run(lambda c: c.execute(statement, params).fetchall(), write=False)
+        statement = (
+            f"SELECT seq, id, version, body FROM requests {clause} ORDER BY seq DESC LIMIT :limit"
+        )
+        rows = self._read(lambda c: c.execute(statement, params).fetchall())
         more = len(rows) > query.limit
         rows = rows[: query.limit]
-        items = [self._parsed.parse(body) for _, body in rows]
+        items = [self._parsed.parse(body, version, id_) for _, id_, version, body in rows]
         return Page(items=items, next_cursor=encode_cursor(rows[-1][0]) if more and rows else None)
 
-    async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
-        def write(conn: sqlite3.Connection) -> tuple[Change, ApprovalRequest, list[Event]]:
-            row = conn.execute(_Q["get_request"], {"id": request_id}).fetchone()
-            if row is None:
-                raise NotFound(f"no approval request {request_id}")
-            current = self._parsed.parse(row[0], request_id)
-            change = fn(current)
-            events: list[Event] = []
-            if change.request is not None:
-                check_audited(change)
-                body = change.request.model_dump_json()
-                conn.execute(
-                    _Q["update_request"],
-                    {"id": request_id, "status": change.request.status.value, "body": body},
-                )
-                events = self._emit(conn, change.events, change.request, change.audit[-1].at)
-                self._parsed.remember(change.request, body)
-            for entry in change.audit:
-                self._append_audit(conn, entry)
-            return change, change.request or current, events
-
-        change, request, events = self._run(write, write=True)
-        if change.error is not None:
-            raise change.error
-        return Transitioned(request, events)
-
     async def due_for_expiry(self, now: datetime, limit: int = 500) -> list[str]:
-        rows = self._run(
-            lambda c: c.execute(
-                _Q["due_for_expiry"], {"now": now.timestamp(), "limit": limit}
-            ).fetchall(),
-            write=False,
-        )
+        rows = self._rows("due_for_expiry", {"now": now.timestamp(), "limit": limit})
         return [row[0] for row in rows]
 
     async def next_expiry(self) -> datetime | None:
-        row = self._run(lambda c: c.execute(_Q["next_expiry"]).fetchone(), write=False)
-        if row is None or row[0] is None:
-            return None
-        from signoff._util import to_datetime
-
-        return to_datetime(row[0])
-
-    async def append_audit(self, entry: AuditEntry) -> None:
-        self._run(lambda c: self._append_audit(c, entry), write=True)
+        rows = self._rows("next_expiry")
+        return None if not rows or rows[0][0] is None else to_datetime(rows[0][0])
 
     async def audit_events(
-        self, *, request_id: str | None = None, after_seq: int = 0, limit: int | None = None
+        self, *, request_id: str | None = None, after: int = 0, limit: int | None = None
     ) -> list[AuditEvent]:
-        params: dict[str, Any] = {"after": after_seq, "limit": -1 if limit is None else limit}
-        if request_id is None:
-            statement = _Q["audit_all"]
-        else:
-            statement, params["request_id"] = _Q["audit_for_request"], request_id
-        rows = self._run(lambda c: c.execute(statement, params).fetchall(), write=False)
-        return [AuditEvent(record, prev_hash, hash_) for record, prev_hash, hash_ in rows]
+        params: dict[str, Any] = {"after": after, "limit": -1 if limit is None else limit}
+        name = "audit_all"
+        if request_id is not None:
+            name, params["request_id"] = "audit_for_request", request_id
+        return [audit_event(row) for row in self._rows(name, params)]
 
     async def events_after(self, after_id: int, limit: int = 1000) -> list[Event]:
-        rows = self._run(
-            lambda c: c.execute(_Q["events_after"], {"after": after_id, "limit": limit}).fetchall(),
-            write=False,
-        )
-        return [
-            Event(row[0], row[1], row[2], row[3], self._parsed.parse(row[4], row[2]))
-            for row in rows
-        ]
+        rows = self._rows("events_after", {"after": after_id, "limit": limit})
+        events, prev = [], after_id
+        for position, live, request_id, at, version, body in rows:
+            request = self._parsed.parse(body, version, request_id)
+            events.append(Event(position, live, request_id, at, request, prev))
+            prev = position
+        return events
 
     async def last_event_id(self) -> int:
-        row = self._run(lambda c: c.execute(_Q["last_event_id"]).fetchone(), write=False)
-        return int(row[0])
+        return int(self._rows("last_position")[0][0])
+
+    async def count_by_status(self) -> dict[str, int]:
+        return {status: int(count) for status, count in self._rows("count_by_status")}
+
+    async def requests_page(
+        self, after_seq: int, limit: int
+    ) -> list[tuple[int, ApprovalRequest | None, str]]:
+        rows = self._rows("requests_page", {"after": after_seq, "limit": limit})
+        return [(seq, parse_or_none(body), body) for seq, body in rows]
+
+    # -- sealing --------------------------------------------------------------------------
+
+    async def chain_head(self) -> Link | None:
+        rows = self._rows("chain_head")
+        return Link(*rows[0]) if rows else None
+
+    async def unsealed(self, after_position: int, limit: int) -> list[StoredEvent]:
+        rows = self._rows("unsealed", {"after": after_position, "limit": limit})
+        return [StoredEvent(*row) for row in rows]
+
+    async def seal(self, head: Link | None, links: list[Link], checkpoint: Checkpoint) -> bool:
+        def work(tx: Tx) -> bool:
+            now = tx.conn.execute(_Q["chain_head"]).fetchone()
+            if (None if now is None else Link(*now)) != head:
+                return False
+            tx.conn.executemany(
+                _Q["insert_link"],
+                [{"seq": k.seq, "position": k.position, "hash": k.hash} for k in links],
+            )
+            tx.conn.execute(_Q["insert_checkpoint"], checkpoint.to_dict())
+            return True
+
+        return await self._write(work)
+
+    async def sealed(self, after_seq: int, limit: int) -> list[SealedRow]:
+        rows = self._rows("sealed", {"after": after_seq, "limit": limit})
+        return [SealedRow(*row) for row in rows]
+
+    async def checkpoints(self, after_size: int = 0, limit: int = 1000) -> list[Checkpoint]:
+        rows = self._rows("checkpoints", {"after": after_size, "limit": limit})
+        return [Checkpoint(*row) for row in rows]
+
+    async def unsealed_below(self, position: int, limit: int = 10) -> list[int]:
+        rows = self._rows("unsealed_below", {"position": position, "limit": limit})
+        return [row[0] for row in rows]
+
+    # -- runs and tokens ------------------------------------------------------------------
 
     async def save_run(self, record: RunRecord) -> None:
         params = {
@@ -366,84 +392,51 @@ class SqliteStore(Store):
             "updated_at": iso(record.updated_at),
             "body": record.model_dump_json(),
         }
-        self._run(lambda c: c.execute(_Q["save_run"], params), write=True)
+
+        def work(tx: Tx) -> None:
+            tx.conn.execute(_Q["save_run"], params)
+
+        await self._write(work)
 
     async def get_run(self, owner: str, run_id: str) -> RunRecord | None:
-        params = {"owner": owner, "run_id": run_id}
-        row = self._run(lambda c: c.execute(_Q["get_run"], params).fetchone(), write=False)
-        return None if row is None else RunRecord.model_validate_json(row[0])
+        rows = self._rows("get_run", {"owner": owner, "run_id": run_id})
+        return RunRecord.model_validate_json(rows[0][0]) if rows else None
 
     async def list_runs(self, query: RunQuery) -> list[RunRecord]:
-        params = query.params()
-        rows = self._run(lambda c: c.execute(_Q["list_runs"], params).fetchall(), write=False)
-        return [RunRecord.model_validate_json(row[0]) for row in rows]
+        return [
+            RunRecord.model_validate_json(row[0]) for row in self._rows("list_runs", query.params())
+        ]
 
     async def spend(self, key: str, until: datetime) -> bool:
         now = time.time()
 
-        def write(conn: sqlite3.Connection) -> bool:
-            conn.execute(_Q["purge_spent"], {"now": now})
-            cursor = conn.execute(_Q["spend"], {"key": key, "until": until.timestamp()})
+        def work(tx: Tx) -> bool:
+            tx.conn.execute(_Q["purge_spent"], {"now": now})
+            cursor = tx.conn.execute(_Q["spend"], {"key": key, "until": until.timestamp()})
             return cursor.rowcount == 1
 
-        return self._run(write, write=True)
+        return await self._write(work)
 
     async def is_spent(self, key: str) -> bool:
-        params = {"key": key, "now": time.time()}
-        row = self._run(lambda c: c.execute(_Q["is_spent"], params).fetchone(), write=False)
-        return row is not None
-
-    async def count_by_status(self) -> dict[str, int]:
-        rows = self._run(lambda c: c.execute(_Q["count_by_status"]).fetchall(), write=False)
-        return {status: int(count) for status, count in rows}
+        return bool(self._rows("is_spent", {"key": key, "now": time.time()}))
 
 
-def _statements(script: str) -> list[str]:
-    """Split a script into complete statements (a trigger body's ``;`` does not split)."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
-    ):
-        raise StoreError(f"incomplete SQL statement at the end of a migration: {buffer!r}")
-    return statements
+@dataclass(frozen=True, slots=True)
+class _Written:
+    version: int
+    positions: list[int]
+    #: the newest position before the first of ``positions``
+    prev: int
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply pending migrations in one transaction; returns the schema version.
+@dataclass(frozen=True, slots=True)
+class _Moved:
+    """The row is at another version than the change was computed from."""
 
-    ``BEGIN IMMEDIATE`` makes concurrent openers of a new file migrate it exactly once.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS signoff_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        current = conn.execute("SELECT coalesce(max(version), 0) FROM signoff_migrations")
-        version = int(current.fetchone()[0])
-        known = sql.migrations("sqlite")
-        if version > len(known):
-            raise StoreError(
-                f"the database is at schema version {version}, newer than this signoff "
-                f"({len(known)}); upgrade signoff"
-            )
-        for migration in known[version:]:
-            for statement in _statements(migration.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO signoff_migrations (version, name, applied_at) "
-                "VALUES (?, ?, datetime('now'))",
-                (migration.version, migration.name),
-            )
-            version = migration.version
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return version
+    version: int
+    body: str
+
+
+def _top(conn: sqlite3.Connection) -> int:
+    """The newest audit position (read under the write lock, at the start of a flush)."""
+    return int(conn.execute(_Q["last_position"]).fetchone()[0])

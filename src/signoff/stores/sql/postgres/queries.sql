@@ -23,39 +23,31 @@ SELECT pg_try_advisory_lock(%(key)s);
 -- name: alive
 SELECT 1;
 
--- name: insert_request
-INSERT INTO requests
-    (id, status, tool, agent_id, requested_by, risk, idempotency_key, created_at, expires_at, body)
-VALUES
-    (%(id)s, %(status)s, %(tool)s, %(agent_id)s, %(requested_by)s, %(risk)s,
-     %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s);
+-- name: create
+SELECT created, version, body, positions FROM signoff_create(
+    %(id)s, %(status)s, %(tool)s, %(agent_id)s, %(requested_by)s, %(risk)s,
+    %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s,
+    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
+
+-- name: transition
+SELECT outcome, version, body, positions FROM signoff_transition(
+    %(id)s, %(version)s, %(status)s, %(body)s, %(expects)s,
+    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
+
+-- name: append
+SELECT signoff_append(%(request_id)s, %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
+
+-- name: seal
+SELECT signoff_seal(
+    %(head_seq)s, %(head_hash)s, %(seqs)s, %(positions)s, %(hashes)s,
+    %(size)s, %(head)s, %(position)s, %(at)s, %(kid)s, %(signature)s);
 
 -- name: get_request
-SELECT body FROM requests WHERE id = %(id)s;
-
--- name: idempotent_twin_and_audit_head
--- Under the write lock: the request already created with this key (if any), and the head
--- of the audit chain to append to.
-SELECT twin.body, head.seq, head.hash
-FROM (SELECT 1) AS one
-LEFT JOIN requests AS twin ON twin.idempotency_key = %(idempotency_key)s
-LEFT JOIN LATERAL (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS head ON true;
-
--- name: request_for_update_and_audit_head
--- Under the write lock: the request, row-locked, and the head of the audit chain.
-SELECT request.body, head.seq, head.hash
-FROM (SELECT body FROM requests WHERE id = %(id)s FOR UPDATE) AS request
-LEFT JOIN LATERAL (SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1) AS head ON true;
-
--- name: audit_head
-SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1;
+SELECT version, body FROM requests WHERE id = %(id)s;
 
 -- name: list_requests
 -- Newest first. The store fills in the WHERE clause from ListQuery.filters.
-SELECT seq, body FROM requests {where} ORDER BY seq DESC LIMIT %(limit)s;
-
--- name: update_request
-UPDATE requests SET status = %(status)s, body = %(body)s WHERE id = %(id)s;
+SELECT seq, id, version, body FROM requests {where} ORDER BY seq DESC LIMIT %(limit)s;
 
 -- name: due_for_expiry
 SELECT id FROM requests
@@ -66,28 +58,66 @@ LIMIT %(limit)s;
 -- name: next_expiry
 SELECT min(expires_at) FROM requests WHERE status = 'pending';
 
--- name: insert_event
-INSERT INTO events (type, request_id, at) VALUES (%(type)s, %(request_id)s, %(at)s)
-RETURNING id;
+-- name: horizon
+-- Every position below this one has committed or never will: the oldest transaction still
+-- running draws positions from its id and up.
+SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 8);
 
 -- name: events_after
-SELECT events.id, events.type, events.request_id, events.at, requests.body
-FROM events JOIN requests ON requests.id = events.request_id
-WHERE events.id > %(after)s ORDER BY events.id LIMIT %(limit)s;
-
--- name: last_event_id
-SELECT coalesce(max(id), 0) FROM events;
-
--- name: insert_audit
-INSERT INTO audit (seq, request_id, record, prev_hash, hash)
-VALUES (%(seq)s, %(request_id)s, %(record)s, %(prev_hash)s, %(hash)s);
+-- The live events after a position, in order, with the horizon they were read below: every
+-- position under it has committed or never will (one row with null events when none).
+WITH h AS (SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 8) AS horizon)
+SELECT h.horizon, e.position, e.live, e.request_id, e.at, e.version, e.body
+FROM h LEFT JOIN LATERAL (
+    SELECT a.position, a.live, a.request_id, a.at, r.version, r.body
+    FROM audit_events AS a JOIN requests AS r ON r.id = a.request_id
+    WHERE a.position > %(after)s AND a.position < h.horizon AND a.live IS NOT NULL
+    ORDER BY a.position LIMIT %(limit)s
+) AS e ON true
+ORDER BY e.position;
 
 -- name: audit_all
-SELECT record, prev_hash, hash FROM audit WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s;
+SELECT a.position, a.record, c.seq, c.hash, p.hash
+FROM audit_events AS a
+LEFT JOIN audit_chain AS c ON c.position = a.position
+LEFT JOIN audit_chain AS p ON p.seq = c.seq - 1
+WHERE a.position > %(after)s AND a.position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 8)
+ORDER BY a.position LIMIT %(limit)s;
 
 -- name: audit_for_request
-SELECT record, prev_hash, hash FROM audit
-WHERE request_id = %(request_id)s AND seq > %(after)s ORDER BY seq LIMIT %(limit)s;
+SELECT a.position, a.record, c.seq, c.hash, p.hash
+FROM audit_events AS a
+LEFT JOIN audit_chain AS c ON c.position = a.position
+LEFT JOIN audit_chain AS p ON p.seq = c.seq - 1
+WHERE a.request_id = %(request_id)s AND a.position > %(after)s
+  AND a.position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 8)
+ORDER BY a.position LIMIT %(limit)s;
+
+-- name: chain_head
+SELECT seq, position, hash FROM audit_chain ORDER BY seq DESC LIMIT 1;
+
+-- name: unsealed
+SELECT position, record, state FROM audit_events
+WHERE position > %(after)s AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 8)
+ORDER BY position LIMIT %(limit)s;
+
+-- name: sealed
+SELECT c.seq, c.position, c.hash, a.record, a.state
+FROM audit_chain AS c LEFT JOIN audit_events AS a ON a.position = c.position
+WHERE c.seq > %(after)s ORDER BY c.seq LIMIT %(limit)s;
+
+-- name: checkpoints
+SELECT size, head, position, at, kid, signature FROM audit_checkpoints
+WHERE size > %(after)s ORDER BY size LIMIT %(limit)s;
+
+-- name: unsealed_below
+SELECT a.position FROM audit_events AS a
+LEFT JOIN audit_chain AS c ON c.position = a.position
+WHERE a.position <= %(position)s AND c.seq IS NULL
+ORDER BY a.position LIMIT %(limit)s;
+
+-- name: requests_page
+SELECT seq, body FROM requests WHERE seq > %(after)s ORDER BY seq LIMIT %(limit)s;
 
 -- name: count_by_status
 SELECT status, count(*) FROM requests GROUP BY status;

@@ -8,13 +8,23 @@ VALUES
      :expires_at, :body);
 
 -- name: get_request
-SELECT body FROM requests WHERE id = :id;
+SELECT version, body FROM requests WHERE id = :id;
 
 -- name: get_request_by_key
-SELECT body FROM requests WHERE idempotency_key = :idempotency_key;
+SELECT version, body FROM requests WHERE idempotency_key = :idempotency_key;
 
 -- name: update_request
-UPDATE requests SET status = :status, body = :body WHERE id = :id;
+-- The compare-and-set of a transition: only the version the change was computed from, and
+-- only if the request's audited events end in the state it was computed from.
+UPDATE requests SET status = :status, body = :body, version = version + 1
+WHERE id = :id AND version = :version
+  AND coalesce((SELECT state FROM audit_events
+                WHERE request_id = :id AND state IS NOT NULL
+                ORDER BY position DESC LIMIT 1), '') = :expects;
+
+-- name: logged_state
+SELECT state FROM audit_events
+WHERE request_id = :id AND state IS NOT NULL ORDER BY position DESC LIMIT 1;
 
 -- name: due_for_expiry
 SELECT id FROM requests
@@ -25,30 +35,64 @@ LIMIT :limit;
 -- name: next_expiry
 SELECT min(expires_at) FROM requests WHERE status = 'pending';
 
--- name: insert_event
-INSERT INTO events (type, request_id, at) VALUES (:type, :request_id, :at);
+-- name: insert_audit
+INSERT INTO audit_events (request_id, type, state, live, at, record)
+VALUES (:request_id, :type, :state, :live, :at, :record);
+
+-- name: last_position
+SELECT coalesce(max(position), 0) FROM audit_events;
 
 -- name: events_after
-SELECT events.id, events.type, events.request_id, events.at, requests.body
-FROM events JOIN requests ON requests.id = events.request_id
-WHERE events.id > :after ORDER BY events.id LIMIT :limit;
-
--- name: last_event_id
-SELECT coalesce(max(id), 0) FROM events;
-
--- name: audit_head
-SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1;
-
--- name: insert_audit
-INSERT INTO audit (seq, request_id, record, prev_hash, hash)
-VALUES (:seq, :request_id, :record, :prev_hash, :hash);
+SELECT a.position, a.live, a.request_id, a.at, r.version, r.body
+FROM audit_events AS a JOIN requests AS r ON r.id = a.request_id
+WHERE a.position > :after AND a.live IS NOT NULL
+ORDER BY a.position LIMIT :limit;
 
 -- name: audit_all
-SELECT record, prev_hash, hash FROM audit WHERE seq > :after ORDER BY seq LIMIT :limit;
+SELECT a.position, a.record, c.seq, c.hash, p.hash
+FROM audit_events AS a
+LEFT JOIN audit_chain AS c ON c.position = a.position
+LEFT JOIN audit_chain AS p ON p.seq = c.seq - 1
+WHERE a.position > :after ORDER BY a.position LIMIT :limit;
 
 -- name: audit_for_request
-SELECT record, prev_hash, hash FROM audit
-WHERE request_id = :request_id AND seq > :after ORDER BY seq LIMIT :limit;
+SELECT a.position, a.record, c.seq, c.hash, p.hash
+FROM audit_events AS a
+LEFT JOIN audit_chain AS c ON c.position = a.position
+LEFT JOIN audit_chain AS p ON p.seq = c.seq - 1
+WHERE a.request_id = :request_id AND a.position > :after ORDER BY a.position LIMIT :limit;
+
+-- name: chain_head
+SELECT seq, position, hash FROM audit_chain ORDER BY seq DESC LIMIT 1;
+
+-- name: unsealed
+SELECT position, record, state FROM audit_events
+WHERE position > :after ORDER BY position LIMIT :limit;
+
+-- name: insert_link
+INSERT INTO audit_chain (seq, position, hash) VALUES (:seq, :position, :hash);
+
+-- name: insert_checkpoint
+INSERT INTO audit_checkpoints (size, head, position, at, kid, signature)
+VALUES (:size, :head, :position, :at, :kid, :signature);
+
+-- name: sealed
+SELECT c.seq, c.position, c.hash, a.record, a.state
+FROM audit_chain AS c LEFT JOIN audit_events AS a ON a.position = c.position
+WHERE c.seq > :after ORDER BY c.seq LIMIT :limit;
+
+-- name: checkpoints
+SELECT size, head, position, at, kid, signature FROM audit_checkpoints
+WHERE size > :after ORDER BY size LIMIT :limit;
+
+-- name: unsealed_below
+SELECT a.position FROM audit_events AS a
+LEFT JOIN audit_chain AS c ON c.position = a.position
+WHERE a.position <= :position AND c.seq IS NULL
+ORDER BY a.position LIMIT :limit;
+
+-- name: requests_page
+SELECT seq, body FROM requests WHERE seq > :after ORDER BY seq LIMIT :limit;
 
 -- name: count_by_status
 SELECT status, count(*) FROM requests GROUP BY status;

@@ -1,7 +1,8 @@
 -- The current schema, for reading. Migrations build it; a test checks that they agree.
 
 -- No AUTOINCREMENT: it costs a write to sqlite_sequence on every insert. Rows are never
--- deleted from the top of a table, so a plain rowid still only ever increases.
+-- deleted from the top of a table, so a plain rowid still only ever increases. version
+-- counts the row's writes: each transition is a compare-and-set on it.
 CREATE TABLE requests (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -13,7 +14,8 @@ CREATE TABLE requests (
     idempotency_key TEXT UNIQUE,
     created_at TEXT NOT NULL,
     expires_at REAL NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1
 );
 
 -- Few indexes on purpose: each one is written on every insert. Listing by status (the
@@ -23,33 +25,67 @@ CREATE INDEX requests_pending_expiry ON requests (expires_at) WHERE status = 'pe
 CREATE INDEX requests_status ON requests (status, seq);
 CREATE INDEX requests_requested_by ON requests (requested_by, seq);
 
--- Live events carry no copy of the request: a replay joins the request as it is now.
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
+-- The audit log (signoff.audit). Events are appended as they happen, in position order;
+-- each is its canonical JSON record, stored and later hashed byte for byte. request_id,
+-- type, state (what the event leaves its request in: signoff.evidence), live (the live
+-- event type it streams as) and at are copied out of the record for the indexes and the
+-- live streams; audit verify checks they agree with it. A live event's id is its position.
+CREATE TABLE audit_events (
+    position INTEGER PRIMARY KEY,
+    request_id TEXT,
     type TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    at TEXT NOT NULL
+    state TEXT,
+    live TEXT,
+    at TEXT NOT NULL,
+    record TEXT NOT NULL
 );
 
--- Each event is its canonical JSON record, hashed byte for byte with the previous hash.
--- request_id is copied out of the record for the index only.
-CREATE TABLE audit (
+CREATE INDEX audit_events_request ON audit_events (request_id, position);
+
+-- The sealer links the events, in position order, into a hash chain
+CREATE TABLE audit_chain (
     seq INTEGER PRIMARY KEY,
-    request_id TEXT,
-    record TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
+    position INTEGER NOT NULL UNIQUE,
     hash TEXT NOT NULL
 );
 
-CREATE INDEX audit_request ON audit (request_id, seq);
+-- and signs the chain's size and head with the server's Ed25519 key after each sealing.
+CREATE TABLE audit_checkpoints (
+    size INTEGER PRIMARY KEY,
+    head TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    kid TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
 
--- The chain is append-only: the database itself refuses to change or remove an event.
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+-- All three are append-only: the database itself refuses to change or remove a row.
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;
 
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_chain_no_update BEFORE UPDATE ON audit_chain
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN
     SELECT RAISE(ABORT, 'the audit log is append-only');
 END;

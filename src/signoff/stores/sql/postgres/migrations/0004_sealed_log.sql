@@ -1,0 +1,221 @@
+-- The sealed audit log and one-round-trip writes with no cluster-wide lock (issue 10).
+--
+-- Events are appended at positions drawn from the writing transaction's id:
+-- (txid << 8) + n. Readers take only positions below the oldest transaction still running
+-- (pg_snapshot_xmin of their snapshot), so a transaction that commits late is never
+-- skipped, and nothing waits for a global predecessor. The sealer links the events into
+-- audit_chain and signs checkpoints. A request's row carries a version for compare-and-set;
+-- each event that changes a request names the state it leaves it in (signoff.evidence).
+-- Live events are the audit events that change a request: the events table goes.
+
+ALTER TABLE requests ADD COLUMN version bigint NOT NULL DEFAULT 1;
+
+CREATE TABLE audit_events (
+    position bigint PRIMARY KEY,
+    request_id text,
+    type text NOT NULL,
+    state text,
+    live text,
+    at text NOT NULL,
+    record text NOT NULL
+);
+
+-- The events already audited move over at their old seq (below every new position, which
+-- starts at the current transaction id times 256), without the old chain's "seq" inside the
+-- record: the last top-level `,"seq":N,` (keys are sorted, so it sits just before "type").
+INSERT INTO audit_events (position, request_id, type, state, live, at, record)
+SELECT
+    seq,
+    request_id,
+    record::json ->> 'type',
+    CASE record::json ->> 'type'
+        WHEN 'request.created' THEN 'pending ' || (record::json -> 'data' ->> 'args_digest') || ' 0'
+        WHEN 'decision.recorded' THEN 'pending ' || (record::json -> 'data' ->> 'args_digest')
+            || ' ' || (record::json -> 'data' ->> 'approvals')
+        WHEN 'request.approved' THEN 'approved ' || (record::json -> 'data' ->> 'args_digest')
+        WHEN 'request.consumed' THEN 'consumed ' || (record::json -> 'data' ->> 'args_digest')
+        WHEN 'request.outcome' THEN 'done ' || (record::json -> 'data' ->> 'status')
+        WHEN 'request.rejected' THEN 'rejected'
+        WHEN 'request.expired' THEN 'expired'
+        WHEN 'request.cancelled' THEN 'cancelled'
+    END,
+    CASE record::json ->> 'type'
+        WHEN 'request.created' THEN 'request.created'
+        WHEN 'decision.recorded' THEN 'request.decided'
+        WHEN 'request.approved' THEN 'request.decided'
+        WHEN 'request.rejected' THEN 'request.decided'
+        WHEN 'request.expired' THEN 'request.expired'
+        WHEN 'request.cancelled' THEN 'request.cancelled'
+        WHEN 'request.consumed' THEN 'request.consumed'
+        WHEN 'request.outcome' THEN 'request.outcome'
+    END,
+    record::json ->> 'at',
+    regexp_replace(record, '^(.*),"seq":[0-9]+,"type":', '\1,"type":')
+FROM audit ORDER BY seq;
+
+CREATE INDEX audit_events_request ON audit_events (request_id, position);
+
+CREATE TABLE audit_chain (
+    seq bigint PRIMARY KEY,
+    position bigint NOT NULL UNIQUE,
+    hash text NOT NULL
+);
+
+CREATE TABLE audit_checkpoints (
+    size bigint PRIMARY KEY,
+    head text NOT NULL,
+    position bigint NOT NULL,
+    at text NOT NULL,
+    kid text NOT NULL,
+    signature text NOT NULL
+);
+
+DROP TABLE audit;
+DROP TABLE events;
+DROP FUNCTION signoff_notify_event();
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_chain_no_update BEFORE UPDATE ON audit_chain
+    FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_chain_no_delete BEFORE DELETE ON audit_chain
+    FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_chain_no_truncate BEFORE TRUNCATE ON audit_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION signoff_audit_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+
+-- Appends one transaction's audit events for one request at (txid << 8) + 0, 1, 2 …
+CREATE FUNCTION signoff_append(
+    p_request_id text, p_types text[], p_states text[], p_lives text[], p_ats text[],
+    p_records text[]
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    base bigint := pg_current_xact_id()::text::bigint << 8;
+    n integer := coalesce(cardinality(p_records), 0);
+BEGIN
+    IF n > 256 THEN
+        RAISE EXCEPTION 'one write appends at most 256 audit events, not %', n;
+    END IF;
+    INSERT INTO audit_events (position, request_id, type, state, live, at, record)
+    SELECT base + i - 1, p_request_id, p_types[i], p_states[i], p_lives[i], p_ats[i], p_records[i]
+    FROM generate_series(1, n) AS i;
+    RETURN ARRAY(SELECT base + i - 1 FROM generate_series(1, n) AS i);
+END;
+$$;
+
+-- Creates a request with its audit event, or returns the one already made with its
+-- idempotency key: one round trip, in autocommit.
+CREATE FUNCTION signoff_create(
+    p_id text, p_status text, p_tool text, p_agent_id text, p_requested_by text, p_risk text,
+    p_key text, p_created_at timestamptz, p_expires_at timestamptz, p_body text,
+    p_types text[], p_states text[], p_lives text[], p_ats text[], p_records text[]
+) RETURNS TABLE (created boolean, version bigint, body text, positions bigint[])
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO requests AS r
+        (id, status, tool, agent_id, requested_by, risk, idempotency_key, created_at,
+         expires_at, body)
+    VALUES
+        (p_id, p_status, p_tool, p_agent_id, p_requested_by, p_risk, p_key, p_created_at,
+         p_expires_at, p_body)
+    ON CONFLICT (idempotency_key) DO NOTHING;
+    IF FOUND THEN
+        created := true;
+        version := 1;
+        positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
+        PERFORM pg_notify('signoff_events', positions[cardinality(positions)] || ' ' || p_id);
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    created := false;
+    SELECT r.version, r.body INTO version, body FROM requests AS r WHERE r.idempotency_key = p_key;
+    RETURN NEXT;
+END;
+$$;
+
+-- A transition's compare-and-set: writes the new row and its audit events only if the row
+-- is still at p_version and its audited events end in p_expects (the state the change was
+-- computed from). A refusal (p_body null) appends its events at the same version.
+-- outcome: 'ok' | 'stale' (version, body: the row as it is) | 'missing' |
+-- 'mismatch' (body: the state the events end in).
+CREATE FUNCTION signoff_transition(
+    p_id text, p_version bigint, p_status text, p_body text, p_expects text,
+    p_types text[], p_states text[], p_lives text[], p_ats text[], p_records text[]
+) RETURNS TABLE (outcome text, version bigint, body text, positions bigint[])
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_version bigint;
+BEGIN
+    IF p_body IS NOT NULL THEN
+        UPDATE requests AS r SET status = p_status, body = p_body, version = r.version + 1
+        WHERE r.id = p_id AND r.version = p_version
+          AND coalesce((SELECT a.state FROM audit_events AS a
+                        WHERE a.request_id = p_id AND a.state IS NOT NULL
+                        ORDER BY a.position DESC LIMIT 1), '') = p_expects
+        RETURNING r.version INTO v_version;
+        IF FOUND THEN
+            outcome := 'ok';
+            version := v_version;
+            positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
+            PERFORM pg_notify('signoff_events', positions[cardinality(positions)] || ' ' || p_id);
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
+    SELECT r.version, r.body INTO v_version, body FROM requests AS r WHERE r.id = p_id;
+    IF NOT FOUND THEN
+        outcome := 'missing';
+    ELSIF v_version <> p_version THEN
+        outcome := 'stale';
+        version := v_version;
+    ELSIF p_body IS NOT NULL THEN
+        outcome := 'mismatch';
+        version := v_version;
+        SELECT a.state INTO body FROM audit_events AS a
+        WHERE a.request_id = p_id AND a.state IS NOT NULL ORDER BY a.position DESC LIMIT 1;
+    ELSE
+        outcome := 'ok';
+        version := v_version;
+        body := NULL;
+        positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
+    END IF;
+    RETURN NEXT;
+END;
+$$;
+
+-- The sealer's write: links and a checkpoint, only if the chain's head is still the one
+-- the links were computed after (a sealer that lost the race writes nothing).
+CREATE FUNCTION signoff_seal(
+    p_head_seq bigint, p_head_hash text, p_seqs bigint[], p_positions bigint[],
+    p_hashes text[], p_size bigint, p_head text, p_position bigint, p_at text, p_kid text,
+    p_signature text
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_seq bigint;
+    v_hash text;
+BEGIN
+    -- one sealer at a time (0x7369676E6F666604, "signof" + 4), whoever leads: the others
+    -- find the lock taken and try later
+    IF NOT pg_try_advisory_xact_lock(8316291910929376772) THEN
+        RETURN false;
+    END IF;
+    SELECT c.seq, c.hash INTO v_seq, v_hash FROM audit_chain AS c ORDER BY c.seq DESC LIMIT 1;
+    IF v_seq IS DISTINCT FROM p_head_seq OR v_hash IS DISTINCT FROM p_head_hash THEN
+        RETURN false;
+    END IF;
+    INSERT INTO audit_chain (seq, position, hash)
+    SELECT * FROM unnest(p_seqs, p_positions, p_hashes);
+    INSERT INTO audit_checkpoints (size, head, position, at, kid, signature)
+    VALUES (p_size, p_head, p_position, p_at, p_kid, p_signature);
+    RETURN true;
+END;
+$$;
