@@ -123,8 +123,12 @@ def _key(schema: JSONObject) -> str:
 def schema_problem(schema: JSONObject) -> str | None:
     """Why ``schema`` cannot be used to check arguments, or None. Synchronous: for schemas
     the operator wrote; use :func:`check_schema` for one an agent sent."""
+    return _problem_of(_key(schema))
+
+
+def _problem_of(schema_text: str) -> str | None:
     try:
-        _validator(_key(schema))
+        _validator(schema_text)
     except SchemaError as exc:
         return exc.message
     except (Unresolvable, RecursionError, ValueError) as exc:
@@ -153,9 +157,24 @@ def instance_errors(schema: JSONObject, instance: Any) -> list[str]:
     return errors
 
 
+#: schemas already checked and found usable (their canonical text): checking one again is
+#: a lookup on the loop, not a trip to a worker thread (an embedded gate sends its tool's
+#: schema with every call; the thread hop alone cost more than the rest of the submission)
+_USABLE: dict[str, None] = {}
+_USABLE_MAX = 256
+
+
 async def check_schema(schema: JSONObject) -> str | None:
-    """:func:`schema_problem`, in a worker thread."""
-    return await asyncio.to_thread(schema_problem, schema)
+    """:func:`schema_problem`, in a worker thread (unless already found usable)."""
+    key = _key(schema)
+    if key in _USABLE:
+        return None
+    problem = await asyncio.to_thread(_problem_of, key)
+    if problem is None:
+        if len(_USABLE) >= _USABLE_MAX:
+            del _USABLE[next(iter(_USABLE))]  # the oldest: dicts keep insertion order
+        _USABLE[key] = None
+    return problem
 
 
 async def schema_errors(schema: JSONObject, instance: Any) -> list[str]:

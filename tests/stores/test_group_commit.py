@@ -30,7 +30,7 @@ async def test_concurrent_writes_share_commits_and_each_is_durable_when_answered
     tmp_path: Path,
 ) -> None:
     conn = _database(tmp_path / "g.db")
-    commits = GroupCommit(conn, threading.RLock(), lambda c: 0)
+    commits = GroupCommit(conn, threading.RLock())
     reader = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
 
     async def write(n: int) -> None:
@@ -47,7 +47,7 @@ async def test_concurrent_writes_share_commits_and_each_is_durable_when_answered
 
 async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
     conn = _database(tmp_path / "g.db")
-    commits = GroupCommit(conn, threading.RLock(), lambda c: 0)
+    commits = GroupCommit(conn, threading.RLock())
 
     def insert(n: int) -> Callable[[Tx], None]:
         def work(tx: Tx) -> None:
@@ -97,7 +97,7 @@ async def test_the_store_refuses_writes_once_closed(tmp_path: Path) -> None:
 
 async def test_a_write_alone_that_fails_after_writing_leaves_nothing(tmp_path: Path) -> None:
     conn = _database(tmp_path / "g.db")
-    commits = GroupCommit(conn, threading.RLock(), lambda c: 0)
+    commits = GroupCommit(conn, threading.RLock())
 
     def insert_then_fail(tx: Tx) -> None:
         tx.conn.execute("INSERT INTO t VALUES (7)")

@@ -31,13 +31,9 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class Tx:
-    """What a unit of work gets: the connection, inside the flush's transaction, and the
-    newest audit position before this unit (the store tracks it across units)."""
+    """What a unit of work gets: the connection, inside the flush's transaction."""
 
     conn: sqlite3.Connection
-    #: the newest audit position committed before this unit's first event; every unit that
-    #: appends events moves it on
-    top: int
 
 
 Work = Callable[[Tx], T]
@@ -59,11 +55,9 @@ class GroupCommit:
         self,
         conn: sqlite3.Connection,
         lock: threading.RLock,
-        top: Callable[[sqlite3.Connection], int],
     ) -> None:
         self.conn = conn
         self.lock = lock
-        self._top = top
         self._queue: list[_Unit[Any]] = []
         #: flushes and units so far (the benchmarks read them)
         self.flushes = 0
@@ -105,7 +99,7 @@ class GroupCommit:
                 _fail(units, StoreError(f"sqlite: {exc}"))
                 return
             try:
-                tx = Tx(conn, self._top(conn))
+                tx = Tx(conn)
                 if len(units) == 1:
                     # the whole transaction is this unit's: if it fails, all of it goes
                     units[0].outcome = (True, units[0].work(tx))
@@ -123,13 +117,11 @@ class GroupCommit:
 
 def _in_savepoint(unit: _Unit[Any], tx: Tx) -> None:
     """One unit of several: one that fails is rolled back (and fails) alone."""
-    top = tx.top
     tx.conn.execute("SAVEPOINT unit")
     try:
         unit.outcome = (True, unit.work(tx))
     except Exception as exc:
-        tx.conn.execute("ROLLBACK TO unit")
-        tx.top = top  # positions the rolled-back unit took are free again
+        tx.conn.execute("ROLLBACK TO unit")  # and the positions it took are free again
         unit.outcome = (False, _as_error(exc))
     tx.conn.execute("RELEASE unit")
 

@@ -112,7 +112,7 @@ class SqliteStore(Store):
         if not memory:
             self._checkpointer = Checkpointer.start_for(writer, self.path, self._write_lock)
         self._writer, self._reader = writer, reader
-        self._commits = GroupCommit(writer, self._write_lock, _top)
+        self._commits = GroupCommit(writer, self._write_lock)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -157,6 +157,10 @@ class SqliteStore(Store):
 
     @staticmethod
     def _append(tx: Tx, entries: list[AuditEntry], records: list[str]) -> list[int]:
+        """Append ``entries``; their positions. A position is the table's rowid, which SQLite
+        gives as one more than the largest so far (no AUTOINCREMENT; the table is append-only),
+        so the first position less one is the newest event before them: the ``prev`` of the
+        live events they stream, without reading it."""
         positions = []
         for entry, record in zip(entries, records, strict=True):
             cursor = tx.conn.execute(
@@ -209,10 +213,12 @@ class SqliteStore(Store):
                 if row is None:
                     raise
                 return Versioned(ApprovalRequest.model_validate_json(row[1]), row[0]), False, []
-            prev = tx.top
             positions = self._append(tx, [audit], records)
-            tx.top = positions[-1]
-            return Versioned(request, 1), True, live_events([audit], positions, request, prev)
+            return (
+                Versioned(request, 1),
+                True,
+                live_events([audit], positions, request, positions[0] - 1),
+            )
 
         current, created, events = await self._write(work)
         if created:
@@ -256,10 +262,8 @@ class SqliteStore(Store):
                     logged = conn.execute(_Q["logged_state"], {"id": request_id}).fetchone()
                     raise mismatch(request_id, expects, None if logged is None else logged[0])
                 version = base.version + 1
-            prev = tx.top
             positions = self._append(tx, change.audit, records)
-            tx.top = positions[-1] if positions else prev
-            return _Written(version, positions, prev)
+            return _Written(version, positions, positions[0] - 1 if positions else 0)
 
         try:
             outcome = await self._write(work)
@@ -278,7 +282,7 @@ class SqliteStore(Store):
         records = [entry.record()]
 
         def work(tx: Tx) -> None:
-            tx.top = self._append(tx, [entry], records)[-1]
+            self._append(tx, [entry], records)
 
         await self._write(work)
 
@@ -436,7 +440,3 @@ class _Moved:
     version: int
     body: str
 
-
-def _top(conn: sqlite3.Connection) -> int:
-    """The newest audit position (read under the write lock, at the start of a flush)."""
-    return int(conn.execute(_Q["last_position"]).fetchone()[0])
