@@ -186,7 +186,12 @@ class ApprovalService:
                         request = await self.expire(request_id)
                         continue
                     return await self._current(request_id)
-                await changes.next(until - now)
+                event = await changes.next(until - now)
+                if event is not None and event.snapshot.status is not Status.PENDING:
+                    # a request never returns to pending: the state this committed change
+                    # left is a true answer without reading it back (a later change, such
+                    # as another consumer's claim, is found by the caller's own transition)
+                    return event.snapshot
                 request = await self._current(request_id)
         return request
 
