@@ -77,7 +77,7 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         opts = self.options
         self._backoff = tenacity.wait_exponential_jitter(
-            initial=opts.backoff_initial_s, max=opts.backoff_max_s, jitter=opts.backoff_jitter_s
+            multiplier=opts.backoff_initial_s, max=opts.backoff_max_s, jitter=opts.backoff_jitter_s
         )
         self._retrying = tenacity.AsyncRetrying(wait=self._backoff)
 
