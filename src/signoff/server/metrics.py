@@ -47,7 +47,7 @@ class Metrics:
         )
 
         self.deliveries = Gauge(
-            "signoff_deliveries",
+            "signoff_outbox_deliveries",
             "Deliveries in the outbox, by channel and status.",
             ["channel", "status"],
             registry=self.registry,
