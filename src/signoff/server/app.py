@@ -56,6 +56,7 @@ def create_app(
         if channels.worker.observe is None:
             channels.worker.observe = state.metrics.observe_delivery
         routes += channels.routes()
+        state.channels = channels
     address = public_url or config.server.public_url or DEFAULT_SERVER_URL
 
     @contextlib.asynccontextmanager
