@@ -28,9 +28,7 @@ CONFIG = {
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def service(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[ApprovalService]:
+async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ApprovalService]:
     if request.param == "memory":
         url = "memory://"
     elif request.param == "sqlite":
@@ -131,7 +129,9 @@ async def test_failures_retry_then_give_up_and_retry_on_demand(service: Approval
     await service.submit(refund_spec(), AGENT)
     now = service.now() + timedelta(seconds=1)
     [first, *_] = await store.claim_deliveries("w", now, now + timedelta(seconds=30), 1)
-    assert await store.fail_delivery(first.id, "w", "the receiver answered 500", now + timedelta(seconds=60))
+    assert await store.fail_delivery(
+        first.id, "w", "the receiver answered 500", now + timedelta(seconds=60)
+    )
     waiting = await store.get_delivery(first.id)
     assert waiting is not None and waiting.status is DeliveryStatus.PENDING
     assert waiting.last_error == "the receiver answered 500"

@@ -140,7 +140,9 @@ async def test_routes_pick_channels_by_risk() -> None:
 
 
 async def test_an_escalation_fires_after_its_delay_and_not_before() -> None:
-    routes = [{"when": "true", "notify": ["hook"], "escalate": [{"after": "1s", "notify": ["hook"]}]}]
+    routes = [
+        {"when": "true", "notify": ["hook"], "escalate": [{"after": "1s", "notify": ["hook"]}]}
+    ]
     async with world(routes=routes) as w:
         created = (await w.service.submit(refund_spec(), AGENT)).request
         started = time.monotonic()
@@ -160,7 +162,9 @@ async def test_an_escalation_fires_after_its_delay_and_not_before() -> None:
 
 
 async def test_no_escalation_once_decided() -> None:
-    routes = [{"when": "true", "notify": ["hook"], "escalate": [{"after": "0.5s", "notify": ["hook"]}]}]
+    routes = [
+        {"when": "true", "notify": ["hook"], "escalate": [{"after": "0.5s", "notify": ["hook"]}]}
+    ]
     async with world(routes=routes) as w:
         created = (await w.service.submit(refund_spec(), AGENT)).request
         await w.service.decide(created.id, PUBLISHER, "approve")

@@ -12,7 +12,8 @@ from signoff.server.parsing import ok
 
 
 async def list_deliveries(ctx: Ctx) -> Response:
-    limit = _number(ctx.query("limit"), "limit") or 100
+    given = _number(ctx.query("limit"), "limit")
+    limit = 100 if given is None else given
     deliveries.query(limit=limit)  # checked before the page's extra row is added
     wanted = deliveries.query(
         status=ctx.query("status") or None,
