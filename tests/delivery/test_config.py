@@ -22,12 +22,10 @@ def test_an_unknown_channel_in_a_route_is_an_error(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_an_unknown_channel_in_an_escalation_or_a_tool_is_an_error() -> None:
+def test_an_unknown_channel_in_an_escalation_is_an_error() -> None:
     steps = [{"after": "5m", "notify": ["nope"]}]
     with pytest.raises(ConfigError, match=r"routes\.0\.escalate\.0\.notify"):
         parse_config({"channels": {"a": HOOK}, "routes": [{"notify": ["a"], "escalate": steps}]})
-    with pytest.raises(ConfigError, match=r"issue_refund.*unknown channel 'nope'"):
-        parse_config({"tools": [{"name": "issue_refund", "channels": ["nope"]}]})
 
 
 def test_a_bad_route_condition_names_the_route() -> None:

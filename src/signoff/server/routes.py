@@ -236,7 +236,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         method="POST",
-        path="/v1/deliveries/{delivery_id}/retry",
+        path="/v1/deliveries/{id}/retry",
         name="retry_delivery",
         summary="Try a failed delivery again now, with a fresh round of attempts",
         handler=retry_delivery,

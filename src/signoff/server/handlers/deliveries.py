@@ -43,7 +43,7 @@ def _number(value: str | None, name: str) -> int | None:
 
 
 async def retry_delivery(ctx: Ctx) -> Response:
-    found = await deliveries.Deliveries(ctx.state.service).retry(ctx.who, ctx.path("delivery_id"))
+    found = await deliveries.Deliveries(ctx.state.service).retry(ctx.who, ctx.path("id"))
     if ctx.state.channels is not None:
         ctx.state.channels.worker.wake()  # this replica sends it now; others on their timer
     return ok(DeliveryOut.model_validate(found.to_dict()))
