@@ -20,7 +20,8 @@ def require_reader(principal: Principal, roles: RoleLadder) -> None:
         )
 
 
-def require_auditor(principal: Principal, roles: RoleLadder) -> None:
-    """Raise Forbidden unless ``principal`` may read the audit log."""
+def require_auditor(principal: Principal, roles: RoleLadder, what: str = "the audit log") -> None:
+    """Raise Forbidden unless ``principal`` may read the audit log (or ``what``: the
+    highest role's other reads, such as the deliveries)."""
     if principal.kind != "approver" or principal.role != roles.highest:
-        raise Forbidden(f"reading the audit log needs the role {roles.highest!r}")
+        raise Forbidden(f"reading {what} needs the role {roles.highest!r}")

@@ -97,6 +97,7 @@ class AuditLog:
     async def verify(self, against: Checkpoint | None = None) -> Verification:
         """Verify the whole log. One verification runs at a time: callers that ask while one
         runs share its result (a check against an exported checkpoint runs on its own)."""
+        await self.store.settle()  # what this process wrote is counted, sealed or not
         if against is not None:
             return await verify_store(self.store, self.keys, against=against, now=self._now())
         if self._verifying is None or self._verifying.done():

@@ -39,6 +39,7 @@ The config file is TOML::
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -48,10 +49,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from signoff._util import parse_duration
-from signoff.config_file import HS_ALGORITHMS, ConfigFile, ToolTable
+from signoff.config_file import HS_ALGORITHMS, ConfigFile, RouteTable, ToolTable
 from signoff.errors import ConfigError
 from signoff.policy import DEFAULT_TIMEOUT_S, Policy, Template
 from signoff.roles import RoleLadder
+from signoff.routing import Route, Routing
 
 DEFAULT_DB_URL = "sqlite:///./.signoff/signoff.db"
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
@@ -100,6 +102,20 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """A ``[channels.NAME]`` table with the environment's values merged in; the channel
+    checks ``settings`` against its own model when it is built."""
+
+    name: str
+    type: str
+    settings: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        # the settings hold secrets: never printed
+        return f"ChannelConfig({self.name!r}, type={self.type!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     roles: RoleLadder = field(default_factory=RoleLadder)
     default_timeout_s: float = DEFAULT_TIMEOUT_S
@@ -110,6 +126,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     runs: RunsConfig = field(default_factory=RunsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    #: the configured channels, by name, and the routes to them
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    routing: Routing = field(default_factory=Routing)
     source: str | None = None
 
     def operator_policy(self, tool: str) -> Policy | None:
@@ -151,8 +170,14 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         raise ConfigError(f"{path}: {exc.message}") from exc
 
 
-def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Config:
-    """Check a parsed config (the TOML's tables) and build the runtime Config."""
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    source: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Check a parsed config (the TOML's tables) and build the runtime Config. A channel's
+    key may come from ``environ`` (default: the process's) as ``SIGNOFF_CHANNEL_<NAME>_<KEY>``."""
     try:
         file = ConfigFile.model_validate(data)
     except ValidationError as exc:
@@ -179,6 +204,8 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Confi
         raise ConfigError("auth.jwks_url: RS*/ES* algorithms need a JWKS URL")
     if auth.oidc_discovery_url and not auth.oidc_client_id:
         raise ConfigError("auth.oidc_client_id: oidc_discovery_url needs a client id")
+    channels = _channels(file, os.environ if environ is None else environ)
+    routing = _routing(file, set(channels))
     return Config(
         roles=roles,
         default_timeout_s=timeout_s,
@@ -202,6 +229,8 @@ def parse_config(data: Mapping[str, Any], *, source: str | None = None) -> Confi
             public_url=file.server.public_url,
         ),
         runs=RunsConfig(apps=tuple(file.runs.apps)),
+        channels=channels,
+        routing=routing,
         audit=AuditConfig(
             trusted_keys=tuple(file.audit.trusted_keys),
             seal_interval_s=parse_duration(file.audit.seal_interval),
@@ -224,6 +253,74 @@ def _roles_named(file: ConfigFile) -> list[tuple[str, str]]:
     named = [("defaults.min_role", file.defaults.min_role)]
     named += [(f"[[tools]] {t.name!r}: min_role", t.min_role) for t in file.tools]
     return [(where, role) for where, role in named if role is not None]
+
+
+def _channels(file: ConfigFile, environ: Mapping[str, str]) -> dict[str, ChannelConfig]:
+    """Each ``[channels.NAME]`` table, with ``SIGNOFF_CHANNEL_<NAME>_<KEY>`` values over
+    the file's (the longest name that fits wins: ``ops`` and ``ops-hook`` both exist)."""
+    prefixes = {
+        f"SIGNOFF_CHANNEL_{name.upper().replace('-', '_')}_": name for name in file.channels
+    }
+    from_env: dict[str, dict[str, Any]] = {}
+    for variable, value in environ.items():
+        fits = [p for p in prefixes if variable.startswith(p) and len(variable) > len(p)]
+        if fits:
+            prefix = max(fits, key=len)
+            key = variable[len(prefix) :].lower()
+            from_env.setdefault(prefixes[prefix], {})[key] = _env_value(value)
+    out: dict[str, ChannelConfig] = {}
+    for name, table in file.channels.items():
+        settings = {**table.model_dump(), **from_env.get(name, {})}
+        if "type" in from_env.get(name, {}):
+            raise ConfigError(
+                f"channels.{name}.type: the type is the file's, not the environment's"
+            )
+        out[name] = ChannelConfig(name, table.type, settings)
+    return out
+
+
+def _env_value(value: str) -> Any:
+    """An environment variable's value: a table or a list when it is written as JSON."""
+    if value.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _routing(file: ConfigFile, channels: set[str]) -> Routing:
+    def known(where: str, names: list[str]) -> None:
+        for name in names:
+            if name not in channels:
+                raise ConfigError(
+                    f"{where}: unknown channel {name!r}; the channels are {sorted(channels)}"
+                )
+
+    # a tool's `channels` that names no configured channel reaches nobody (as an agent's
+    # proposal does): files written before channels existed name them freely
+    routes = []
+    for n, route in enumerate(file.routes):
+        routes.append(_route(route, f"routes.{n}", known))
+    return Routing(channels=frozenset(channels), routes=tuple(routes))
+
+
+def _route(route: RouteTable, where: str, known: Any) -> Route:
+    known(f"{where}.notify", route.notify)
+    steps = []
+    for k, step in enumerate(route.escalate):
+        known(f"{where}.escalate.{k}.notify", step.notify)
+        try:
+            after = parse_duration(step.after)
+        except (ConfigError, ValueError) as exc:
+            raise ConfigError(f"{where}.escalate.{k}.after: {exc}") from exc
+        steps.append((after, step.notify))
+    if not route.notify and not steps:
+        raise ConfigError(f"{where}: a route needs notify or escalate")
+    try:
+        return Route.build(route.when, route.notify, steps)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.when: {exc.message}") from exc
 
 
 def _tool_policy(entry: ToolTable) -> Policy:

@@ -40,6 +40,8 @@ def _reject_only(value: object) -> object:
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: a channel's name: it is part of URLs and of environment variables' names
+ChannelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 #: seconds, or a duration such as "90s", "5m", "1h30m"
 Duration = Annotated[float | str, BeforeValidator(_duration)]
 #: true, false, or a CEL expression over the call
@@ -129,6 +131,28 @@ class AuditTable(_Table):
     seal_interval: Duration = "1s"
 
 
+class ChannelTable(BaseModel):
+    """``[channels.NAME]``: a type and that type's own keys, which the channel checks when
+    it is built (signoff.channels.setup); any key may come from the environment instead."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: Name
+
+
+class EscalationTable(_Table):
+    #: how long after the request was made the step fires, if it is still pending
+    after: Duration
+    notify: list[Name] = Field(min_length=1)
+
+
+class RouteTable(_Table):
+    #: a CEL expression over tool, risk, args, run and policy (or true / false)
+    when: Condition = True
+    notify: list[Name] = Field(default_factory=list)
+    escalate: list[EscalationTable] = Field(default_factory=list, max_length=20)
+
+
 class ConfigFile(_Table):
     """The whole policy file."""
 
@@ -140,3 +164,5 @@ class ConfigFile(_Table):
     server: ServerTable = Field(default_factory=ServerTable)
     runs: RunsTable = Field(default_factory=RunsTable)
     audit: AuditTable = Field(default_factory=AuditTable)
+    channels: dict[ChannelName, ChannelTable] = Field(default_factory=dict)
+    routes: list[RouteTable] = Field(default_factory=list)

@@ -26,6 +26,8 @@ class EventType(StrEnum):
     #: an approved request was claimed for execution (not in the contract's list, but
     #: streamed too, so that dashboards can show that the call is running)
     CONSUMED = "request.consumed"
+    #: a pending request was escalated to more channels (config ``[[routes]] escalate``)
+    ESCALATED = "request.escalated"
 
 
 class Event:

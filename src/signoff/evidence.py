@@ -42,6 +42,7 @@ LIVE_TYPES: Mapping[str, str] = {
     "request.cancelled": "request.cancelled",
     "request.consumed": "request.consumed",
     "request.outcome": "request.outcome",
+    "request.escalated": "request.escalated",
 }
 
 _TERMINAL = {"request.rejected": "rejected", "request.expired": "expired"}

@@ -4,6 +4,7 @@
                                  └▶ rejected
               pending ─▶ expired (the sweeper, or anyone reading it after expires_at)
               pending ─▶ cancelled (the agent that made it)
+              pending ─▶ escalated (still pending: more channels told; once per step)
 
 Each function takes the request as stored (and what was asked, and the time) and returns
 the :class:`Change` to write: the new state, its audit entries, its live events, or a
@@ -28,6 +29,7 @@ from signoff.models import (
     ApprovalRequest,
     Decision,
     DecisionKind,
+    Escalation,
     OutcomeRecord,
     PolicySnapshot,
     Principal,
@@ -292,6 +294,26 @@ def expire(req: ApprovalRequest, now: datetime) -> Change:
     if req.status is not Status.PENDING or now < req.expires_at:
         return Change()
     return expiry(req, now)
+
+
+def escalate(req: ApprovalRequest, step: int, notify: list[str], now: datetime) -> Change:
+    """Record escalation ``step`` of a request still pending: once (a step that fired is
+    never repeated), and never after the request stopped waiting; otherwise no change."""
+    if req.status is not Status.PENDING or now >= req.expires_at:
+        return Change()
+    if any(e.step == step for e in req.escalations):
+        return Change()
+    record = Escalation(step=step, at=now, notify=notify)
+    new = req.model_copy(update={"escalations": [*req.escalations, record]})
+    entry = AuditEntry(
+        "request.escalated",
+        req.id,
+        SYSTEM.audit_actor(),
+        now,
+        "system",
+        {"step": step, "notify": notify},
+    )
+    return Change(new, [entry])
 
 
 def expiry(req: ApprovalRequest, now: datetime) -> Change:

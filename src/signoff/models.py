@@ -95,6 +95,15 @@ class Decision(_Frozen):
     args_digest: str | None = None
 
 
+class Escalation(_Frozen):
+    """An escalation step that fired: the request was still pending ``after`` its creation,
+    so more channels were notified."""
+
+    step: int
+    at: datetime
+    notify: list[str] = Field(default_factory=list)
+
+
 class OutcomeRecord(_Frozen):
     """What happened when the tool ran after approval, as the agent reported it."""
 
@@ -136,6 +145,8 @@ class ApprovalRequest(_Frozen):
     channels: list[str] = Field(default_factory=list)
     #: why the request was cancelled, when whoever cancelled it said (the model is told)
     cancel_reason: str | None = None
+    #: the escalation steps that fired while it was pending (config ``[[routes]] escalate``)
+    escalations: list[Escalation] = Field(default_factory=list)
 
     @property
     def approvals(self) -> list[Decision]:

@@ -43,14 +43,8 @@ class CelCondition:
     __slots__ = ("_program", "source")
 
     def __init__(self, source: str) -> None:
-        import cel
-
         self.source = source
-        try:
-            self._program = cel.compile(source)
-        except ValueError as exc:
-            first = str(exc).splitlines()[0]
-            raise ConfigError(f"invalid CEL condition {source!r}: {first}") from exc
+        self._program = compile_cel(source)
 
     def __call__(self, call: ToolCall) -> bool:
         result = self._program.execute(activation(call))
@@ -60,6 +54,17 @@ class CelCondition:
 
     def __repr__(self) -> str:
         return f"CelCondition({self.source!r})"
+
+
+def compile_cel(source: str) -> Any:
+    """A CEL program (``.execute(variables)``); ConfigError when ``source`` is not CEL."""
+    import cel
+
+    try:
+        return cel.compile(source)
+    except ValueError as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"invalid CEL condition {source!r}: {first}") from exc
 
 
 def activation(call: ToolCall) -> JSONObject:

@@ -78,6 +78,8 @@ class ApprovalService:
         self.bus = bus if bus is not None else MemoryBus()
         self.config = config if config is not None else Config()
         self.roles = self.config.roles
+        #: which channels hear of each change (deliveries written with it: the outbox)
+        self.routing = self.config.routing
         self._clock = clock
         self._sweep = sweep
         self._sweeper: asyncio.Task[None] | None = None
@@ -146,7 +148,7 @@ class ApprovalService:
             raise Forbidden("only agents create approval requests")
         proposal = await intake.proposal(spec, principal, self.config, from_operator=from_operator)
         request, audit = lifecycle.create(proposal, principal, self.now())
-        created = await self.store.create(request, audit)
+        created = await self.store.create(request, audit, self.routing.deliveries(request, [audit]))
         if not created.created:
             existing = created.request
             if existing.tool != spec.tool or digest(existing.args) != digest(spec.args):
@@ -352,7 +354,6 @@ class ApprovalService:
 
     async def expire(self, request_id: str) -> ApprovalRequest:
         """Expire the request if it is pending and past ``expires_at``; otherwise no change."""
-
         return await self._transition(request_id, lambda req: lifecycle.expire(req, self.now()))
 
     async def expire_due(self) -> int:
@@ -408,9 +409,15 @@ class ApprovalService:
         access.require_auditor(principal, self.roles)
         return await self.audit_log.checkpoints(after=after, limit=limit)
 
+    async def escalate(self, request_id: str, step: int, notify: Sequence[str]) -> ApprovalRequest:
+        """Fire escalation ``step`` of a request still pending (once: lifecycle.escalate)."""
+        return await self._transition(
+            request_id, lambda req: lifecycle.escalate(req, step, list(notify), self.now())
+        )
+
     async def _transition(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
         try:
-            result = await self.store.transition(request_id, apply)
+            result = await self.store.transition(request_id, self.routing.announced(apply))
         except StateMismatch as exc:
             # fail closed, and leave a trace: the row was changed outside signoff
             log.error("signoff: %s", exc.message)

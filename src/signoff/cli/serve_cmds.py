@@ -31,6 +31,7 @@ def serve(
     import uvicorn
 
     from signoff.connect import connect, signing_keys
+    from signoff.delivery import ChannelRuntime, build_channels
     from signoff.server.app import create_app, key_for
     from signoff.server.http import server_config
     from signoff.service import ApprovalService
@@ -41,7 +42,15 @@ def serve(
     backends = connect(db_url)
     keys = signing_keys(db_url, cfg, settings)
     service = ApprovalService(backends.store, backends.bus, config=cfg, keys=keys)
-    application = create_app(service, key=key_for(data_dir(db_url), settings.secret), config=cfg)
+    # a channel misconfigured is a ConfigError now, before anything listens
+    runtime = ChannelRuntime(service, build_channels(cfg)) if cfg.channels else None
+    application = create_app(
+        service,
+        key=key_for(data_dir(db_url), settings.secret),
+        config=cfg,
+        channels=runtime,
+        public_url=cfg.server.public_url or f"http://{host}:{port}",
+    )
     server = uvicorn.Server(server_config(application, host=host, port=port))
 
     async def run() -> None:

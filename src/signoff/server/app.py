@@ -14,7 +14,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from signoff.auth import Issuer, Verifier, load_or_create_key
-from signoff.config import Config
+from signoff.config import DEFAULT_SERVER_URL, Config
+from signoff.delivery import ChannelRuntime, build_channels, make_context
 from signoff.problems import problem
 from signoff.server import dashboard
 from signoff.server.endpoints import Endpoint, handler_for
@@ -32,8 +33,14 @@ def create_app(
     *,
     key: bytes,
     config: Config | None = None,
+    channels: ChannelRuntime | None = None,
+    public_url: str | None = None,
 ) -> Starlette:
-    """The server's ASGI app around ``service``; ``key`` signs and checks HS256 tokens."""
+    """The server's ASGI app around ``service``; ``key`` signs and checks HS256 tokens.
+
+    The configured channels (``channels``, else built from ``config``) start and stop with
+    the app, their routes are mounted, and their deliveries are sent by the worker in this
+    replica; ``public_url`` (else ``[server] public_url``) is where links point."""
     config = config or service.config
     issuer = Issuer(key, config.auth, config.roles)
     verifier = Verifier(key, config.auth, config.roles)
@@ -43,13 +50,25 @@ def create_app(
         for path, handlers in _group(ENDPOINTS, state).items()
     ]
     routes += dashboard.mount(state, key)  # the pages; also sets the cookie-session hook
+    if channels is None and config.channels:
+        channels = ChannelRuntime(service, build_channels(config))
+    if channels is not None:
+        if channels.worker.observe is None:
+            channels.worker.observe = state.metrics.observe_delivery
+        routes += channels.routes()
+        state.channels = channels
+    address = public_url or config.server.public_url or DEFAULT_SERVER_URL
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
         try:
+            if channels is not None:
+                await channels.start(make_context(service, verifier, key, address))
             yield
         finally:
+            if channels is not None:
+                await channels.aclose()
             await service.aclose()
 
     app = Starlette(

@@ -224,3 +224,25 @@ class StatsOut(BaseModel):
 
 class RunsOut(BaseModel):
     items: list[RunRecord]
+
+
+class DeliveryOut(BaseModel):
+    id: str = Field(description="The delivery's id: a webhook's webhook-id, a message's id.")
+    request_id: str
+    channel: str
+    type: str = Field(description="approval_request, approval_decided, … (docs/channels.md)")
+    step: int | None = Field(description="The escalation step of an approval_escalated one.")
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: str
+    due_at: str = Field(description="When it is (or was) next tried.")
+    delivered_at: str | None
+    last_error: str | None = Field(description="Why the last attempt failed.")
+    receipt: dict[str, Any] | None = Field(description="What the channel kept about it.")
+
+
+class DeliveriesOut(BaseModel):
+    items: list[DeliveryOut]
+    next_before: int | None = Field(
+        description="Pass as ?before= for the next (older) page; null when there is none."
+    )

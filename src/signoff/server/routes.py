@@ -18,6 +18,8 @@ from signoff.server.bodies import (
     CancelIn,
     CheckpointsOut,
     DecisionBody,
+    DeliveriesOut,
+    DeliveryOut,
     HealthOut,
     KeysOut,
     MeOut,
@@ -37,6 +39,7 @@ from signoff.server.handlers.audit_log import (
     checkpoints,
     keys,
 )
+from signoff.server.handlers.deliveries import list_deliveries, retry_delivery
 from signoff.server.handlers.durable_runs import get_run, list_runs, save_run
 from signoff.server.handlers.live import events, stream_ticket
 from signoff.server.handlers.ops import healthz, me, metrics, readyz, stats
@@ -210,6 +213,35 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         handler=stream_ticket,
         responses={201: TicketOut},
         errors=(401,),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/deliveries",
+        name="deliveries",
+        summary="The outbox's deliveries, newest first (the highest role only)",
+        handler=list_deliveries,
+        query=(
+            Query(
+                "status",
+                {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                "Only deliveries in this status.",
+            ),
+            Query("channel", {"type": "string"}, "Only this channel's."),
+            Query("request_id", {"type": "string"}, "Only this request's."),
+            Query("before", {"type": "integer", "minimum": 1}, "Older than this (paging)."),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size."),
+        ),
+        responses={200: DeliveriesOut},
+        errors=(400, 401, 403, 422),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/deliveries/{id}/retry",
+        name="retry_delivery",
+        summary="Try a failed delivery again now, with a fresh round of attempts",
+        handler=retry_delivery,
+        responses={200: DeliveryOut},
+        errors=(401, 403, 404, 409),
     ),
     Endpoint(
         method="GET",

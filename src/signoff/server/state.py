@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from signoff.auth import STREAM_TICKET_AUDIENCE, Issuer, Verifier
 from signoff.config import Config
+from signoff.delivery import ChannelRuntime
 from signoff.errors import Unauthorized
 from signoff.models import Principal
 from signoff.server.metrics import Metrics
@@ -62,6 +63,8 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     stats: StatsCache = field(default_factory=StatsCache)
     tickets: Tickets = field(init=False)
+    #: the configured channels and their delivery worker (None: no channels)
+    channels: ChannelRuntime | None = None
     #: the dashboard's session lookup (set by create_app); None: no cookie sessions
     session_hook: Callable[[Request], Awaitable[Principal | None]] | None = None
 

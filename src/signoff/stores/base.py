@@ -27,8 +27,8 @@ and appends their chain links and a signed checkpoint, compare-and-set on the ch
 from __future__ import annotations
 
 import base64
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +40,7 @@ from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreE
 from signoff.events import Event
 from signoff.evidence import request_state
 from signoff.models import ApprovalRequest, Page, RunRecord
+from signoff.stores.outbox import NewDelivery, Outbox
 
 #: how many times a transition is recomputed on a request that others keep changing
 MAX_ATTEMPTS = 64
@@ -54,6 +55,8 @@ class Change:
     audit: list[AuditEntry] = field(default_factory=list)
     #: raised after the commit: a refused attempt is audited, then reported to the caller
     error: SignoffError | None = None
+    #: the outbox rows announcing this change (written only with a new state)
+    deliveries: list[NewDelivery] = field(default_factory=list)
 
 
 #: computes a :class:`Change` from the request as stored; must not await or touch the
@@ -161,6 +164,8 @@ def check_audited(change: Change) -> None:
     """Every state change is audited (ARCHITECTURE.md invariant 7): refuse one that is not."""
     if change.request is not None and not change.audit:
         raise StoreError("refusing to write a state change that has no audit event")
+    if change.request is None and change.deliveries:
+        raise StoreError("refusing to write deliveries that announce no change")
 
 
 def live_events(
@@ -230,19 +235,20 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
-class Store(ABC):
-    """Requests, their audit log and its seals. See the module docstring."""
+class Store(Outbox):
+    """Requests, their audit log and its seals, and the outbox
+    (:mod:`signoff.stores.outbox`). See the module docstring."""
 
     #: the folder that holds the store's files (and so the server's keys), if it has one
     data_dir: Path | None = None
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:
         """Connect and migrate. Called once before use."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release connections. Safe to call twice."""
 
-    async def settle(self) -> None:  # noqa: B027 - optional hook
+    async def settle(self) -> None:
         """Wait (briefly) until this process's own writes are final in the log: readable in
         order and sealable. Immediate where commit order is position order (SQLite)."""
 
@@ -267,9 +273,15 @@ class Store(ABC):
     # -- writes ---------------------------------------------------------------------------
 
     @abstractmethod
-    async def create(self, request: ApprovalRequest, audit: AuditEntry) -> Created:
-        """Insert ``request`` unless one with its ``idempotency_key`` exists (then return that
-        one, with ``created=False``, writing nothing)."""
+    async def create(
+        self,
+        request: ApprovalRequest,
+        audit: AuditEntry,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> Created:
+        """Insert ``request`` (with its audit event and its ``deliveries``, in one
+        transaction) unless one with its ``idempotency_key`` exists (then return that one,
+        with ``created=False``, writing nothing)."""
 
     async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
         """Apply ``fn`` to the stored request atomically (see the module docstring).

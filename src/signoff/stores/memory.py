@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +27,8 @@ from signoff.stores.base import (
     live_events,
     mismatch,
 )
+from signoff.stores.memory_outbox import MemoryOutbox
+from signoff.stores.outbox import NewDelivery
 
 
 @dataclass(slots=True)
@@ -41,7 +44,7 @@ class MemoryEvent:
     record: str
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryOutbox, Store):
     """Keeps everything in dicts. Writes are atomic because they never await, and a lock
     keeps them atomic if threads share the store too."""
 
@@ -57,6 +60,7 @@ class MemoryStore(Store):
         self.raw_events: list[MemoryEvent] = []
         self.raw_chain: list[Link] = []
         self.raw_checkpoints: list[Checkpoint] = []
+        self._outbox_init()
 
     # -- helpers (call with the lock held) -------------------------------------------------
 
@@ -89,11 +93,17 @@ class MemoryStore(Store):
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def create(self, request: ApprovalRequest, audit: AuditEntry) -> Created:
+    async def create(
+        self,
+        request: ApprovalRequest,
+        audit: AuditEntry,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> Created:
         with self._lock:
             key = request.idempotency_key
             if key is not None and key in self._by_key:
                 return Created(self._requests[self._by_key[key]].request, created=False)
+            self._insert_deliveries(deliveries)
             self._requests[request.id] = Versioned(request, 1)
             self._seq[request.id] = self._next_seq
             self._next_seq += 1
@@ -120,6 +130,7 @@ class MemoryStore(Store):
                 logged = self._logged_state(request_id)
                 if logged != expects:
                     raise mismatch(request_id, expects, logged)
+                self._insert_deliveries(change.deliveries)
                 current = self._requests[request_id] = Versioned(new, base.version + 1)
             prev = self._top()
             positions = self._append(change.audit)

@@ -43,7 +43,7 @@ notifications from a plain connection with ``notifies()``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +73,8 @@ from signoff.stores.base import (
     parse_or_none,
 )
 from signoff.stores.cache import ParsedRequests
+from signoff.stores.outbox import NewDelivery
+from signoff.stores.postgres_outbox import PostgresOutbox, deliveries_json
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
     Connect,
@@ -96,7 +98,7 @@ _Q = sql.queries("postgres")
 READ_OWN_WRITES_S = 2.0
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresOutbox, Store):
     """A store on a psycopg connection pool.
 
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must
@@ -207,7 +209,12 @@ class PostgresStore(Store):
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def create(self, request: ApprovalRequest, audit: AuditEntry) -> Created:
+    async def create(
+        self,
+        request: ApprovalRequest,
+        audit: AuditEntry,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> Created:
         body = request.model_dump_json()
         params: dict[str, Any] = {
             "id": request.id,
@@ -221,6 +228,7 @@ class PostgresStore(Store):
             "expires_at": request.expires_at,
             "body": body,
             **audit_columns([audit]),
+            "deliveries": deliveries_json(deliveries),
         }
         created, version, twin, positions = await self._one("create", params)
         if not created:
@@ -249,6 +257,7 @@ class PostgresStore(Store):
             "body": body,
             "expects": expects,
             **audit_columns(change.audit),
+            "deliveries": deliveries_json(change.deliveries),
         }
         outcome, version, found, positions = await self._one("transition", params)
         if outcome == "missing":

@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,7 +57,9 @@ from signoff.stores.base import (
 )
 from signoff.stores.cache import ParsedRequests
 from signoff.stores.group_commit import GroupCommit, Tx
+from signoff.stores.outbox import NewDelivery
 from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
+from signoff.stores.sqlite_outbox import SqliteOutbox, insert_deliveries
 
 T = TypeVar("T")
 
@@ -67,7 +69,7 @@ _SYNCHRONOUS = {"off", "normal", "full", "extra"}
 __all__ = ["SqliteStore", "migrate", "path_from_url"]
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteOutbox, Store):
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
@@ -184,7 +186,12 @@ class SqliteStore(Store):
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def create(self, request: ApprovalRequest, audit: AuditEntry) -> Created:
+    async def create(
+        self,
+        request: ApprovalRequest,
+        audit: AuditEntry,
+        deliveries: Sequence[NewDelivery] = (),
+    ) -> Created:
         body = request.model_dump_json()
         records = [audit.record()]
         params = {
@@ -213,6 +220,7 @@ class SqliteStore(Store):
                 if row is None:
                     raise
                 return Versioned(ApprovalRequest.model_validate_json(row[1]), row[0]), False, []
+            insert_deliveries(tx, deliveries)
             positions = self._append(tx, [audit], records)
             return (
                 Versioned(request, 1),
@@ -262,6 +270,7 @@ class SqliteStore(Store):
                     logged = conn.execute(_Q["logged_state"], {"id": request_id}).fetchone()
                     raise mismatch(request_id, expects, None if logged is None else logged[0])
                 version = base.version + 1
+                insert_deliveries(tx, change.deliveries)
             positions = self._append(tx, change.audit, records)
             return _Written(version, positions, positions[0] - 1 if positions else 0)
 
@@ -439,4 +448,3 @@ class _Moved:
 
     version: int
     body: str
-

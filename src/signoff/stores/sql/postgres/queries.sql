@@ -27,12 +27,12 @@ SELECT 1;
 SELECT created, version, body, positions FROM signoff_create(
     %(id)s, %(status)s, %(tool)s, %(agent_id)s, %(requested_by)s, %(risk)s,
     %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s,
-    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
+    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s, %(deliveries)s);
 
 -- name: transition
 SELECT outcome, version, body, positions FROM signoff_transition(
     %(id)s, %(version)s, %(status)s, %(body)s, %(expects)s,
-    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
+    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s, %(deliveries)s);
 
 -- name: append
 SELECT signoff_append(%(request_id)s, %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
@@ -146,3 +146,65 @@ INSERT INTO spent_tokens (key, until) VALUES (%(key)s, %(until)s) ON CONFLICT (k
 
 -- name: is_spent
 SELECT 1 FROM spent_tokens WHERE key = %(key)s AND until > now();
+
+-- name: claim_deliveries
+-- Due, unleased (or the lease ran out), and first in line for its request and channel; rows
+-- another replica is claiming right now are skipped, not waited for.
+UPDATE deliveries AS d
+SET lease_owner = %(owner)s, lease_until = %(lease_until)s, attempts = d.attempts + 1
+WHERE d.seq IN (
+    SELECT c.seq FROM deliveries AS c
+    WHERE c.status = 'pending' AND c.due_at <= %(now)s
+      AND (c.lease_until IS NULL OR c.lease_until <= %(now)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries AS e
+          WHERE e.request_id = c.request_id AND e.channel = c.channel
+            AND e.status = 'pending' AND e.seq < c.seq)
+    ORDER BY c.due_at, c.seq LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING d.id, d.seq, d.request_id, d.channel, d.type, d.step, d.status, d.attempts,
+    d.created_at, d.due_at, d.delivered_at, d.last_error, d.receipt, d.lease_until;
+
+-- name: finish_delivery
+UPDATE deliveries
+SET status = 'delivered', delivered_at = %(now)s, receipt = %(receipt)s, last_error = NULL,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'pending';
+
+-- name: fail_delivery
+UPDATE deliveries
+SET status = CASE WHEN %(retry_at)s::timestamptz IS NULL THEN 'failed' ELSE 'pending' END,
+    due_at = coalesce(%(retry_at)s::timestamptz, due_at), last_error = %(error)s,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'pending';
+
+-- name: receipts
+SELECT receipt FROM deliveries
+WHERE request_id = %(request_id)s AND channel = %(channel)s AND seq < %(before)s
+  AND receipt IS NOT NULL
+ORDER BY seq;
+
+-- name: get_delivery
+SELECT id, seq, request_id, channel, type, step, status, attempts, created_at, due_at,
+    delivered_at, last_error, receipt, lease_until
+FROM deliveries WHERE id = %(id)s;
+
+-- name: list_deliveries
+-- Newest first. The store fills in the WHERE clause from DeliveryQuery.filters.
+SELECT id, seq, request_id, channel, type, step, status, attempts, created_at, due_at,
+    delivered_at, last_error, receipt, lease_until
+FROM deliveries {where} ORDER BY seq DESC LIMIT %(limit)s;
+
+-- name: retry_delivery
+UPDATE deliveries
+SET status = 'pending', due_at = %(now)s, attempts = 0, lease_owner = NULL, lease_until = NULL
+WHERE id = %(id)s AND (status = 'failed'
+    OR (status = 'pending' AND (lease_until IS NULL OR lease_until <= %(now)s)))
+RETURNING id, seq, request_id, channel, type, step, status, attempts, created_at, due_at,
+    delivered_at, last_error, receipt, lease_until;
+
+-- name: delivery_counts
+SELECT channel, status, count(*) FROM deliveries GROUP BY channel, status;
+
+-- name: next_delivery_due
+SELECT min(greatest(due_at, lease_until)) FROM deliveries WHERE status = 'pending';

@@ -121,3 +121,62 @@ INSERT INTO spent_tokens (key, until) VALUES (:key, :until) ON CONFLICT (key) DO
 
 -- name: is_spent
 SELECT 1 FROM spent_tokens WHERE key = :key AND until > :now;
+
+-- name: insert_delivery
+INSERT INTO deliveries (id, request_id, channel, type, step, created_at, due_at)
+VALUES (:id, :request_id, :channel, :type, :step, :created_at, :created_at);
+
+-- name: claim_deliveries
+-- Due, unleased (or the lease ran out), and first in line for its request and channel.
+UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until, attempts = attempts + 1
+WHERE seq IN (
+    SELECT d.seq FROM deliveries AS d
+    WHERE d.status = 'pending' AND d.due_at <= :now
+      AND (d.lease_until IS NULL OR d.lease_until <= :now)
+      AND NOT EXISTS (
+          SELECT 1 FROM deliveries AS e
+          WHERE e.request_id = d.request_id AND e.channel = d.channel
+            AND e.status = 'pending' AND e.seq < d.seq)
+    ORDER BY d.due_at, d.seq LIMIT :limit)
+RETURNING id, seq, request_id, channel, type, step, status, attempts, created_at, due_at,
+    delivered_at, last_error, receipt, lease_until;
+
+-- name: finish_delivery
+UPDATE deliveries
+SET status = 'delivered', delivered_at = :now, receipt = :receipt, last_error = NULL,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = :id AND lease_owner = :owner AND status = 'pending';
+
+-- name: fail_delivery
+UPDATE deliveries
+SET status = CASE WHEN :retry_at IS NULL THEN 'failed' ELSE 'pending' END,
+    due_at = coalesce(:retry_at, due_at), last_error = :error,
+    lease_owner = NULL, lease_until = NULL
+WHERE id = :id AND lease_owner = :owner AND status = 'pending';
+
+-- name: receipts
+SELECT receipt FROM deliveries
+WHERE request_id = :request_id AND channel = :channel AND seq < :before
+  AND receipt IS NOT NULL
+ORDER BY seq;
+
+-- name: get_delivery
+SELECT id, seq, request_id, channel, type, step, status, attempts, created_at, due_at,
+    delivered_at, last_error, receipt, lease_until
+FROM deliveries WHERE id = :id;
+
+-- name: retry_delivery
+UPDATE deliveries
+SET status = 'pending', due_at = :now, attempts = 0, lease_owner = NULL, lease_until = NULL
+WHERE id = :id AND (status = 'failed'
+    OR (status = 'pending' AND (lease_until IS NULL OR lease_until <= :now)))
+RETURNING id, seq, request_id, channel, type, step, status, attempts, created_at, due_at,
+    delivered_at, last_error, receipt, lease_until;
+
+-- name: delivery_counts
+SELECT channel, status, count(*) FROM deliveries GROUP BY channel, status;
+
+-- name: next_delivery_due
+SELECT min(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at THEN lease_until
+                ELSE due_at END)
+FROM deliveries WHERE status = 'pending';
