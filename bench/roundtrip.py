@@ -99,7 +99,7 @@ def main() -> None:
     if args.mode == "http":
         from _http import http_roundtrip
 
-        result = asyncio.run(http_roundtrip(args.n, args.db, args.concurrency))
+        result = http_roundtrip(args.n, args.db, args.concurrency)
     else:
         result = asyncio.run(inproc(args.n, args.db, args.concurrency))
     print(json.dumps(result))
