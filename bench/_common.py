@@ -80,8 +80,9 @@ def fresh_postgres_database() -> str:
     name = f"{BENCH_DB_PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         _drop_orphans(conn)
+        # registered first: interrupted half way, the database is still dropped at exit
+        atexit.register(_drop_postgres_database, name)
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    atexit.register(_drop_postgres_database, name)
     return urlunsplit(urlsplit(POSTGRES_ADMIN_URL)._replace(path=f"/{name}"))
 
 
