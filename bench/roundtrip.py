@@ -10,6 +10,7 @@ accepted (the approver's decide call returned) to the tool body starting.
 Prints one JSON line (docs/benchmarks.md).
 
     python bench/roundtrip.py --versus langgraph [--rounds 5] [--n 2000] [--peer-n 200]
+        [--synchronous normal|full]
 
 runs the same in-process SQLite round trip and LangGraph's interrupt/resume on its
 SqliteSaver (bench/peers/langgraph_hitl.py) in turn, ``--rounds`` times each, in this one
@@ -36,8 +37,9 @@ from _common import median, peak_rss_mb, percentile, store_url
 APPROVER = Principal(sub="bench-approver", role="admin")
 
 
-async def inproc(n: int, db: str, concurrency: int, folder: str | None = None) -> dict[str, Any]:
-    gate = Gate(store_url(db, folder))
+async def inproc(n: int, db: str, concurrency: int, url: str | None = None) -> dict[str, Any]:
+    """``url``: the store to run on (default: a fresh one of kind ``db``)."""
+    gate = Gate(url or store_url(db))
     accepted_at: dict[str, float] = {}
     body_started: dict[str, float] = {}
     current: dict[int, str] = {}
@@ -99,13 +101,15 @@ async def inproc(n: int, db: str, concurrency: int, folder: str | None = None) -
     }
 
 
-def versus_langgraph(n: int, peer_n: int, rounds: int) -> dict[str, Any]:
+def versus_langgraph(n: int, peer_n: int, rounds: int, synchronous: str) -> dict[str, Any]:
     """signoff's sequential in-process round trip on SQLite and LangGraph's, in turn.
 
     Each round runs both, each on a fresh SQLite file in a folder of its own; which one
     goes first alternates from round to round, so that neither always runs on a warmer (or
     a busier) machine. ``ratio`` is signoff's median over the peer's median; ``ratios`` are
-    the rounds' own, each from two runs seconds apart.
+    the rounds' own, each from two runs seconds apart. ``synchronous`` is signoff's SQLite
+    setting: ``normal`` is its default; ``full`` waits for the disk at every commit, as
+    LangGraph's ``SqliteSaver`` does (it leaves SQLite's default, ``FULL``).
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
     from langgraph_hitl import measure as peer_measure
@@ -115,7 +119,8 @@ def versus_langgraph(n: int, peer_n: int, rounds: int) -> dict[str, Any]:
 
     def run_ours() -> None:
         with tempfile.TemporaryDirectory(prefix="signoff-bench-") as folder:
-            ours.append(asyncio.run(inproc(n, "sqlite", 1, folder)))
+            url = f"{store_url('sqlite', folder)}?synchronous={synchronous}"
+            ours.append(asyncio.run(inproc(n, "sqlite", 1, url)))
 
     def run_theirs() -> None:
         with tempfile.TemporaryDirectory(prefix="peer-langgraph-") as folder:
@@ -135,6 +140,7 @@ def versus_langgraph(n: int, peer_n: int, rounds: int) -> dict[str, Any]:
         "rounds": rounds,
         "n": n,
         "peer_n": peer_n,
+        "synchronous": synchronous,
         "signoff_rps": signoff_rps,
         "peer_rps": peer_rps,
         "ratio": round(signoff_rps / peer_rps, 2),
@@ -162,13 +168,19 @@ def main() -> None:
     parser.add_argument(
         "--peer-n", type=int, default=200, help="with --versus: the peer's round trips per round"
     )
+    parser.add_argument(
+        "--synchronous",
+        choices=["normal", "full"],
+        default="normal",
+        help="with --versus: signoff's SQLite durability (LangGraph's SqliteSaver runs full)",
+    )
     args = parser.parse_args()
     if args.versus:
         if (args.db, args.mode, args.concurrency) != ("sqlite", "inproc", 1):
             parser.error("--versus compares sequential in-process round trips on SQLite")
         if args.rounds < 1 or args.peer_n < 1:
             parser.error("--rounds and --peer-n must be at least 1")
-        result = versus_langgraph(args.n, args.peer_n, args.rounds)
+        result = versus_langgraph(args.n, args.peer_n, args.rounds, args.synchronous)
     elif args.mode == "http":
         from _http import http_roundtrip
 

@@ -106,6 +106,7 @@ def test_roundtrip_versus_the_langgraph_peer() -> None:
         "rounds",
         "n",
         "peer_n",
+        "synchronous",
         "signoff_rps",
         "peer_rps",
         "ratio",
