@@ -8,11 +8,14 @@ made on replica ``r``: a decision always reaches the waiting call from another r
 one replica, from the same one). One round trip: submit → the approver hears it and approves
 over HTTP → the agent's wait resumes → consume → the tool runs → the outcome is recorded.
 
-    python bench/replicas.py --replicas 1,2,3 --n 2000 --concurrency 32
+    python bench/replicas.py --replicas 1,2,3 --n 2000 --concurrency 32 [--rounds 1]
 
 Prints one JSON line per replica count: ``{"bench": "replicas", "replicas", "n",
 "concurrency", "approvals_per_s", "latency_p50_ms", "latency_p99_ms", "resume_p50_ms",
-"resume_p99_ms", "replica_cpu_s_per_rt", "postgres_cpu_s_per_rt", "client_cpu_s_per_rt"}``.
+"resume_p99_ms", "replica_cpu_s_per_rt", "postgres_cpu_s_per_rt", "client_cpu_s_per_rt",
+"rounds", "approvals_per_s_each"}``. With ``--rounds K`` the counts run in turn K times
+(forwards, then backwards), and each line holds the medians of its count's K runs, with each
+run's throughput in ``approvals_per_s_each``.
 Latency is one whole round trip as the agent sees it (the call starting → its outcome);
 resume latency runs from the approver's decision being accepted to the tool body starting.
 CPU seconds per round trip, over the timed part: of all the replica processes together; of
@@ -31,7 +34,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -46,6 +49,7 @@ from _common import (
     database_name,
     drop_postgres_database,
     fresh_postgres_database,
+    median,
     percentile,
 )
 from _http import Server, running_servers, signing_seed, tokens
@@ -259,6 +263,45 @@ def measure(replicas: int, n: int, concurrency: int) -> dict[str, Any]:
             drop_postgres_database(db_url)
 
 
+#: what stays the same from round to round (the rest is each round's median)
+FIXED = {"bench", "replicas", "n", "concurrency"}
+
+
+def in_rounds(counts: list[int], rounds: int, n: int, concurrency: int) -> Iterator[dict[str, Any]]:
+    """Per replica count, its result; with several rounds, the counts are run in turn
+    (forwards, then backwards) and each line holds the medians, so that the machine's drift
+    over the minutes of a run does not land on one count."""
+    if rounds == 1:
+        for count in counts:
+            yield single(measure(count, n, concurrency))
+        return
+    runs: dict[int, list[dict[str, Any]]] = {count: [] for count in counts}
+    for k in range(rounds):
+        for count in counts if k % 2 == 0 else counts[::-1]:
+            runs[count].append(measure(count, n, concurrency))
+    for count in counts:
+        yield summary(runs[count])
+
+
+def single(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "rounds": 1, "approvals_per_s_each": [result["approvals_per_s"]]}
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    line: dict[str, Any] = {}
+    for key, value in results[0].items():
+        values = [result[key] for result in results]
+        if key in FIXED:
+            line[key] = value
+        elif None in values:
+            line[key] = None
+        else:
+            line[key] = round(median(values), 6)
+    line["rounds"] = len(results)
+    line["approvals_per_s_each"] = [result["approvals_per_s"] for result in results]
+    return line
+
+
 def replica_counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]
@@ -266,7 +309,7 @@ def replica_counts(text: str) -> list[int]:
         counts = []
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"expected counts such as 1 or 1,2,3, not {text!r}")
-    return counts
+    return list(dict.fromkeys(counts))
 
 
 def main() -> None:
@@ -274,14 +317,19 @@ def main() -> None:
     parser.add_argument("--replicas", type=replica_counts, default=[2], help="e.g. 2 or 1,2,3")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run the counts in turn this many times: medians"
+    )
     args = parser.parse_args()
     if not 1 <= args.concurrency <= args.n:
         parser.error("--concurrency must be between 1 and --n")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     # SIGTERM cleans up as Ctrl-C does: replicas stopped, database dropped
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        for replicas in args.replicas:
-            print(json.dumps(measure(replicas, args.n, args.concurrency)), flush=True)
+        for line in in_rounds(args.replicas, args.rounds, args.n, args.concurrency):
+            print(json.dumps(line), flush=True)
     except KeyboardInterrupt:
         print("interrupted: replicas stopped, database dropped", file=sys.stderr)
         sys.exit(130)

@@ -146,8 +146,11 @@ def test_replicas() -> None:
         "replica_cpu_s_per_rt",
         "postgres_cpu_s_per_rt",
         "client_cpu_s_per_rt",
+        "rounds",
+        "approvals_per_s_each",
     }
     assert (out["bench"], out["replicas"], out["n"], out["concurrency"]) == ("replicas", 2, 20, 4)
+    assert out["rounds"] == 1 and out["approvals_per_s_each"] == [out["approvals_per_s"]]
     for key, value in out.items():
-        if key != "bench":
+        if key not in {"bench", "approvals_per_s_each"}:
             assert isinstance(value, int | float) and value > 0, (key, value)
