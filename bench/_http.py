@@ -40,6 +40,14 @@ class Server:
 
     process: subprocess.Popen[bytes]
     url: str
+    #: where its stderr goes, shown when it does not start
+    log: Path
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
 
 def free_port() -> int:
@@ -66,14 +74,16 @@ def spawn_server(db_url: str, folder: str, env: Mapping[str, str] | None = None)
     :func:`wait_ready`)."""
     port = free_port()
     environ = {**os.environ, "SIGNOFF_SECRET": SECRET, "SIGNOFF_DB": db_url, **(env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "signoff", "serve", "--port", str(port)],
-        env=environ,
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return Server(process, f"http://127.0.0.1:{port}")
+    log = Path(folder) / f"serve-{port}.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "signoff", "serve", "--port", str(port)],
+            env=environ,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return Server(process, f"http://127.0.0.1:{port}", log)
 
 
 def wait_ready(servers: Sequence[Server], timeout: float = 30) -> None:
@@ -82,14 +92,17 @@ def wait_ready(servers: Sequence[Server], timeout: float = 30) -> None:
     for server in servers:
         while True:
             if server.process.poll() is not None:
-                raise SystemExit(f"the server at {server.url} exited ({server.process.returncode})")
+                raise SystemExit(
+                    f"the server at {server.url} exited ({server.process.returncode}):\n"
+                    + server.log_tail()
+                )
             try:
                 if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"the server at {server.url} did not start")
+                raise SystemExit(f"the server at {server.url} did not start:\n{server.log_tail()}")
             time.sleep(0.05)
 
 
