@@ -1,16 +1,24 @@
 """``roundtrip.py --mode http``: a real ``signoff serve`` subprocess, the agent on the remote
 gate, and a scripted approver that hears requests on the event stream and decides over HTTP,
-as the dashboard and the CLI do. ``peak_rss_mb`` is the server's."""
+as the dashboard and the CLI do. ``peak_rss_mb`` is the server's.
+
+Also the pieces ``replicas.py`` shares: starting servers and waiting until they answer,
+stopping them whatever happens, the benchmarks' tokens and signing key."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import secrets
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,48 +34,128 @@ from _common import percentile, store_url
 SECRET = "bench-secret-that-is-long-enough-for-hs256-tokens"
 
 
-def _free_port() -> int:
+@dataclass(frozen=True)
+class Server:
+    """One ``signoff serve`` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    #: where its stderr goes, shown when it does not start
+    log: Path
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _peak_rss_mb(pid: int) -> float:
+def peak_rss_mb_of(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _start_server(db: str, folder: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    env = {**os.environ, "SIGNOFF_SECRET": SECRET, "SIGNOFF_DB": store_url(db, folder)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "signoff", "serve", "--port", str(port)],
-        env=env,
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
+def signing_seed() -> str:
+    """A fresh ``SIGNOFF_SIGNING_KEY``: a base64url Ed25519 seed of 32 bytes, shared by the
+    replicas of one run so that every one of them signs the audit checkpoints alike."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def spawn_server(db_url: str, folder: str, env: Mapping[str, str] | None = None) -> Server:
+    """Start ``signoff serve`` on a free loopback port (not yet answering: see
+    :func:`wait_ready`)."""
+    port = free_port()
+    environ = {**os.environ, "SIGNOFF_SECRET": SECRET, "SIGNOFF_DB": db_url, **(env or {})}
+    log = Path(folder) / f"serve-{port}.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "signoff", "serve", "--port", str(port)],
+            env=environ,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    return Server(process, f"http://127.0.0.1:{port}", log)
+
+
+def wait_ready(servers: Sequence[Server], timeout: float = 30) -> None:
+    """Wait until each server answers ``/readyz``; SystemExit when one exits or is late."""
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        while True:
+            if server.process.poll() is not None:
+                raise SystemExit(
+                    f"the server at {server.url} exited ({server.process.returncode}):\n"
+                    + server.log_tail()
+                )
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the server at {server.url} did not start:\n{server.log_tail()}")
             time.sleep(0.05)
-    server.kill()
-    raise SystemExit("the server did not start")
 
 
-async def http_roundtrip(n: int, db: str, concurrency: int) -> dict[str, Any]:
-    folder = tempfile.mkdtemp(prefix="signoff-bench-")
-    server, url = _start_server(db, folder)
+def stop_servers(servers: Sequence[Server], timeout: float = 15) -> None:
+    """Terminate the servers and wait for them; kill those that do not stop in time."""
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.terminate()
+    for server in servers:
+        try:
+            server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@contextmanager
+def running_servers(
+    count: int, db_url: str, folder: str, env: Mapping[str, str] | None = None
+) -> Iterator[list[Server]]:
+    """``count`` servers on one store, answering; all of them stopped on the way out, however
+    it is left (an error, Ctrl-C)."""
+    servers: list[Server] = []
+    try:
+        # extend appends each one as it starts: an error half way still stops the earlier ones
+        servers.extend(spawn_server(db_url, folder, env) for _ in range(count))
+        wait_ready(servers)
+        yield servers
+    finally:
+        stop_servers(servers)
+
+
+def http_roundtrip(n: int, db: str, concurrency: int) -> dict[str, Any]:
+    with (
+        tempfile.TemporaryDirectory(prefix="signoff-bench-") as folder,
+        running_servers(1, store_url(db, folder), folder) as servers,
+    ):
+        return asyncio.run(_drive(servers[0], n, db, concurrency))
+
+
+def tokens() -> tuple[str, str]:
+    """An agent's token and an admin approver's, signed with the benchmarks' secret."""
     config = Config()
     issuer = Issuer(SECRET.encode(), config.auth, config.roles)
-    approver = Client(url, issuer.token("bench-approver", kind="approver", role="admin"))
-    gate = Gate(url, token=issuer.token("bench-agent", kind="agent", ttl="2h"))
+    agent = issuer.token("bench-agent", kind="agent", ttl="2h")
+    return agent, issuer.token("bench-approver", kind="approver", role="admin", ttl="2h")
+
+
+async def _drive(server: Server, n: int, db: str, concurrency: int) -> dict[str, Any]:
+    url = server.url
+    agent_token, approver_token = tokens()
+    approver = Client(url, approver_token)
+    gate = Gate(url, token=agent_token)
     accepted_at: dict[str, float] = {}
     body_started: dict[int, float] = {}
     request_of: dict[int, str] = {}
@@ -115,14 +203,12 @@ async def http_roundtrip(n: int, db: str, concurrency: int) -> dict[str, Any]:
         started = time.perf_counter()
         await asyncio.gather(*(worker(range(w * per, (w + 1) * per)) for w in range(concurrency)))
         elapsed = time.perf_counter() - started
-        peak = _peak_rss_mb(server.pid)
+        peak = peak_rss_mb_of(server.process.pid)
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
         await gate.aclose()
         await approver.aclose()
-        server.terminate()
-        server.wait(timeout=30)
     latencies = [
         max(0.0, body_started[i] - accepted_at[request_of[i]]) * 1000
         for i in body_started

@@ -93,3 +93,64 @@ def test_passthrough_through_the_mcp_proxy() -> None:
 def test_waiters() -> None:
     out = run_bench("bench/waiters.py", "--n", "50")
     assert set(out) == {"n", "rss_mb_per_1000_waiting", "resolve_all_s"}
+
+
+@pytest.mark.slow
+def test_roundtrip_versus_the_langgraph_peer() -> None:
+    out = run_bench(
+        "bench/roundtrip.py", "--versus", "langgraph", "--rounds", "1", "--n", "30", "--peer-n", "5"
+    )
+    assert set(out) == {
+        "bench",
+        "peer",
+        "rounds",
+        "n",
+        "peer_n",
+        "synchronous",
+        "signoff_rps",
+        "peer_rps",
+        "ratio",
+        "ratios",
+        "signoff_resume_p50_ms",
+        "signoff_resume_p99_ms",
+        "peer_resume_p50_ms",
+        "peer_resume_p99_ms",
+    }
+    assert (out["bench"], out["peer"], out["rounds"], out["n"], out["peer_n"]) == (
+        "roundtrip_versus",
+        "langgraph-sqlite",
+        1,
+        30,
+        5,
+    )
+    for key in ("signoff_rps", "peer_rps", "ratio"):
+        value = out[key]
+        assert isinstance(value, float) and value > 0, (key, value)
+    ratios = out["ratios"]
+    assert isinstance(ratios, list) and len(ratios) == 1
+
+
+@pytest.mark.slow
+def test_replicas() -> None:
+    out = run_bench("bench/replicas.py", "--replicas", "2", "--n", "20", "--concurrency", "4")
+    assert set(out) == {
+        "bench",
+        "replicas",
+        "n",
+        "concurrency",
+        "approvals_per_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "resume_p50_ms",
+        "resume_p99_ms",
+        "replica_cpu_s_per_rt",
+        "postgres_cpu_s_per_rt",
+        "client_cpu_s_per_rt",
+        "rounds",
+        "approvals_per_s_each",
+    }
+    assert (out["bench"], out["replicas"], out["n"], out["concurrency"]) == ("replicas", 2, 20, 4)
+    assert out["rounds"] == 1 and out["approvals_per_s_each"] == [out["approvals_per_s"]]
+    for key, value in out.items():
+        if key not in {"bench", "approvals_per_s_each"}:
+            assert isinstance(value, int | float) and value > 0, (key, value)
