@@ -172,7 +172,7 @@ def main() -> None:
         "--synchronous",
         choices=["normal", "full"],
         default="normal",
-        help="with --versus: signoff's SQLite durability (LangGraph's SqliteSaver runs full)",
+        help="signoff's SQLite durability in process (LangGraph's SqliteSaver runs full)",
     )
     args = parser.parse_args()
     if args.versus:
@@ -186,7 +186,12 @@ def main() -> None:
 
         result = http_roundtrip(args.n, args.db, args.concurrency)
     else:
-        result = asyncio.run(inproc(args.n, args.db, args.concurrency))
+        url = None
+        if args.db == "sqlite" and args.synchronous != "normal":
+            url = f"{store_url('sqlite')}?synchronous={args.synchronous}"
+        result = asyncio.run(inproc(args.n, args.db, args.concurrency, url))
+        if url is not None:
+            result["synchronous"] = args.synchronous
     print(json.dumps(result))
 
 
