@@ -31,7 +31,16 @@ from tests.helpers.channels import KEY, free_port, serve
 PUBLISHER = Principal(sub="paula", role="publisher")
 
 
-def seed_002(slack_api: str, smtp_port: int, twilio_url: str) -> dict[str, Any]:
+SEED_002_ROUTES: list[dict[str, Any]] = [
+    {"when": 'risk == "high"', "notify": ["slack", "oncall-sms"]},
+    {"when": 'risk == "medium"', "notify": ["slack"]},
+    {"when": 'risk == "low"', "notify": ["email"]},
+]
+
+
+def seed_002(
+    slack_api: str, smtp_port: int, twilio_url: str, routes: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The seed's routing as a policy file would hold it."""
     return {
         "channels": {
@@ -51,11 +60,7 @@ def seed_002(slack_api: str, smtp_port: int, twilio_url: str) -> dict[str, Any]:
                 "to": {BOB: {"sub": "bob", "role": "admin"}},
             },
         },
-        "routes": [
-            {"when": 'risk == "high"', "notify": ["slack", "oncall-sms"]},
-            {"when": 'risk == "medium"', "notify": ["slack"]},
-            {"when": 'risk == "low"', "notify": ["email"]},
-        ],
+        "routes": routes,
     }
 
 
@@ -92,13 +97,13 @@ class Routed:
 
 
 @asynccontextmanager
-async def routed() -> AsyncIterator[Routed]:
+async def routed(routes: list[dict[str, Any]] = SEED_002_ROUTES) -> AsyncIterator[Routed]:
     slack, twilio, twilio_port, port = FakeSlack(), FakeTwilio(), free_port(), free_port()
     await slack.start()
     try:
         with smtp_server() as (inbox, smtp_port):
             async with serving(twilio.app(), twilio_port):
-                data = seed_002(slack.api_url, smtp_port, f"http://127.0.0.1:{twilio_port}")
+                data = seed_002(slack.api_url, smtp_port, f"http://127.0.0.1:{twilio_port}", routes)
                 config = parse_config(data, environ={})
                 backends = connect("memory://")
                 service = ApprovalService(backends.store, backends.bus, config=config)
@@ -160,3 +165,25 @@ async def test_a_decision_in_the_dashboard_updates_the_slack_message() -> None:
     assert "paula" in json.dumps(message.blocks)  # who decided, shown where the buttons were
     # the buttons are gone: nobody can click a decided request's Approve again
     assert not any(b.get("type") == "actions" for b in message.blocks)
+
+
+async def test_an_escalation_replies_in_the_slack_thread_and_texts_the_on_call() -> None:
+    routes = [
+        {
+            "when": 'risk == "medium"',
+            "notify": ["slack"],
+            "escalate": [{"after": "0.5s", "notify": ["slack", "oncall-sms"]}],
+        }
+    ]
+    async with routed(routes) as r:
+        await r.submit(risk=Risk.MEDIUM)
+        [first] = await r.settled(1)
+        assert first.receipt is not None and r.twilio.sent == []  # not yet: 0.5 s
+        await r.settled(3)
+    posted = r.slack.called("chat.postMessage")
+    assert len(posted) == 2
+    reply = posted[1]
+    # in the request's own thread, and shown in the channel too: an escalation is there to
+    # be seen
+    assert reply["thread_ts"] == first.receipt["ts"] and reply.get("reply_broadcast") is True
+    assert [m["To"] for m in r.twilio.sent] == [BOB_PHONE]
