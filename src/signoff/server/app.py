@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from signoff.auth import Issuer, Verifier, load_or_create_key
 from signoff.config import Config
 from signoff.problems import problem
-from signoff.server import dashboard
+from signoff.server import dashboard, device_pages
 from signoff.server.endpoints import Endpoint, handler_for
 from signoff.server.routes import ENDPOINTS
 from signoff.server.state import AppState
@@ -43,6 +43,7 @@ def create_app(
         for path, handlers in _group(ENDPOINTS, state).items()
     ]
     routes += dashboard.mount(state, key)  # the pages; also sets the cookie-session hook
+    routes += device_pages.mount(state, key)  # /device (confirm a login), /devices
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -28,6 +28,7 @@ from signoff.server.bodies import (
     VerifyIn,
     VerifyOut,
 )
+from signoff.server.device_routes import DEVICE_ENDPOINTS
 from signoff.server.endpoints import Ctx, Endpoint, Query
 from signoff.server.handlers.audit_log import (
     audit,
@@ -373,4 +374,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         responses={200: RunsOut},
         errors=(401, 422),
     ),
+    *DEVICE_ENDPOINTS,
 )

@@ -40,6 +40,7 @@ from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreE
 from signoff.events import Event
 from signoff.evidence import request_state
 from signoff.models import ApprovalRequest, Page, RunRecord
+from signoff.stores.device_base import DeviceStore
 
 #: how many times a transition is recomputed on a request that others keep changing
 MAX_ATTEMPTS = 64
@@ -230,19 +231,20 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
-class Store(ABC):
-    """Requests, their audit log and its seals. See the module docstring."""
+class Store(DeviceStore, ABC):
+    """Requests, their audit log and its seals, and signed-in devices
+    (:class:`DeviceStore`). See the module docstring."""
 
     #: the folder that holds the store's files (and so the server's keys), if it has one
     data_dir: Path | None = None
 
-    async def start(self) -> None:  # noqa: B027 - optional hook
+    async def start(self) -> None:
         """Connect and migrate. Called once before use."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release connections. Safe to call twice."""
 
-    async def settle(self) -> None:  # noqa: B027 - optional hook
+    async def settle(self) -> None:
         """Wait (briefly) until this process's own writes are final in the log: readable in
         order and sealable. Immediate where commit order is position order (SQLite)."""
 

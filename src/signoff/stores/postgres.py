@@ -73,6 +73,7 @@ from signoff.stores.base import (
     parse_or_none,
 )
 from signoff.stores.cache import ParsedRequests
+from signoff.stores.postgres_devices import PostgresDevices
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
     Connect,
@@ -96,7 +97,7 @@ _Q = sql.queries("postgres")
 READ_OWN_WRITES_S = 2.0
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresDevices, Store):
     """A store on a psycopg connection pool.
 
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must

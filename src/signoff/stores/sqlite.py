@@ -57,6 +57,7 @@ from signoff.stores.base import (
 )
 from signoff.stores.cache import ParsedRequests
 from signoff.stores.group_commit import GroupCommit, Tx
+from signoff.stores.sqlite_devices import SqliteDevices
 from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
 
 T = TypeVar("T")
@@ -67,7 +68,7 @@ _SYNCHRONOUS = {"off", "normal", "full", "extra"}
 __all__ = ["SqliteStore", "migrate", "path_from_url"]
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteDevices, Store):
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
