@@ -29,6 +29,7 @@ from signoff.errors import (
     InvalidArguments,
     MissingDependency,
     NotFound,
+    OAuthError,
     PayloadTooLarge,
     SignoffError,
     TooManyRequests,
@@ -58,7 +59,7 @@ def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffEr
         return Unavailable(f"the server failed ({status}): {message}")
     code = str(parsed.get("type", "")).rsplit("/", 1)[-1]
     kind = error_class(code) or _FALLBACK.get(status, SignoffError)
-    if kind in (MissingDependency, TooManyRequests):
+    if kind in (MissingDependency, TooManyRequests) or issubclass(kind, OAuthError):
         kind = SignoffError  # their constructors take other arguments: keep the message
     extra = {k: v for k, v in parsed.items() if k not in _PROBLEM_FIELDS}
     return kind(message, status=status, **extra)
@@ -333,6 +334,11 @@ class Client:
             if page["next_after"] is None:
                 return found
             after = page["next_after"]
+
+    async def me(self) -> dict[str, Any]:
+        """Who this client's token speaks for (``GET /v1/me``)."""
+        me: dict[str, Any] = json.loads((await self._call("GET", "/v1/me")).body)
+        return me
 
     async def audit_keys(self) -> dict[str, Any]:
         """The public keys (JWKS) the server's checkpoints verify with."""

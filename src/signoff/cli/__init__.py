@@ -10,13 +10,20 @@ import sys
 import click
 import typer
 
-from signoff.cli import approver_cmds, audit_cmds, mcp_cmds, runs_cmds, serve_cmds
+from signoff.cli import (
+    approver_cmds,
+    audit_cmds,
+    login_cmds,
+    mcp_cmds,
+    runs_cmds,
+    serve_cmds,
+)
 from signoff.cli._common import _USAGE_ERRORS, app
 from signoff.errors import SignoffError
 from signoff.safe_text import printable
 
 #: the command groups, registered on ``app`` when imported
-COMMANDS = (approver_cmds, audit_cmds, mcp_cmds, runs_cmds, serve_cmds)
+COMMANDS = (approver_cmds, audit_cmds, login_cmds, mcp_cmds, runs_cmds, serve_cmds)
 
 __all__ = ["app", "main"]
 
