@@ -21,7 +21,7 @@ from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 WAIT_MS = 15_000
 
 
-def spawn_login(served: Served, *args: str) -> pexpect.spawn:
+def spawn_login(served: Served, *args: str) -> pexpect.spawn[str]:
     env = {**served.env, "SIGNOFF_URL": served.url}
     env.pop("DISPLAY", None)  # no browser is opened from the test's terminal
     return pexpect.spawn(
@@ -66,6 +66,7 @@ async def test_login_in_a_terminal_confirm_in_chromium_then_approve(
     served.env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     login = spawn_login(served)
     login.expect(r"one-time code: ([B-Z]{4}-[B-Z]{4})")
+    assert isinstance(login.match, re.Match)
     code = str(login.match.group(1))
     login.expect("Waiting for you to confirm")
     shown = await confirm_in_chromium(served, code, "paul", "publisher")
