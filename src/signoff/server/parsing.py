@@ -89,8 +89,6 @@ async def read_form(request: Request) -> dict[str, str]:
     bounded in size and time; a parameter sent twice is refused (§3.1), one sent empty is
     as if left out."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != FORM_TYPE:
-        raise BadRequest(f"send the parameters as {FORM_TYPE}")
     chunks, size = [], 0
     try:
         async with asyncio.timeout(BODY_TIMEOUT_S):
@@ -101,8 +99,12 @@ async def read_form(request: Request) -> dict[str, str]:
                 chunks.append(chunk)
     except TimeoutError as exc:
         raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
+    raw = b"".join(chunks)
+    if media != FORM_TYPE and (media or raw):
+        # (an empty body without a type is an empty form: every field is missing)
+        raise BadRequest(f"send the parameters as {FORM_TYPE}")
     try:
-        text = b"".join(chunks).decode("utf-8")
+        text = raw.decode("utf-8")
         pairs = parse_qsl(text, max_num_fields=20, errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadRequest("the form is not valid UTF-8 form encoding") from exc
