@@ -345,6 +345,11 @@ class DeviceGrant:
             raise Unauthorized("the token does not match its device")
         return replace(principal, claims={**principal.claims, "dev": device.id})
 
+    async def is_active(self, device_id: str) -> bool:
+        """Whether the device is still signed in (read from the store, every time)."""
+        device = await self.store.device_get(device_id)
+        return device is not None and device.status == "active" and device.expires_at > self.now()
+
     async def revoke_token(self, client_id: str | None, token: str) -> None:
         """RFC 7009: revoke the device a token names; an unknown token is not an error."""
         check_client(client_id)

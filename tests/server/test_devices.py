@@ -3,7 +3,9 @@ tokens and what they may do, refresh rotation, listing and revoking devices."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -187,3 +189,24 @@ async def test_the_endpoints_are_in_the_openapi_document(anonymous: httpx.AsyncC
     assert "delete" in paths["/v1/devices/{id}"]
     body = paths["/oauth/token"]["post"]["requestBody"]["content"]
     assert "application/x-www-form-urlencoded" in body
+
+
+async def test_an_open_event_stream_ends_when_its_device_is_revoked(
+    live: Live, anonymous: httpx.AsyncClient
+) -> None:
+    tokens = await login(live, anonymous)
+    async with (
+        live.client(str(tokens["access_token"])) as device,
+        device.stream("GET", "/v1/events") as stream,
+    ):
+        assert stream.status_code == 200
+        gone = await device.delete(f"/v1/devices/{tokens['device_id']}")
+        assert gone.status_code == 200
+        started = time.monotonic()
+
+        async def drain() -> None:
+            async for _ in stream.aiter_bytes():
+                pass
+
+        await asyncio.wait_for(drain(), timeout=15)
+        assert time.monotonic() - started < 12
