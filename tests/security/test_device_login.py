@@ -18,6 +18,8 @@ from signoff.models import Principal
 from signoff.server.device_pages import WRONG_CODES
 from tests.conftest import ManualClock
 from tests.helpers.devices import HTML, ask, confirm, form_csrf, poll, refresh
+from tests.security.test_agent_data import cli
+from tests.security.test_cli_errors import one_line_failure
 from tests.server.conftest import SECRET, Live, start_live, stop_live
 from tests.server.test_api import REFUND
 from tests.server.test_session import link, sign_in
@@ -339,3 +341,37 @@ async def test_bad_input_on_the_pages_and_the_devices_api(
     async with live.client(live.agent_token()) as agent:
         assert (await agent.get("/v1/devices")).status_code == 403
     assert (await anonymous.get("/v1/devices")).status_code == 401
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("login", "--url", "http://127.0.0.1:1", "--no-browser"),
+        ("login", "--url", "localhost:8000", "--no-browser"),
+        ("login", "--url", "ftp://x", "--no-browser"),
+        ("logout", "--url", "http://127.0.0.1:1"),
+        ("whoami", "--url", "http://127.0.0.1:1"),
+        ("whoami", "--url", "localhost:8000", "--token", "t"),
+        ("pending", "--url", "http://127.0.0.1:1"),
+    ],
+)
+def test_login_commands_fail_in_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
+    env = {"SIGNOFF_TOKEN": "", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    one_line_failure(cli(*args, cwd=tmp_path, env=env))
+
+
+def test_a_credentials_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    stored = tmp_path / "config" / "signoff" / "credentials.json"
+    stored.parent.mkdir(parents=True)
+    stored.write_text("{}")
+    stored.chmod(0o644)
+    env = {"SIGNOFF_TOKEN": "", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    line = one_line_failure(cli("pending", "--url", "http://127.0.0.1:1", cwd=tmp_path, env=env))
+    assert "can be read by others" in line
+    stored.chmod(0o600)
+    stored.write_text("not json")
+    line = one_line_failure(cli("pending", "--url", "http://127.0.0.1:1", cwd=tmp_path, env=env))
+    assert "log in again" in line
