@@ -10,10 +10,8 @@ document's code (one table, on both sides); a server that cannot be reached is
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -30,6 +28,7 @@ from signoff.errors import (
     InvalidArguments,
     MissingDependency,
     NotFound,
+    OAuthError,
     PayloadTooLarge,
     SignoffError,
     TooManyRequests,
@@ -40,6 +39,7 @@ from signoff.errors import (
 from signoff.events import Event
 from signoff.follow import Feed, Interrupted, OnOpen, follow
 from signoff.models import ApprovalRequest, DecisionKind, Page, RequestSpec, RunRecord
+from signoff.sse_stream import SseStream
 from signoff.types import JSONObject
 
 #: the longest single long-poll the API allows
@@ -59,7 +59,7 @@ def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffEr
         return Unavailable(f"the server failed ({status}): {message}")
     code = str(parsed.get("type", "")).rsplit("/", 1)[-1]
     kind = error_class(code) or _FALLBACK.get(status, SignoffError)
-    if kind in (MissingDependency, TooManyRequests):
+    if kind in (MissingDependency, TooManyRequests) or issubclass(kind, OAuthError):
         kind = SignoffError  # their constructors take other arguments: keep the message
     extra = {k: v for k, v in parsed.items() if k not in _PROBLEM_FIELDS}
     return kind(message, status=status, **extra)
@@ -341,6 +341,11 @@ class Client:
                 return found
             after = page["next_after"]
 
+    async def me(self) -> dict[str, Any]:
+        """Who this client's token speaks for (``GET /v1/me``)."""
+        me: dict[str, Any] = json.loads((await self._call("GET", "/v1/me")).body)
+        return me
+
     async def audit_keys(self) -> dict[str, Any]:
         """The public keys (JWKS) the server's checkpoints verify with."""
         keys: dict[str, Any] = json.loads((await self._call("GET", "/v1/audit/keys")).body)
@@ -373,7 +378,7 @@ class ServerEvents:
         self.client = client
         self.types = list(types) if types else None
 
-    async def open(self, after: int | None) -> _SseStream:
+    async def open(self, after: int | None) -> SseStream:
         headers = {"Accept": "text/event-stream"}
         if after is not None:
             headers["Last-Event-ID"] = str(after)
@@ -393,67 +398,7 @@ class ServerEvents:
             if isinstance(error, Unavailable):
                 raise Interrupted(error.message) from error
             raise error
-        return _SseStream(response)
-
-
-class _SseStream:
-    """One open event stream, read in the background into a queue, so that a timeout on
-    ``next`` never cuts a read in half."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-        self._queue: asyncio.Queue[Event | BaseException] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read(), name="signoff-event-stream")
-
-    async def _read(self) -> None:
-        try:
-            async for event in parse_sse(_lines(self._response.content)):
-                self._queue.put_nowait(event)
-            self._queue.put_nowait(Interrupted("the server ended the stream"))
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self._queue.put_nowait(Interrupted(f"the event stream broke: {exc!r}"))
-
-    async def next(self, timeout: float | None) -> Event | None:
-        try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return None
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    async def aclose(self) -> None:
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
-        self._response.release()
-
-
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
-    async for raw in content:
-        yield raw.decode("utf-8").rstrip("\r\n")
-
-
-async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
-    """Server-Sent Events lines → live events (comments and id-less events are skipped)."""
-    event_id: str | None = None
-    data: list[str] = []
-    async for line in lines:
-        if line == "":
-            if data and event_id is not None:
-                body = json.loads("\n".join(data))
-                request = ApprovalRequest.model_validate(body["request"])
-                yield Event(int(event_id), body["type"], request.id, str(body["at"]), request)
-            event_id, data = None, []
-        elif line.startswith(":"):
-            continue  # a heartbeat
-        else:
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "id":
-                event_id = value
-            elif name == "data":
-                data.append(value)
+        return SseStream(response)
 
 
 def _verification(body: dict[str, Any]) -> Verification:

@@ -354,6 +354,10 @@ class Settings:
     signing_key: str | None = None
     server_url: str = DEFAULT_SERVER_URL
     token: str | None = None
+    #: where `signoff login` keeps its credentials: $XDG_CONFIG_HOME, else ~/.config
+    config_home: str | None = None
+    #: whether a graphical browser can be opened here (`signoff login` opens one)
+    has_display: bool = False
     #: whether the demo may use a real model (the SDKs read the keys themselves)
     anthropic_api_key: bool = False
     openai_api_key: bool = False
@@ -368,6 +372,8 @@ class Settings:
             signing_key=env.get("SIGNOFF_SIGNING_KEY") or None,
             server_url=env.get("SIGNOFF_URL") or DEFAULT_SERVER_URL,
             token=env.get("SIGNOFF_TOKEN") or None,
+            config_home=env.get("XDG_CONFIG_HOME") or None,
+            has_display=bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")),
             anthropic_api_key=bool(env.get("ANTHROPIC_API_KEY")),
             openai_api_key=bool(env.get("OPENAI_API_KEY")),
         )

@@ -8,6 +8,8 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── MissingDependency      an optional extra is not installed (also an ImportError)
     ├── UnknownTool            no gated tool has that name
     ├── BadRequest             a request the server cannot read at all (not JSON, no body)
+    │   └── OAuthError         an OAuth 2.0 error with the RFC's code (RFC 6749, RFC 8628)
+    │       └── OAuthClientError   an unknown client (invalid_client, 401)
     ├── InvalidArguments       the model's arguments do not fit the tool's schema
     ├── NotFound               no such approval request (or not visible to the caller)
     ├── Unauthorized           no identity, or a token that does not verify
@@ -79,6 +81,27 @@ class BadRequest(SignoffError):
     """The request cannot be read."""
 
     code = "bad_request"
+
+
+class OAuthError(BadRequest):
+    """An OAuth 2.0 error: ``error`` is the code RFC 6749 §5.2 or RFC 8628 §3.5 names
+    (``authorization_pending``, ``slow_down``, ``expired_token``, ``access_denied``,
+    ``invalid_grant`` …). The OAuth endpoints answer it as ``{"error", "error_description"}``."""
+
+    code = "oauth_error"
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description, error=error)
+        self.error = error
+
+
+class OAuthClientError(OAuthError):
+    """The client is unknown (``invalid_client``)."""
+
+    code = "oauth_client_error"
+
+    def __init__(self, description: str) -> None:
+        super().__init__("invalid_client", description)
 
 
 class InvalidArguments(SignoffError):

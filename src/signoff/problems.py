@@ -15,6 +15,8 @@ from signoff.errors import (
     InvalidArguments,
     InvalidEdit,
     NotFound,
+    OAuthClientError,
+    OAuthError,
     PayloadTooLarge,
     RequestTimeout,
     SignoffError,
@@ -31,6 +33,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 #: the one place where an error becomes a status code
 STATUS: dict[type[SignoffError], int] = {
     BadRequest: 400,
+    OAuthClientError: 401,
     Unauthorized: 401,
     Forbidden: 403,
     NotFound: 404,
@@ -148,3 +151,20 @@ def _plain(value: Any) -> Any:
     from signoff._util import jsonable
 
     return jsonable(value)
+
+
+#: the OAuth error code an error that is not an :class:`OAuthError` is answered with
+_OAUTH_CODES = {400: "invalid_request", 413: "invalid_request", 422: "invalid_request"}
+_OAUTH_CODES |= {401: "invalid_client", 429: "slow_down", 503: "temporarily_unavailable"}
+
+
+def oauth_error(error: SignoffError) -> JSONResponse:
+    """``error`` as the OAuth endpoints answer it (RFC 6749 §5.2): ``{"error",
+    "error_description"}``, never cached; the status from the one table."""
+    status = status_for(error)
+    code = error.error if isinstance(error, OAuthError) else _OAUTH_CODES.get(status)
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache", **(retry_after(error) or {})}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="signoff"'
+    body = {"error": code or "server_error", "error_description": error.message}
+    return JSONResponse(body, status_code=status, headers=headers)

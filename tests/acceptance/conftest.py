@@ -107,7 +107,9 @@ class Served:
         self.agents.append(process)
         return process
 
-    def pending(self, approver: str, count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
+    def pending(
+        self, approver: str | None, count: int = 1, timeout: float = 20
+    ) -> list[dict[str, Any]]:
         deadline = time.time() + timeout
         while time.time() < deadline:
             result = self.signoff("pending", "--json", token=approver, check=True)

@@ -49,11 +49,15 @@ class Live:
 
 
 async def start_live(
-    tmp_path: Path, config: Config | None = None, clock: Clock = time.time
+    tmp_path: Path,
+    config: Config | None = None,
+    clock: Clock = time.time,
+    db_url: str | None = None,
 ) -> tuple[Live, uvicorn.Server, asyncio.Task[None]]:
-    """A server on a free loopback port, in this event loop, on ``tmp_path/server.db``."""
+    """A server on a free loopback port, in this event loop, on ``tmp_path/server.db`` (or
+    ``db_url``: replicas share one PostgreSQL database)."""
     config = config or Config()
-    backends = connect(f"sqlite:///{tmp_path / 'server.db'}")  # as `signoff serve` does
+    backends = connect(db_url or f"sqlite:///{tmp_path / 'server.db'}")  # as `signoff serve`
     service = ApprovalService(backends.store, backends.bus, config=config, clock=clock)
     app = create_app(service, key=SECRET, config=config)
     port = free_port()

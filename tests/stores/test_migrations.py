@@ -38,7 +38,7 @@ def _objects(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
 
 def test_migrations_rebuild_the_schema(tmp_path: Path) -> None:
     migrated = sqlite3.connect(tmp_path / "migrated.db", isolation_level=None)
-    assert migrate(migrated) == len(sql.migrations("sqlite"))
+    assert migrate(migrated) == sql.migrations("sqlite")[-1].version
     reference = sqlite3.connect(tmp_path / "reference.db", isolation_level=None)
     for statement in _statements(sql.schema("sqlite")):
         reference.execute(statement)
@@ -51,7 +51,29 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     version = migrate(conn)
     assert migrate(conn) == version
     count = conn.execute("SELECT count(*) FROM signoff_migrations").fetchone()[0]
-    assert count == version
+    assert count == len(sql.migrations("sqlite"))
+
+
+def test_reserved_numbers_are_the_only_gaps() -> None:
+    """Numbers another line of work holds stay unused; a database that already has such a
+    migration (from that newer signoff) is refused, not half-understood."""
+    for dialect in ("sqlite", "postgres"):
+        versions = [m.version for m in sql.migrations(dialect)]
+        assert sorted(set(range(1, versions[-1] + 1)) - set(versions)) == sorted(
+            sql.RESERVED.get(dialect, frozenset())
+        )
+
+
+def test_a_migration_applied_out_of_order_is_applied_once(tmp_path: Path) -> None:
+    """A database migrated by a branch whose number is lower than one applied here still
+    gets every migration it lacks (the runner does not stop at the highest)."""
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    migrate(conn)
+    [devices] = [m for m in sql.migrations("sqlite") if m.name == "devices"]
+    conn.execute("DELETE FROM signoff_migrations WHERE version = ?", (devices.version,))
+    conn.execute("DROP TABLE devices")
+    assert migrate(conn) == sql.migrations("sqlite")[-1].version
+    assert conn.execute("SELECT count(*) FROM devices").fetchone()[0] == 0
 
 
 def test_a_newer_database_is_refused(tmp_path: Path) -> None:
@@ -143,7 +165,7 @@ async def test_postgres_migrations_rebuild_the_schema() -> None:
     migrated, reference = DATABASES.empty(), DATABASES.empty()
     try:
         async with await psycopg.AsyncConnection.connect(migrated, autocommit=True) as conn:
-            assert await pg_migrate(conn) == len(sql.migrations("postgres"))
+            assert await pg_migrate(conn) == sql.migrations("postgres")[-1].version
         with psycopg.connect(reference, autocommit=True) as conn:
             conn.execute(sql.schema("postgres"))
         built, expected = _pg_objects(migrated), _pg_objects(reference)

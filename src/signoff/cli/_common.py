@@ -93,20 +93,28 @@ async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def _client(url: str | None, token: str | None) -> Client:
-    from signoff.client import Client
+async def resolve_token(url: str, token: str | None, settings: Settings) -> str:
+    """--token, else SIGNOFF_TOKEN, else the sign-in `signoff login` stored for ``url``
+    (refreshed when it is about to expire)."""
+    from signoff.cli.credentials import access_token
 
-    settings = _settings()
-    token = token or settings.token
-    if not token:
-        raise UsageError("no token: pass --token or set SIGNOFF_TOKEN (see 'signoff token')")
-    return Client(url or settings.server_url, token, user_agent=USER_AGENT)
+    found = token or settings.token or await access_token(settings, url)
+    if not found:
+        raise UsageError(
+            f"no token for {url}: run 'signoff login', or pass --token / set SIGNOFF_TOKEN"
+        )
+    return found
 
 
 async def _with_client(
     url: str | None, token: str | None, fn: Callable[[Client], Awaitable[T]]
 ) -> T:
-    client = _client(url, token)
+    from signoff.client import Client
+
+    settings = _settings()
+    server = (url or settings.server_url).rstrip("/")
+    found = await resolve_token(server, token, settings)
+    client = Client(server, found, user_agent=USER_AGENT)
     try:
         return await fn(client)
     finally:

@@ -17,7 +17,7 @@ from signoff.auth import Issuer, Verifier, load_or_create_key
 from signoff.config import DEFAULT_SERVER_URL, Config
 from signoff.delivery import ChannelRuntime, build_channels, make_context
 from signoff.problems import problem
-from signoff.server import dashboard
+from signoff.server import dashboard, device_pages
 from signoff.server.endpoints import Endpoint, handler_for
 from signoff.server.routes import ENDPOINTS
 from signoff.server.state import AppState
@@ -58,6 +58,7 @@ def create_app(
         routes += channels.routes()
         state.channels = channels
     address = public_url or config.server.public_url or DEFAULT_SERVER_URL
+    routes += device_pages.mount(state, key)  # /device (confirm a login), /devices
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

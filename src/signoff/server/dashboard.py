@@ -55,7 +55,7 @@ PAGES = {
     "/history": ("history", "History"),
     "/stats": ("stats", "Stats"),
 }
-NAV = (("/", "Queue"), ("/history", "History"), ("/stats", "Stats"))
+NAV = (("/", "Queue"), ("/history", "History"), ("/stats", "Stats"), ("/devices", "Devices"))
 
 
 @cache

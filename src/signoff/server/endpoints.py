@@ -14,8 +14,8 @@ from starlette.responses import Response
 
 from signoff.errors import SignoffError, Unauthorized
 from signoff.models import Principal
-from signoff.problems import from_error
-from signoff.server.parsing import read_json
+from signoff.problems import from_error, oauth_error
+from signoff.server.parsing import read_form, read_json
 from signoff.server.state import AppState
 
 
@@ -52,6 +52,10 @@ class Endpoint:
     links: bool = False
     #: the response is a JSON document of its own shape (the OpenAPI document itself)
     json_document: bool = False
+    #: the body is a urlencoded form, read into a dict of strings (the OAuth endpoints)
+    form: bool = False
+    #: errors are OAuth error objects (RFC 6749 §5.2), not problem documents
+    oauth: bool = False
 
 
 @dataclass(slots=True)
@@ -99,7 +103,9 @@ def handler_for(endpoint: Endpoint, state: AppState) -> Callable[[Request], Awai
         try:
             principal = await authenticate(request, state, endpoint)
             body = None
-            if endpoint.body is not None:
+            if endpoint.form:
+                body = await read_form(request)
+            elif endpoint.body is not None:
                 if endpoint.optional_body and request.headers.get("content-length") in (
                     None,
                     "0",
@@ -109,7 +115,10 @@ def handler_for(endpoint: Endpoint, state: AppState) -> Callable[[Request], Awai
                     body = await read_json(request, state)
             response = await endpoint.handler(Ctx(request, state, principal, body))
         except SignoffError as exc:
-            response = from_error(exc, instance=request.url.path)
+            if endpoint.oauth:
+                response = oauth_error(exc)
+            else:
+                response = from_error(exc, instance=request.url.path)
         status = response.status_code
         state.metrics.observe_http(
             endpoint.name, request.method, status, time.perf_counter() - started

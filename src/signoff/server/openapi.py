@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from signoff._version import __version__
 from signoff.problems import PROBLEM_CONTENT_TYPE, TITLES, Problem
+from signoff.server.device_bodies import OAuthErrorOut
 from signoff.server.endpoints import Endpoint
 
 _REF = "#/components/schemas/{model}"
@@ -24,7 +25,8 @@ _LINKS = {
 def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of ``endpoints``."""
     pairs: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
-        (Problem, "serialization")
+        (Problem, "serialization"),
+        (OAuthErrorOut, "serialization"),
     ]
     for endpoint in endpoints:
         if endpoint.body is not None:
@@ -63,9 +65,10 @@ def _operation(endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
     if parameters := _parameters(endpoint):
         operation["parameters"] = parameters
     if endpoint.body is not None:
+        media = "application/x-www-form-urlencoded" if endpoint.form else "application/json"
         operation["requestBody"] = {
             "required": not endpoint.optional_body,
-            "content": {"application/json": {"schema": refs[(endpoint.body, "validation")]}},
+            "content": {media: {"schema": refs[(endpoint.body, "validation")]}},
         }
     if not endpoint.public:
         operation["security"] = [{"bearer": []}]
@@ -81,7 +84,7 @@ def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
                 "in": "path",
                 "required": True,
                 "schema": {"type": "string"},
-                "description": "The request's id (apr_…).",
+                "description": "The id (apr_… for a request, dev_… for a device).",
             }
         )
     parameters.extend(
@@ -113,8 +116,10 @@ def _responses(endpoint: Endpoint, refs: Refs) -> dict[str, Any]:
         if endpoint.links:
             responses[str(status)]["links"] = _LINKS
     for status in endpoint.errors:
-        responses[str(status)] = {
-            "description": TITLES.get(status, "Error"),
-            "content": {PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")]}},
-        }
+        if endpoint.oauth:
+            # RFC 6749 §5.2: the OAuth endpoints answer errors in OAuth's own shape
+            content = {"application/json": {"schema": refs[(OAuthErrorOut, "serialization")]}}
+        else:
+            content = {PROBLEM_CONTENT_TYPE: {"schema": refs[(Problem, "serialization")]}}
+        responses[str(status)] = {"description": TITLES.get(status, "Error"), "content": content}
     return responses

@@ -32,7 +32,9 @@ class AttemptLimiter:
         window_s: float = SIGN_IN_WINDOW_S,
         *,
         clock: Callable[[], float] = time.monotonic,
+        what: str = "failed sign-in attempts",
     ) -> None:
+        self.what = what
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
@@ -47,7 +49,7 @@ class AttemptLimiter:
         if count >= self.limit and now - start < self.window_s:
             wait = max(1, math.ceil(start + self.window_s - now))
             raise TooManyRequests(
-                f"too many failed sign-in attempts from this address; try again in {wait} s",
+                f"too many {self.what} from here; try again in {wait} s",
                 retry_after=wait,
             )
 

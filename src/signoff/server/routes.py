@@ -30,6 +30,7 @@ from signoff.server.bodies import (
     VerifyIn,
     VerifyOut,
 )
+from signoff.server.device_routes import DEVICE_ENDPOINTS
 from signoff.server.endpoints import Ctx, Endpoint, Query
 from signoff.server.handlers.audit_log import (
     audit,
@@ -405,4 +406,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         responses={200: RunsOut},
         errors=(401, 422),
     ),
+    *DEVICE_ENDPOINTS,
 )

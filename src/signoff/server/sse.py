@@ -9,7 +9,7 @@ also reconnect with ``Last-Event-ID`` at any time and loses nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -19,6 +19,11 @@ from signoff.models import Principal
 from signoff.service import ApprovalService
 
 HEARTBEAT_S = 15
+#: how often a stream opened with a revocable token (a device's) checks it still holds
+RECHECK_S = 5.0
+
+#: whether the caller's token still holds (a device's may be revoked while its stream is open)
+StillValid = Callable[[], Awaitable[bool]]
 
 
 def visible(event: Event, principal: Principal) -> bool:
@@ -37,16 +42,25 @@ async def stream(
     *,
     expires_at: float | None = None,
     types: frozenset[str] | None = None,
+    still_valid: StillValid | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The events after the event id ``after``, of ``types`` when given, for as long as the
-    caller may see them: the stream ends when the caller's token expires."""
+    caller may see them: the stream ends when the caller's token expires, or (with
+    ``still_valid``) within :data:`RECHECK_S` of its device being revoked."""
     async with service.follow(after=after) as feed:
+        checked = time.monotonic()
         while True:
             wait: float | None = None
             if expires_at is not None:
                 wait = expires_at - time.time()
                 if wait <= 0:
                     return
+            if still_valid is not None:
+                if time.monotonic() - checked >= RECHECK_S:
+                    if not await still_valid():
+                        return
+                    checked = time.monotonic()
+                wait = RECHECK_S if wait is None else min(wait, RECHECK_S)
             event = await feed.next(wait)
             if event is None:
                 continue  # the token's expiry is checked at the top
@@ -60,6 +74,7 @@ async def response(
     last_event_id: int | None,
     expires_at: float | None,
     types: frozenset[str] | None = None,
+    still_valid: StillValid | None = None,
 ) -> EventSourceResponse:
     """The stream of events after ``last_event_id``, or from now. "Now" is read before the
     response starts: a client that sees the stream open (and then reads the current state)
@@ -67,7 +82,9 @@ async def response(
     after = last_event_id if last_event_id is not None else await service.store.last_event_id()
     headers: dict[str, Any] = {"Cache-Control": "no-store"}
     return EventSourceResponse(
-        stream(service, principal, after, expires_at=expires_at, types=types),
+        stream(
+            service, principal, after, expires_at=expires_at, types=types, still_valid=still_valid
+        ),
         ping=HEARTBEAT_S,
         send_timeout=30,
         headers=headers,

@@ -7,14 +7,17 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import jwt
 from starlette.requests import Request
 
 from signoff.auth import STREAM_TICKET_AUDIENCE, Issuer, Verifier
 from signoff.config import Config
 from signoff.delivery import ChannelRuntime
+from signoff.devices import DEVICE_AUDIENCE, DeviceGrant
 from signoff.errors import Unauthorized
 from signoff.models import Principal
 from signoff.server.metrics import Metrics
+from signoff.server.ratelimit import AttemptLimiter
 from signoff.server.stats import StatsCache
 from signoff.service import ApprovalService
 from signoff.stores.base import Store
@@ -65,6 +68,12 @@ class AppState:
     tickets: Tickets = field(init=False)
     #: the configured channels and their delivery worker (None: no channels)
     channels: ChannelRuntime | None = None
+    #: device codes asked for, per client address (each is a row in the store)
+    device_requests: AttemptLimiter = field(
+        default_factory=lambda: AttemptLimiter(30, 600.0, what="device codes asked for")
+    )
+    #: devices signed in with `signoff login`
+    devices: DeviceGrant = field(init=False)
     #: the dashboard's session lookup (set by create_app); None: no cookie sessions
     session_hook: Callable[[Request], Awaitable[Principal | None]] | None = None
 
@@ -73,8 +82,15 @@ class AppState:
         from signoff.server.session import own_tokens
 
         self.tickets = Tickets(*own_tokens(self.key, self.config), self.service.store)
+        service = self.service
+        self.devices = DeviceGrant(
+            service.store, self.key, self.config, lambda: service.now().timestamp()
+        )
 
     async def verify(self, token: str) -> Principal:
+        if _is_device_token(token):
+            # checked against the store on every use: a revoked device is refused at once
+            return await self.devices.principal(token)
         if self.verifier.needs_thread:
             # fetching the provider's keys blocks: keep it off the event loop
             return await asyncio.to_thread(self.verifier.verify, token)
@@ -83,3 +99,13 @@ class AppState:
     async def session_principal(self, request: Request) -> Principal | None:
         """The dashboard's signed-in person, if any (set up by the dashboard)."""
         return None if self.session_hook is None else await self.session_hook(request)
+
+
+def _is_device_token(token: str) -> bool:
+    """Whether ``token`` says it is a device's access token (its audience). Only a hint
+    for which check to run: the device check verifies the signature itself."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return claims.get("aud") == DEVICE_AUDIENCE

@@ -40,6 +40,7 @@ from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreE
 from signoff.events import Event
 from signoff.evidence import request_state
 from signoff.models import ApprovalRequest, Page, RunRecord
+from signoff.stores.device_base import DeviceStore
 from signoff.stores.outbox import NewDelivery, Outbox
 
 #: how many times a transition is recomputed on a request that others keep changing
@@ -235,10 +236,7 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
-class Store(Outbox):
-    """Requests, their audit log and its seals, and the outbox
-    (:mod:`signoff.stores.outbox`). See the module docstring."""
-
+class Store(Outbox, DeviceStore):
     #: the folder that holds the store's files (and so the server's keys), if it has one
     data_dir: Path | None = None
 

@@ -27,6 +27,7 @@ from signoff.stores.base import (
     live_events,
     mismatch,
 )
+from signoff.stores.memory_devices import DeviceRow, MemoryDevices
 from signoff.stores.memory_outbox import MemoryOutbox
 from signoff.stores.outbox import NewDelivery
 
@@ -44,13 +45,14 @@ class MemoryEvent:
     record: str
 
 
-class MemoryStore(MemoryOutbox, Store):
+class MemoryStore(MemoryOutbox, MemoryDevices, Store):
     """Keeps everything in dicts. Writes are atomic because they never await, and a lock
     keeps them atomic if threads share the store too."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spent: dict[str, datetime] = {}
+        self._devices: dict[str, DeviceRow] = {}
         self._requests: dict[str, Versioned] = {}
         self._seq: dict[str, int] = {}
         self._by_key: dict[str, str] = {}

@@ -74,6 +74,7 @@ from signoff.stores.base import (
 )
 from signoff.stores.cache import ParsedRequests
 from signoff.stores.outbox import NewDelivery
+from signoff.stores.postgres_devices import PostgresDevices
 from signoff.stores.postgres_outbox import PostgresOutbox, deliveries_json
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
@@ -98,7 +99,7 @@ _Q = sql.queries("postgres")
 READ_OWN_WRITES_S = 2.0
 
 
-class PostgresStore(PostgresOutbox, Store):
+class PostgresStore(PostgresOutbox, PostgresDevices, Store):
     """A store on a psycopg connection pool.
 
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must

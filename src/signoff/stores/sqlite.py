@@ -58,6 +58,7 @@ from signoff.stores.base import (
 from signoff.stores.cache import ParsedRequests
 from signoff.stores.group_commit import GroupCommit, Tx
 from signoff.stores.outbox import NewDelivery
+from signoff.stores.sqlite_devices import SqliteDevices
 from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
 from signoff.stores.sqlite_outbox import SqliteOutbox, insert_deliveries
 
@@ -69,7 +70,7 @@ _SYNCHRONOUS = {"off", "normal", "full", "extra"}
 __all__ = ["SqliteStore", "migrate", "path_from_url"]
 
 
-class SqliteStore(SqliteOutbox, Store):
+class SqliteStore(SqliteOutbox, SqliteDevices, Store):
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")

@@ -120,15 +120,12 @@ def migrate(conn: sqlite3.Connection) -> int:
             "CREATE TABLE IF NOT EXISTS signoff_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        current = conn.execute("SELECT coalesce(max(version), 0) FROM signoff_migrations")
-        version = int(current.fetchone()[0])
+        applied = {int(r[0]) for r in conn.execute("SELECT version FROM signoff_migrations")}
         known = sql.migrations("sqlite")
-        if version > len(known):
-            raise StoreError(
-                f"the database is at schema version {version}, newer than this signoff "
-                f"({len(known)}); upgrade signoff"
-            )
-        for migration in known[version:]:
+        sql.check_known(applied, known)
+        for migration in known:
+            if migration.version in applied:
+                continue
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
@@ -136,9 +133,9 @@ def migrate(conn: sqlite3.Connection) -> int:
                 "VALUES (?, ?, datetime('now'))",
                 (migration.version, migration.name),
             )
-            version = migration.version
+            applied.add(migration.version)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return version
+    return max(applied, default=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 from starlette.responses import Response
@@ -37,8 +38,18 @@ async def events(ctx: Ctx) -> Response:
         # accepted within the clock-skew leeway, but a stream ends at the token's expiry:
         # this one would end at once, so say why instead (a client then stops reconnecting)
         raise Unauthorized("the token has expired")
+    device = ctx.who.claims.get("dev")
+    still_valid = None
+    if isinstance(device, str):
+        # a device can be signed out while its stream is open: the stream ends with it
+        still_valid = functools.partial(ctx.state.devices.is_active, device)
     return await sse.response(
-        ctx.state.service, ctx.who, last, float(expires) if expires is not None else None, types
+        ctx.state.service,
+        ctx.who,
+        last,
+        float(expires) if expires is not None else None,
+        types,
+        still_valid,
     )
 
 

@@ -11,6 +11,9 @@ CREATE TABLE IF NOT EXISTS signoff_migrations (
 -- name: schema_version
 SELECT coalesce(max(version), 0) FROM signoff_migrations;
 
+-- name: applied_versions
+SELECT version FROM signoff_migrations;
+
 -- name: record_migration
 INSERT INTO signoff_migrations (version, name) VALUES (%(version)s, %(name)s);
 
@@ -208,3 +211,94 @@ SELECT channel, status, count(*) FROM deliveries GROUP BY channel, status;
 
 -- name: next_delivery_due
 SELECT min(greatest(due_at, lease_until)) FROM deliveries WHERE status = 'pending';
+-- Devices (`signoff login`). Every change is one statement: a compare-and-set on the
+-- status that returns the row as it left it (the columns of device_get, in that order).
+
+-- name: device_purge
+DELETE FROM devices WHERE expires_at < %(before)s::timestamptz;
+
+-- name: device_insert
+-- Nothing is inserted when a pending, unexpired device has the same user code.
+INSERT INTO devices
+    (id, device_code_hash, user_code_hash, name, address, status, sub, role, created_at,
+     expires_at, interval_s, last_poll_at, failures, refresh_gen, decided_at, used_at)
+SELECT %(id)s::text, %(device_code_hash)s::text, %(user_code_hash)s::text, %(name)s::text,
+       %(address)s::text, %(status)s::text, %(sub)s::text, %(role)s::text,
+       %(created_at)s::timestamptz, %(expires_at)s::timestamptz, %(interval_s)s::integer,
+       %(last_poll_at)s::timestamptz, %(failures)s::integer, %(refresh_gen)s::integer,
+       %(decided_at)s::timestamptz, %(used_at)s::timestamptz
+WHERE NOT EXISTS (
+    SELECT 1 FROM devices
+    WHERE user_code_hash = %(user_code_hash)s::text AND status = 'pending'
+      AND expires_at > %(created_at)s::timestamptz)
+ON CONFLICT (device_code_hash) DO NOTHING
+RETURNING id;
+
+-- name: device_get
+SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at
+FROM devices WHERE id = %(id)s::text;
+
+-- name: device_by_user_code
+SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at
+FROM devices
+WHERE user_code_hash = %(user_code_hash)s::text AND status = 'pending'
+  AND expires_at > %(now)s::timestamptz;
+
+-- name: device_poll
+-- The row is locked by the inner SELECT, so two polls at once are counted one after the
+-- other; too_fast compares the interval before (o) and after (d) this poll.
+UPDATE devices AS d SET
+    last_poll_at = %(now)s::timestamptz,
+    interval_s = CASE
+        WHEN o.last_poll_at IS NOT NULL
+         AND %(now)s::timestamptz < o.last_poll_at + make_interval(secs => o.interval_s)
+        THEN o.interval_s + %(slow_down)s::integer
+        ELSE o.interval_s END
+FROM (SELECT id, last_poll_at, interval_s FROM devices
+      WHERE device_code_hash = %(device_code_hash)s::text FOR UPDATE) AS o
+WHERE d.id = o.id
+RETURNING d.id, d.name, d.address, d.status, d.sub, d.role, d.created_at, d.expires_at, d.interval_s, d.last_poll_at, d.failures, d.refresh_gen, d.decided_at, d.used_at,
+    d.interval_s <> o.interval_s;
+
+-- name: device_decide
+UPDATE devices SET status = %(status)s::text, sub = %(sub)s::text, role = %(role)s::text,
+    decided_at = %(now)s::timestamptz
+WHERE id = %(id)s::text AND status = 'pending' AND expires_at > %(now)s::timestamptz
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_activate
+UPDATE devices SET status = 'active', refresh_gen = 1,
+    expires_at = %(expires_at)s::timestamptz, used_at = %(now)s::timestamptz
+WHERE id = %(id)s::text AND status = 'approved' AND expires_at > %(now)s::timestamptz
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_rotate
+UPDATE devices SET refresh_gen = refresh_gen + 1, used_at = %(now)s::timestamptz
+WHERE id = %(id)s::text AND status = 'active' AND refresh_gen = %(gen)s::integer
+  AND expires_at > %(now)s::timestamptz
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_revoke
+UPDATE devices SET status = 'revoked'
+WHERE id = %(id)s::text AND status IN ('pending', 'approved', 'active')
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_count_failure
+UPDATE devices SET failures = failures + 1,
+    status = CASE WHEN failures + 1 >= %(limit)s::integer THEN 'burned' ELSE status END
+WHERE status = 'pending' AND expires_at > %(now)s::timestamptz
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_list
+SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at
+FROM devices
+WHERE status IN ('active', 'revoked') AND (%(sub)s::text IS NULL OR sub = %(sub)s::text)
+ORDER BY created_at DESC LIMIT %(limit)s::integer;

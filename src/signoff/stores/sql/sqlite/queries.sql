@@ -180,3 +180,79 @@ SELECT channel, status, count(*) FROM deliveries GROUP BY channel, status;
 SELECT min(CASE WHEN lease_until IS NOT NULL AND lease_until > due_at THEN lease_until
                 ELSE due_at END)
 FROM deliveries WHERE status = 'pending';
+-- Devices (`signoff login`). Every change is a compare-and-set on the status; each
+-- returns the row as it left it (the columns of device_get, in that order).
+
+-- name: device_purge
+DELETE FROM devices WHERE expires_at < :before;
+
+-- name: device_code_taken
+SELECT 1 FROM devices
+WHERE device_code_hash = :device_code_hash
+   OR (user_code_hash = :user_code_hash AND status = 'pending' AND expires_at > :now);
+
+-- name: device_insert
+INSERT INTO devices
+    (id, device_code_hash, user_code_hash, name, address, status, sub, role, created_at,
+     expires_at, interval_s, last_poll_at, failures, refresh_gen, decided_at, used_at)
+VALUES
+    (:id, :device_code_hash, :user_code_hash, :name, :address, :status, :sub, :role,
+     :created_at, :expires_at, :interval_s, :last_poll_at, :failures, :refresh_gen,
+     :decided_at, :used_at);
+
+-- name: device_get
+SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at
+FROM devices WHERE id = :id;
+
+-- name: device_by_user_code
+SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at
+FROM devices
+WHERE user_code_hash = :user_code_hash AND status = 'pending' AND expires_at > :now;
+
+-- name: device_by_code
+SELECT id, interval_s, last_poll_at FROM devices WHERE device_code_hash = :device_code_hash;
+
+-- name: device_polled
+UPDATE devices SET last_poll_at = :now, interval_s = :interval_s WHERE id = :id
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_decide
+UPDATE devices SET status = :status, sub = :sub, role = :role, decided_at = :now
+WHERE id = :id AND status = 'pending' AND expires_at > :now
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_activate
+UPDATE devices SET status = 'active', refresh_gen = 1, expires_at = :expires_at, used_at = :now
+WHERE id = :id AND status = 'approved' AND expires_at > :now
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_rotate
+UPDATE devices SET refresh_gen = refresh_gen + 1, used_at = :now
+WHERE id = :id AND status = 'active' AND refresh_gen = :gen AND expires_at > :now
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_revoke
+UPDATE devices SET status = 'revoked'
+WHERE id = :id AND status IN ('pending', 'approved', 'active')
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_count_failure
+UPDATE devices SET failures = failures + 1,
+    status = CASE WHEN failures + 1 >= :limit THEN 'burned' ELSE status END
+WHERE status = 'pending' AND expires_at > :now
+RETURNING id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at;
+
+-- name: device_list
+SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
+    last_poll_at, failures, refresh_gen, decided_at, used_at
+FROM devices
+WHERE status IN ('active', 'revoked') AND (:sub IS NULL OR sub = :sub)
+ORDER BY created_at DESC LIMIT :limit;
