@@ -54,6 +54,7 @@ def free_port() -> int:
 @asynccontextmanager
 async def serving(app: Any, port: int, **options: Any) -> AsyncIterator[uvicorn.Server]:
     """``app`` on 127.0.0.1:``port`` in this event loop, for the block."""
+    options.setdefault("timeout_graceful_shutdown", 2)  # never wait for ever on a client
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **options
     )

@@ -42,7 +42,13 @@ class LocalServer:
 
     async def start(self) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", log_level="warning", lifespan="off", ws="none", http="h11"
+            self.app,
+            host="127.0.0.1",
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            http="h11",
+            timeout_graceful_shutdown=2,
         )
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))

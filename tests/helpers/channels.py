@@ -197,7 +197,15 @@ async def serve(port: int, routes: list[BaseRoute]) -> AsyncIterator[Receiver]:
         ]
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            # a test server never waits for ever on a connection a cancelled client left
+            timeout_graceful_shutdown=2,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
