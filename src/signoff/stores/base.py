@@ -39,7 +39,9 @@ from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link, iso
 from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreError
 from signoff.events import Event
 from signoff.evidence import request_state
+from signoff.grants import Grant
 from signoff.models import ApprovalRequest, Page, RunRecord
+from signoff.stores.grant_store import GrantStore
 from signoff.stores.outbox import NewDelivery, Outbox
 
 #: how many times a transition is recomputed on a request that others keep changing
@@ -57,6 +59,9 @@ class Change:
     error: SignoffError | None = None
     #: the outbox rows announcing this change (written only with a new state)
     deliveries: list[NewDelivery] = field(default_factory=list)
+    #: a standing grant the change makes (an approval that grants): written with it or not
+    #: at all (written only with a new state)
+    grant: Grant | None = None
 
 
 #: computes a :class:`Change` from the request as stored; must not await or touch the
@@ -164,8 +169,8 @@ def check_audited(change: Change) -> None:
     """Every state change is audited (ARCHITECTURE.md invariant 7): refuse one that is not."""
     if change.request is not None and not change.audit:
         raise StoreError("refusing to write a state change that has no audit event")
-    if change.request is None and change.deliveries:
-        raise StoreError("refusing to write deliveries that announce no change")
+    if change.request is None and (change.deliveries or change.grant is not None):
+        raise StoreError("refusing to write deliveries or a grant that go with no change")
 
 
 def live_events(
@@ -235,7 +240,7 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
-class Store(Outbox):
+class Store(Outbox, GrantStore):
     """Requests, their audit log and its seals, and the outbox
     (:mod:`signoff.stores.outbox`). See the module docstring."""
 
@@ -282,6 +287,14 @@ class Store(Outbox):
         """Insert ``request`` (with its audit event and its ``deliveries``, in one
         transaction) unless one with its ``idempotency_key`` exists (then return that one,
         with ``created=False``, writing nothing)."""
+
+    @abstractmethod
+    async def create_granted(
+        self, request: ApprovalRequest, audit: list[AuditEntry], grant_id: str, now: datetime
+    ) -> Created | None:
+        """:meth:`create` for a request approved by grant ``grant_id`` (``audit``: its
+        events), only if the grant is live at ``now`` in the same transaction; None, with
+        nothing written, when it is not (:mod:`signoff.stores.grant_store`)."""
 
     async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
         """Apply ``fn`` to the stored request atomically (see the module docstring).

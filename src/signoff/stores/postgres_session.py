@@ -76,18 +76,14 @@ async def migrate(conn: Connection) -> int:
     async with conn.transaction():
         await conn.execute(_Q["advisory_xact_lock"], {"key": MIGRATION_LOCK})
         await conn.execute(_Q["migrations_table"])
-        row = await (await conn.execute(_Q["schema_version"])).fetchone()
-        version = int(row[0]) if row else 0
-        if version > len(known):
-            raise StoreError(
-                f"the database is at schema version {version}, newer than this signoff "
-                f"({len(known)}); upgrade signoff"
-            )
-        for migration in known[version:]:
+        rows = await (await conn.execute(_Q["applied_versions"])).fetchall()
+        applied = {int(row[0]) for row in rows}
+        for migration in sql.pending(known, applied):
             # no parameters: sent as one simple query, so a file may hold many statements
             await conn.execute(migration.sql)
             await conn.execute(
                 _Q["record_migration"], {"version": migration.version, "name": migration.name}
             )
-            version = migration.version
+            applied.add(migration.version)
+        version = max(applied, default=0)
     return version

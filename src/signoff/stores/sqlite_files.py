@@ -120,15 +120,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             "CREATE TABLE IF NOT EXISTS signoff_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
-        current = conn.execute("SELECT coalesce(max(version), 0) FROM signoff_migrations")
-        version = int(current.fetchone()[0])
-        known = sql.migrations("sqlite")
-        if version > len(known):
-            raise StoreError(
-                f"the database is at schema version {version}, newer than this signoff "
-                f"({len(known)}); upgrade signoff"
-            )
-        for migration in known[version:]:
+        applied = {int(r[0]) for r in conn.execute("SELECT version FROM signoff_migrations")}
+        for migration in sql.pending(sql.migrations("sqlite"), applied):
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
@@ -136,7 +129,8 @@ def migrate(conn: sqlite3.Connection) -> int:
                 "VALUES (?, ?, datetime('now'))",
                 (migration.version, migration.name),
             )
-            version = migration.version
+            applied.add(migration.version)
+        version = max(applied, default=0)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

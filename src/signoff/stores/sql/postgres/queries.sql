@@ -8,8 +8,8 @@ CREATE TABLE IF NOT EXISTS signoff_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- name: schema_version
-SELECT coalesce(max(version), 0) FROM signoff_migrations;
+-- name: applied_versions
+SELECT version FROM signoff_migrations;
 
 -- name: record_migration
 INSERT INTO signoff_migrations (version, name) VALUES (%(version)s, %(name)s);
@@ -208,3 +208,29 @@ SELECT channel, status, count(*) FROM deliveries GROUP BY channel, status;
 
 -- name: next_delivery_due
 SELECT min(greatest(due_at, lease_until)) FROM deliveries WHERE status = 'pending';
+
+-- name: insert_grant
+INSERT INTO grants (id, tool, agent, expires_at, body)
+VALUES (%(id)s, %(tool)s, %(agent)s, %(expires_at)s, %(body)s);
+
+-- name: grant_live
+-- FOR SHARE: a revocation of this grant waits until the approval it makes commits
+SELECT 1 FROM grants
+WHERE id = %(id)s AND revoked_at IS NULL AND expires_at > %(now)s
+FOR SHARE;
+
+-- name: get_grant
+SELECT body, revoked_at, revoked_by FROM grants WHERE id = %(id)s;
+
+-- name: revoke_grant
+UPDATE grants SET revoked_at = %(now)s, revoked_by = %(by)s
+WHERE id = %(id)s AND revoked_at IS NULL;
+
+-- name: list_grants
+SELECT body, revoked_at, revoked_by FROM grants
+WHERE (%(agent)s::text IS NULL OR agent = %(agent)s::text)
+  AND (%(tool)s::text IS NULL OR tool = %(tool)s::text)
+  AND (%(active)s::boolean IS NULL
+       OR (revoked_at IS NULL AND expires_at > %(now)s) = %(active)s::boolean)
+ORDER BY seq DESC
+LIMIT %(limit)s;

@@ -288,3 +288,20 @@ BEGIN
     RETURN true;
 END;
 $$;
+
+-- Standing grants: written in the transaction of the approval that makes them; body is
+-- the grant as JSON, the columns beside it what lookups filter on. A covered submission
+-- takes the row FOR SHARE, so a revocation commits first or waits for it.
+CREATE TABLE grants (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    tool text NOT NULL,
+    agent text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    revoked_by text,
+    body text NOT NULL
+);
+
+-- what a submission looks for: the agent's grants for the tool
+CREATE INDEX grants_cover ON grants (agent, tool);

@@ -141,3 +141,19 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_due ON deliveries (due_at) WHERE status = 'pending';
 CREATE INDEX deliveries_request ON deliveries (request_id, channel, seq);
 CREATE INDEX deliveries_channel ON deliveries (channel, seq);
+
+-- Standing grants: written in the transaction of the approval that makes them; body is
+-- the grant as JSON, the columns beside it what lookups filter on. Times are Unix seconds.
+CREATE TABLE grants (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    tool TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT,
+    body TEXT NOT NULL
+);
+
+-- what a submission looks for: the agent's grants for the tool
+CREATE INDEX grants_cover ON grants (agent, tool);
