@@ -42,8 +42,8 @@ def pending(known: tuple[Migration, ...], applied: set[int]) -> list[Migration]:
     unknown = sorted(applied - {m.version for m in known})
     if unknown:
         raise StoreError(
-            f"the database has schema versions {unknown} that this signoff does not know: it is newer than this signoff; "
-            "upgrade signoff"
+            f"the database has schema versions {unknown} that this signoff does not know: "
+            "it is newer than this signoff; upgrade signoff"
         )
     return [m for m in known if m.version not in applied]
 
