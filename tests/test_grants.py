@@ -78,7 +78,7 @@ async def test_expired_grant_asks(service: ApprovalService, clock: ManualClock) 
     _, grant = await approve_granting(service, ttl="2m")
     clock.advance(121)
     assert (await service.submit(refund_spec(), AGENT)).request.status is Status.PENDING
-    assert not grant.active(service.now())
+    assert not grant.live(service.now())
     assert await service.grants.list(ADMIN, active=True) == []
     assert [g.id for g in await service.grants.list(ADMIN, active=False)] == [grant.id]
 

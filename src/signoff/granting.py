@@ -104,7 +104,7 @@ def make_grant(
 
 def not_covered(grant: Grant, req: ApprovalRequest, roles: RoleLadder, now: datetime) -> str | None:
     """Why ``grant`` does not approve ``req`` (see the module docstring), or None."""
-    if not grant.active(now):
+    if not grant.live(now):
         return "the grant is revoked or expired"
     if grant.agent != req.requested_by or grant.tool != req.tool:
         return "the grant is for another agent or tool"

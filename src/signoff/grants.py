@@ -64,12 +64,12 @@ class Grant(BaseModel):
     revoked_at: datetime | None = None
     revoked_by: str | None = None
 
-    def active(self, now: datetime) -> bool:
+    def live(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at
 
     def to_dict(self, now: datetime) -> JSONObject:
-        """The API's grant object, with whether it is live at ``now``."""
-        return {**self.model_dump(mode="json"), "active": self.active(now)}
+        """The API's grant object, with whether it is live at ``now`` (``active``)."""
+        return {**self.model_dump(mode="json"), "active": self.live(now)}
 
 
 def schema_fingerprint(args_schema: JSONObject | None) -> str:

@@ -35,7 +35,7 @@ class MemoryGrants(GrantStore):
     ) -> Any:
         with self._lock:
             grant = self._grants.get(grant_id)
-            if grant is None or not grant.active(now):
+            if grant is None or not grant.live(now):
                 return None
             return self._insert(request, audit, ())
 
@@ -50,7 +50,7 @@ class MemoryGrants(GrantStore):
             for g in grants
             if (query.agent is None or g.agent == query.agent)
             and (query.tool is None or g.tool == query.tool)
-            and (query.active is None or query.now is None or g.active(query.now) is query.active)
+            and (query.active is None or query.now is None or g.live(query.now) is query.active)
         ]
         return found[: min(max(query.limit, 1), MAX_GRANTS)]
 
