@@ -77,7 +77,14 @@ async def test_another_agents_call_is_not_covered(service: ApprovalService) -> N
 
 async def test_a_changed_schema_voids_the_grant(service: ApprovalService) -> None:
     await granted(service, scope="tool")
-    wider = {**REFUND_SCHEMA, "properties": {**REFUND_SCHEMA["properties"], "note": {}}}
+    wider = {
+        **REFUND_SCHEMA,
+        "properties": {
+            "order_id": {"type": "string"},
+            "amount": {"type": "number", "exclusiveMinimum": 0},
+            "note": {"type": "string"},
+        },
+    }
     changed = await service.submit(refund_spec(args_schema=wider), AGENT)
     assert changed.request.status is Status.PENDING
     same = await service.submit(refund_spec(), AGENT)
