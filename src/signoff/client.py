@@ -23,59 +23,21 @@ from signoff.audit import AuditEvent, Checkpoint
 from signoff.audit_check import Verification
 from signoff.errors import (
     ConfigError,
-    Conflict,
     Forbidden,
     InvalidArguments,
-    MissingDependency,
-    NotFound,
-    OAuthError,
-    PayloadTooLarge,
     SignoffError,
-    TooManyRequests,
     Unauthorized,
     Unavailable,
-    error_class,
 )
 from signoff.events import Event
 from signoff.follow import Feed, Interrupted, OnOpen, follow
 from signoff.models import ApprovalRequest, DecisionKind, Page, RequestSpec, RunRecord
+from signoff.problems import error_from
 from signoff.sse_stream import SseStream
 from signoff.types import JSONObject
 
 #: the longest single long-poll the API allows
 WAIT_S = 60.0
-
-
-def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffError:
-    """The SignoffError for an error response: the class named by the problem document's
-    ``type`` (the error's ``code``), as the server raised it."""
-    try:
-        parsed = json.loads(body) if body else {}
-    except ValueError:
-        parsed = {}
-    parsed = parsed if isinstance(parsed, dict) else {}
-    message = str(parsed.get("detail") or reason or f"HTTP {status}")
-    if status >= 500:
-        return Unavailable(f"the server failed ({status}): {message}")
-    code = str(parsed.get("type", "")).rsplit("/", 1)[-1]
-    kind = error_class(code) or _FALLBACK.get(status, SignoffError)
-    if kind in (MissingDependency, TooManyRequests) or issubclass(kind, OAuthError):
-        kind = SignoffError  # their constructors take other arguments: keep the message
-    extra = {k: v for k, v in parsed.items() if k not in _PROBLEM_FIELDS}
-    return kind(message, status=status, **extra)
-
-
-#: for an error response that is not one of ours (a proxy's, say): by status alone
-_FALLBACK: dict[int, type[SignoffError]] = {
-    400: InvalidArguments,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-    422: InvalidArguments,
-}
-_PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +208,14 @@ class Client:
         reason: str | None = None,
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
+        grant: JSONObject | None = None,
     ) -> ApprovalRequest:
         """Decide; ``seen_digest`` is the ``args_digest`` of the request as you were shown it
-        (a 409 :class:`Conflict` when the arguments have changed since)."""
+        (a 409 :class:`Conflict` when the arguments have changed since); ``grant``
+        (``{"ttl": "1h", "scope": "tool"}``) makes an approval a standing grant too."""
         body: dict[str, Any] = {"decision": str(DecisionKind(decision))}
+        if grant is not None:
+            body["grant"] = grant
         if reason is not None:
             body["reason"] = reason
         if modified_args is not None:
@@ -302,6 +268,17 @@ class Client:
     async def deliveries(self, **filters: Any) -> dict[str, Any]:
         """``GET /v1/deliveries`` (status, channel, request_id, before, limit): one page."""
         return dict(json.loads((await self._call("GET", "/v1/deliveries", params=filters)).body))
+
+    async def grants(self, **filters: Any) -> list[dict[str, Any]]:
+        """``GET /v1/grants`` (agent, tool, active, limit): the standing grants."""
+        params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in filters.items()}
+        reply = await self._call("GET", "/v1/grants", params=params)
+        return list(json.loads(reply.body)["items"])
+
+    async def revoke_grant(self, grant_id: str) -> dict[str, Any]:
+        """``DELETE /v1/grants/{id}``: revoked at once, on every replica."""
+        reply = await self._call("DELETE", f"/v1/grants/{quote(grant_id, safe='')}")
+        return dict(json.loads(reply.body))
 
     async def retry_delivery(self, delivery_id: str) -> dict[str, Any]:
         path = f"/v1/deliveries/{quote(delivery_id, safe='')}/retry"

@@ -207,16 +207,19 @@ class Gate(CallPath):
         reason: str | None = None,
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
+        grant: JSONObject | None = None,
     ) -> ApprovalRequest:
         """Approve (optionally with edited arguments). Raises Forbidden, Conflict, InvalidEdit.
 
         Pass the request as you read it (an :class:`ApprovalRequest`), or give the
         ``seen_digest`` of the arguments you looked at: the approval then counts only for
-        those arguments (:class:`Conflict` if another approver changed them meanwhile)."""
+        those arguments (:class:`Conflict` if another approver changed them meanwhile).
+        ``grant={"ttl": "1h", "scope": "identical" | "tool"}`` also approves the same agent's
+        later calls of the tool until then (docs/guide.md, "Standing grants")."""
         await self.start()
         request_id, seen = seen_of(request, seen_digest)
         return await self.approvals.decide(
-            request_id, by, DecisionKind.APPROVE, reason, modified_args, seen
+            request_id, by, DecisionKind.APPROVE, reason, modified_args, seen, grant
         )
 
     async def reject(

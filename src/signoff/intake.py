@@ -9,13 +9,14 @@ but the policy's own conditions (CEL, or the operator's functions).
 
 from __future__ import annotations
 
-from signoff.argschema import check_schema
+from signoff.argschema import check_schema, schema_errors
 from signoff.canonical import json_problem
 from signoff.config import Config
 from signoff.errors import InvalidArguments, PolicyDenied
-from signoff.lifecycle import Proposal
-from signoff.models import Principal, RequestSpec, Run, ToolCall
+from signoff.lifecycle import Proposal, not_editable
+from signoff.models import ApprovalRequest, Principal, RequestSpec, Run, ToolCall
 from signoff.policy import Terms, VerdictKind, floor
+from signoff.types import JSONObject
 
 
 async def proposal(
@@ -78,3 +79,15 @@ async def proposal(
         risk=floored.risk,
         channels=floored.channels,
     )
+
+
+async def edit_problem(req: ApprovalRequest, modified: JSONObject) -> str | None:
+    """Why an approver's edit of ``req`` is refused (outside ``editable``, or breaking the
+    tool's schema: checked off the event loop, the schema may be an agent's), or None."""
+    if (problem := not_editable(req, modified)) is not None:
+        return problem
+    if req.args_schema is not None:
+        errors = await schema_errors(req.args_schema, {**req.final_args, **modified})
+        if errors:
+            return "the modified arguments do not fit the tool's schema: " + "; ".join(errors)
+    return None

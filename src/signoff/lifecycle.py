@@ -24,6 +24,8 @@ from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id
 from signoff.audit import AuditEntry
 from signoff.canonical import digest
 from signoff.errors import Conflict, Forbidden, InvalidEdit, SignoffError
+from signoff.granting import grant_problem, with_grant
+from signoff.grants import GrantAsk
 from signoff.models import (
     SYSTEM,
     ApprovalRequest,
@@ -122,6 +124,8 @@ class DecisionInput:
     #: why the edit does not fit the tool's schema (validated before the write), or None
     edit_problem: str | None = None
     via: str = "api"
+    #: a standing grant asked for with an approval (signoff.granting), or None
+    grant: GrantAsk | None = None
 
 
 def refusal(
@@ -168,12 +172,8 @@ def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: d
         return late
     if (error := refusal(req, principal, roles, now)) is not None:
         return refuse(error)
-    if asked.seen_digest is not None and asked.seen_digest != req.args_digest:
-        return refuse(changed(req))
-    if asked.edit_problem is not None:
-        return refuse(InvalidEdit(asked.edit_problem))
-    if asked.modified_args and req.args_digest != asked.checked_digest:
-        return refuse(changed(req))
+    if (error := _asked_problem(req, asked, roles)) is not None:
+        return refuse(error)
     if kind is DecisionKind.REJECT:
         record = Decision(
             decision=kind,
@@ -219,7 +219,23 @@ def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: d
         entry = _decision_entry("request.approved", new, principal, record)
     else:
         entry = _decision_entry("decision.recorded", new, principal, record)
-    return Change(new, [entry])
+    return with_grant(req, new, record, entry, principal, asked.grant)
+
+
+def _asked_problem(
+    req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder
+) -> SignoffError | None:
+    """What is wrong with the decision as asked, on the request as it is now, or None."""
+    if asked.seen_digest is not None and asked.seen_digest != req.args_digest:
+        return changed(req)
+    if asked.edit_problem is not None:
+        return InvalidEdit(asked.edit_problem)
+    if asked.modified_args and req.args_digest != asked.checked_digest:
+        return changed(req)
+    if asked.grant is None:
+        return None
+    edited = bool(asked.modified_args)
+    return grant_problem(req, asked.principal, asked.kind is DecisionKind.APPROVE, edited, roles)
 
 
 def cancel(req: ApprovalRequest, agent: Principal, reason: str | None, now: datetime) -> Change:

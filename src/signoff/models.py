@@ -93,6 +93,8 @@ class Decision(_Frozen):
     via: str = "api"
     #: digest of the arguments this approver approved (``final_args`` after their edits)
     args_digest: str | None = None
+    #: the standing grant that made this approval (``via="grant"``), or that it made
+    grant_id: str | None = None
 
 
 class Escalation(_Frozen):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +15,7 @@ from signoff.errors import (
     Forbidden,
     InvalidArguments,
     InvalidEdit,
+    MissingDependency,
     NotFound,
     OAuthClientError,
     OAuthError,
@@ -25,6 +27,7 @@ from signoff.errors import (
     Unauthorized,
     Unavailable,
     UnknownTool,
+    error_class,
 )
 
 PROBLEM_BASE = "https://signoff.dev/problems/"
@@ -168,3 +171,38 @@ def oauth_error(error: SignoffError) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Basic realm="signoff"'
     body = {"error": code or "server_error", "error_description": error.message}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+# -- the client's side: a problem document back into the error the server raised -------
+
+
+def error_from(status: int, body: bytes, reason: str | None = None) -> SignoffError:
+    """The SignoffError for an error response: the class named by the problem document's
+    ``type`` (the error's ``code``), as the server raised it."""
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        parsed = {}
+    parsed = parsed if isinstance(parsed, dict) else {}
+    message = str(parsed.get("detail") or reason or f"HTTP {status}")
+    if status >= 500:
+        return Unavailable(f"the server failed ({status}): {message}")
+    code = str(parsed.get("type", "")).rsplit("/", 1)[-1]
+    kind = error_class(code) or _FALLBACK.get(status, SignoffError)
+    if kind in (MissingDependency, TooManyRequests) or issubclass(kind, OAuthError):
+        kind = SignoffError  # their constructors take other arguments: keep the message
+    extra = {k: v for k, v in parsed.items() if k not in _PROBLEM_FIELDS}
+    return kind(message, status=status, **extra)
+
+
+#: for an error response that is not one of ours (a proxy's, say): by status alone
+_FALLBACK: dict[int, type[SignoffError]] = {
+    400: InvalidArguments,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidArguments,
+}
+_PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}

@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from signoff import access, intake, lifecycle
 from signoff._util import jsonable, stop_task, to_datetime
-from signoff.argschema import schema_errors
 from signoff.audit import AuditEntry, AuditEvent, Checkpoint
 from signoff.audit_check import Verification
 from signoff.audit_log import AuditLog
@@ -39,6 +38,8 @@ from signoff.errors import (
 )
 from signoff.events import Event
 from signoff.follow import Feed, OnOpen, follow
+from signoff.grant_book import GrantBook
+from signoff.grants import GrantAsk, parse_ask
 from signoff.keys import Keyring
 from signoff.models import (
     SYSTEM,
@@ -89,6 +90,8 @@ class ApprovalService:
             keys = self._default_keys
         #: durable agent runs' checkpoints
         self.runs = RunBook(store, self.roles, self.now)
+        #: standing grants: listed, revoked, and checked at every submission
+        self.grants = GrantBook(store, self.roles, self.now)
         #: the audit log: sealed while the service runs (``sweep``), read and verified
         self.audit_log = AuditLog(
             store, keys, self.now, seal_interval=self.config.audit.seal_interval_s
@@ -148,7 +151,10 @@ class ApprovalService:
             raise Forbidden("only agents create approval requests")
         proposal = await intake.proposal(spec, principal, self.config, from_operator=from_operator)
         request, audit = lifecycle.create(proposal, principal, self.now())
-        created = await self.store.create(request, audit, self.routing.deliveries(request, [audit]))
+        # a call a live grant covers is approved at once (no channel is told: nobody acts)
+        if (created := await self.grants.approve_if_granted(request, audit)) is None:
+            deliveries = self.routing.deliveries(request, [audit])
+            created = await self.store.create(request, audit, deliveries)
         if not created.created:
             existing = created.request
             if existing.tool != spec.tool or digest(existing.args) != digest(spec.args):
@@ -274,8 +280,10 @@ class ApprovalService:
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
         via: str = "api",
+        grant: GrantAsk | JSONObject | None = None,
     ) -> ApprovalRequest:
-        """Approve or reject. Raises Forbidden (agent, role too low, own request), Conflict
+        """Approve or reject; an approval may ``grant`` (:mod:`signoff.grants`). Raises
+        Forbidden (agent, role too low, own request), Conflict
         (no longer pending, already approved by this approver, or ``seen_digest`` — the
         ``args_digest`` the approver was shown — no longer the arguments that would run),
         InvalidEdit; each refusal is audited and leaves the request as it was.
@@ -298,27 +306,18 @@ class ApprovalService:
             if (problem := json_problem(value)) is not None:
                 raise InvalidArguments(f"{what}: {problem}")
         asked = lifecycle.DecisionInput(
-            principal, kind, reason, modified_args, seen_digest, via=via
+            principal, kind, reason, modified_args, seen_digest, via=via, grant=parse_ask(grant)
         )
         if modified_args:
             # checked before the write and off the event loop: the schema may be an agent's
             current = await self._current(request_id)
             problem = None
             if lifecycle.refusal(current, principal, self.roles, self.now()) is None:
-                problem = await self._edit_problem(current, modified_args)
+                problem = await intake.edit_problem(current, modified_args)
             asked = replace(asked, checked_digest=current.args_digest, edit_problem=problem)
         return await self._transition(
             request_id, lambda req: lifecycle.decide(req, asked, self.roles, self.now())
         )
-
-    async def _edit_problem(self, req: ApprovalRequest, modified: JSONObject) -> str | None:
-        if (problem := lifecycle.not_editable(req, modified)) is not None:
-            return problem
-        if req.args_schema is not None:
-            errors = await schema_errors(req.args_schema, {**req.final_args, **modified})
-            if errors:
-                return "the modified arguments do not fit the tool's schema: " + "; ".join(errors)
-        return None
 
     async def decide_many(
         self,

@@ -54,16 +54,6 @@ def test_migrate_is_idempotent(tmp_path: Path) -> None:
     assert count == len(sql.migrations("sqlite"))
 
 
-def test_reserved_numbers_are_the_only_gaps() -> None:
-    """Numbers another line of work holds stay unused; a database that already has such a
-    migration (from that newer signoff) is refused, not half-understood."""
-    for dialect in ("sqlite", "postgres"):
-        versions = [m.version for m in sql.migrations(dialect)]
-        assert sorted(set(range(1, versions[-1] + 1)) - set(versions)) == sorted(
-            sql.RESERVED.get(dialect, frozenset())
-        )
-
-
 def test_a_migration_applied_out_of_order_is_applied_once(tmp_path: Path) -> None:
     """A database migrated by a branch whose number is lower than one applied here still
     gets every migration it lacks (the runner does not stop at the highest)."""
@@ -355,3 +345,15 @@ async def test_postgres_upgrade_reseals_the_old_chain() -> None:
         await _check_upgraded(PostgresStore.from_url(url, min_size=1))
     finally:
         DATABASES.drop(url)
+
+
+def test_missing_migration_numbers_are_tolerated_and_applied_when_they_arrive() -> None:
+    """Branches take numbers (this one sqlite 0008, postgres 0007): a version may be missing,
+    and a database gets a late-arriving one applied without re-running the others."""
+    known = (sql.Migration(1, "a", ""), sql.Migration(3, "c", ""), sql.Migration(8, "h", ""))
+    assert [m.version for m in sql.pending(known, set())] == [1, 3, 8]
+    assert [m.version for m in sql.pending(known, {1, 8})] == [3]
+    with pytest.raises(StoreError, match="newer than this signoff"):
+        sql.pending(known, {1, 2})
+    assert [m.version for m in sql.migrations("sqlite")][-1] == 8
+    assert [m.version for m in sql.migrations("postgres")][-1] == 7

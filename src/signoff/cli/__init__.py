@@ -14,6 +14,7 @@ from signoff.cli import (
     approver_cmds,
     audit_cmds,
     delivery_cmds,
+    grant_cmds,
     login_cmds,
     mcp_cmds,
     runs_cmds,
@@ -24,7 +25,16 @@ from signoff.errors import SignoffError
 from signoff.safe_text import printable
 
 #: the command groups, registered on ``app`` when imported
-COMMANDS = (approver_cmds, audit_cmds, delivery_cmds, login_cmds, mcp_cmds, runs_cmds, serve_cmds)
+COMMANDS = (
+    approver_cmds,
+    audit_cmds,
+    delivery_cmds,
+    grant_cmds,
+    login_cmds,
+    mcp_cmds,
+    runs_cmds,
+    serve_cmds,
+)
 
 __all__ = ["app", "main"]
 

@@ -146,6 +146,15 @@ def approve(
         typer.Option("--set", help="Approve with a changed argument: name=value (repeatable)."),
     ] = None,
     seen: SeenOption = None,
+    grant: Annotated[
+        str | None,
+        typer.Option(
+            "--grant",
+            metavar="TTL[:tool]",
+            help="Also approve this agent's identical calls of the tool for TTL (1h, 30m, "
+            "2d); with ':tool', any call of the tool. Not with --set.",
+        ),
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
     json_out: JsonOption = False,
@@ -155,16 +164,28 @@ def approve(
     The approval counts for the arguments the request has when this command reads it (or
     those of --seen DIGEST, the args_digest 'signoff show' printed); if another approver
     changes them first, the approval is refused and nothing is approved."""
+    from signoff.grants import parse_cli
+
     edits = parse_sets(set_ or []) or None
+    # checked here too, so a bad --grant fails before anything is sent
+    asked = None if grant is None else parse_cli(grant)
+    body = None if asked is None else {"ttl": asked.ttl_s, "scope": asked.scope}
 
     async def go(client: Client) -> ApprovalRequest:
         digest = seen or (await client.get(request_id)).args_digest
         return await client.decide(
-            request_id, "approve", reason=reason, modified_args=edits, seen_digest=digest
+            request_id,
+            "approve",
+            reason=reason,
+            modified_args=edits,
+            seen_digest=digest,
+            grant=body,
         )
 
     request = _run(_with_client(url, token, go))
     _decided(request, json_out)
+    if grant is not None and not json_out and request.decisions:
+        console.print(f"granted: {request.decisions[-1].grant_id}")
 
 
 @app.command()

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from signoff.grants import Grant
 from signoff.models import ApprovalRequest, RunRecord
 from signoff.problems import Problem
 from signoff.types import JSONObject
@@ -24,11 +25,32 @@ Reason = Annotated[str, Field(min_length=1, max_length=10_000, pattern=r"\S")]
 SeenDigest = Annotated[str, Field(min_length=1, max_length=100)]
 
 
+class GrantIn(_In):
+    """A standing grant asked for with an approval (CONTRACT.md §9; bounds: docs/api.md)."""
+
+    ttl: (
+        Annotated[str, Field(min_length=1, max_length=20)] | Annotated[int, Field(ge=0, le=10**9)]
+    ) = Field(description='How long: "90s", "30m", "1h", "2d" or seconds (1 minute to 7 days)')
+    scope: Literal["identical", "tool"] = "identical"
+
+
 class ApproveIn(_In):
     decision: Literal["approve"]
     reason: str | None = Field(default=None, max_length=10_000)
     modified_args: JSONObject | None = None
     seen_digest: SeenDigest | None = None
+    #: also approve the same agent's later calls of the tool for a time (no edits)
+    grant: GrantIn | None = None
+
+
+class GrantOut(Grant):
+    """A standing grant, and whether it is live now."""
+
+    active: bool
+
+
+class GrantsOut(BaseModel):
+    items: list[GrantOut]
 
 
 class RejectIn(_In):

@@ -20,6 +20,8 @@ from signoff.server.bodies import (
     DecisionBody,
     DeliveriesOut,
     DeliveryOut,
+    GrantOut,
+    GrantsOut,
     HealthOut,
     KeysOut,
     MeOut,
@@ -42,6 +44,7 @@ from signoff.server.handlers.audit_log import (
 )
 from signoff.server.handlers.deliveries import list_deliveries, retry_delivery
 from signoff.server.handlers.durable_runs import get_run, list_runs, save_run
+from signoff.server.handlers.grants import list_grants, revoke_grant
 from signoff.server.handlers.live import events, stream_ticket
 from signoff.server.handlers.ops import healthz, me, metrics, readyz, stats
 from signoff.server.handlers.requests import (
@@ -242,6 +245,30 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="Try a failed delivery again now, with a fresh round of attempts",
         handler=retry_delivery,
         responses={200: DeliveryOut},
+        errors=(401, 403, 404, 409),
+    ),
+    Endpoint(
+        method="GET",
+        path="/v1/grants",
+        name="grants",
+        summary="Standing grants, newest first (approvers)",
+        handler=list_grants,
+        query=(
+            Query("agent", {"type": "string"}, "Only this agent's."),
+            Query("tool", {"type": "string"}, "Only this tool's."),
+            Query("active", {"type": "boolean"}, "Only live ones (true) or ended ones (false)."),
+            Query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "How many."),
+        ),
+        responses={200: GrantsOut},
+        errors=(400, 401, 403, 422),
+    ),
+    Endpoint(
+        method="DELETE",
+        path=f"/v1/grants/{_ID}",
+        name="revoke_grant",
+        summary="Revoke a standing grant, at once on every replica (its granter or the top role)",
+        handler=revoke_grant,
+        responses={200: GrantOut},
         errors=(401, 403, 404, 409),
     ),
     Endpoint(

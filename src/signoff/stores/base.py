@@ -39,8 +39,10 @@ from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link, iso
 from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreError
 from signoff.events import Event
 from signoff.evidence import request_state
+from signoff.grants import Grant
 from signoff.models import ApprovalRequest, Page, RunRecord
 from signoff.stores.device_base import DeviceStore
+from signoff.stores.grant_store import GrantStore
 from signoff.stores.outbox import NewDelivery, Outbox
 
 #: how many times a transition is recomputed on a request that others keep changing
@@ -58,6 +60,9 @@ class Change:
     error: SignoffError | None = None
     #: the outbox rows announcing this change (written only with a new state)
     deliveries: list[NewDelivery] = field(default_factory=list)
+    #: a standing grant the change makes (an approval that grants): written with it or not
+    #: at all (written only with a new state)
+    grant: Grant | None = None
 
 
 #: computes a :class:`Change` from the request as stored; must not await or touch the
@@ -165,8 +170,8 @@ def check_audited(change: Change) -> None:
     """Every state change is audited (ARCHITECTURE.md invariant 7): refuse one that is not."""
     if change.request is not None and not change.audit:
         raise StoreError("refusing to write a state change that has no audit event")
-    if change.request is None and change.deliveries:
-        raise StoreError("refusing to write deliveries that announce no change")
+    if change.request is None and (change.deliveries or change.grant is not None):
+        raise StoreError("refusing to write deliveries or a grant that go with no change")
 
 
 def live_events(
@@ -236,7 +241,10 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
-class Store(Outbox, DeviceStore):
+class Store(Outbox, DeviceStore, GrantStore):
+    """Requests, their audit log and its seals, the outbox (:mod:`signoff.stores.outbox`),
+    signed-in devices and standing grants. See the module docstring."""
+
     #: the folder that holds the store's files (and so the server's keys), if it has one
     data_dir: Path | None = None
 
@@ -280,6 +288,14 @@ class Store(Outbox, DeviceStore):
         """Insert ``request`` (with its audit event and its ``deliveries``, in one
         transaction) unless one with its ``idempotency_key`` exists (then return that one,
         with ``created=False``, writing nothing)."""
+
+    @abstractmethod
+    async def create_granted(
+        self, request: ApprovalRequest, audit: list[AuditEntry], grant_id: str, now: datetime
+    ) -> Created | None:
+        """:meth:`create` for a request approved by grant ``grant_id`` (``audit``: its
+        events), only if the grant is live at ``now`` in the same transaction; None, with
+        nothing written, when it is not (:mod:`signoff.stores.grant_store`)."""
 
     async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
         """Apply ``fn`` to the stored request atomically (see the module docstring).

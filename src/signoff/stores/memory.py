@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link, iso
 from signoff.errors import NotFound
 from signoff.events import Event
+from signoff.grants import Grant
 from signoff.models import ApprovalRequest, Page, RunRecord, Status
 from signoff.stores.base import (
     Applied,
@@ -28,6 +29,7 @@ from signoff.stores.base import (
     mismatch,
 )
 from signoff.stores.memory_devices import DeviceRow, MemoryDevices
+from signoff.stores.memory_grants import MemoryGrants
 from signoff.stores.memory_outbox import MemoryOutbox
 from signoff.stores.outbox import NewDelivery
 
@@ -45,7 +47,7 @@ class MemoryEvent:
     record: str
 
 
-class MemoryStore(MemoryOutbox, MemoryDevices, Store):
+class MemoryStore(MemoryOutbox, MemoryDevices, MemoryGrants, Store):
     """Keeps everything in dicts. Writes are atomic because they never await, and a lock
     keeps them atomic if threads share the store too."""
 
@@ -63,6 +65,7 @@ class MemoryStore(MemoryOutbox, MemoryDevices, Store):
         self.raw_chain: list[Link] = []
         self.raw_checkpoints: list[Checkpoint] = []
         self._outbox_init()
+        self._grants: dict[str, Grant] = {}
 
     # -- helpers (call with the lock held) -------------------------------------------------
 
@@ -102,18 +105,24 @@ class MemoryStore(MemoryOutbox, MemoryDevices, Store):
         deliveries: Sequence[NewDelivery] = (),
     ) -> Created:
         with self._lock:
-            key = request.idempotency_key
-            if key is not None and key in self._by_key:
-                return Created(self._requests[self._by_key[key]].request, created=False)
-            self._insert_deliveries(deliveries)
-            self._requests[request.id] = Versioned(request, 1)
-            self._seq[request.id] = self._next_seq
-            self._next_seq += 1
-            if key is not None:
-                self._by_key[key] = request.id
-            prev = self._top()
-            positions = self._append([audit])
-        return Created(request, True, live_events([audit], positions, request, prev))
+            return self._insert(request, [audit], deliveries)
+
+    def _insert(
+        self, request: ApprovalRequest, audit: list[AuditEntry], deliveries: Sequence[NewDelivery]
+    ) -> Created:
+        """Insert (with the lock held) unless the idempotency key was used before."""
+        key = request.idempotency_key
+        if key is not None and key in self._by_key:
+            return Created(self._requests[self._by_key[key]].request, created=False)
+        self._insert_deliveries(deliveries)
+        self._requests[request.id] = Versioned(request, 1)
+        self._seq[request.id] = self._next_seq
+        self._next_seq += 1
+        if key is not None:
+            self._by_key[key] = request.id
+        prev = self._top()
+        positions = self._append(audit)
+        return Created(request, True, live_events(audit, positions, request, prev))
 
     async def _for_write(self, request_id: str) -> Versioned:
         current = self._requests.get(request_id)
@@ -133,6 +142,7 @@ class MemoryStore(MemoryOutbox, MemoryDevices, Store):
                 if logged != expects:
                     raise mismatch(request_id, expects, logged)
                 self._insert_deliveries(change.deliveries)
+                self._insert_grant(change.grant)
                 current = self._requests[request_id] = Versioned(new, base.version + 1)
             prev = self._top()
             positions = self._append(change.audit)

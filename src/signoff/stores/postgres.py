@@ -75,6 +75,7 @@ from signoff.stores.base import (
 from signoff.stores.cache import ParsedRequests
 from signoff.stores.outbox import NewDelivery
 from signoff.stores.postgres_devices import PostgresDevices
+from signoff.stores.postgres_grants import PostgresGrants
 from signoff.stores.postgres_outbox import PostgresOutbox, deliveries_json
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
@@ -99,7 +100,7 @@ _Q = sql.queries("postgres")
 READ_OWN_WRITES_S = 2.0
 
 
-class PostgresStore(PostgresOutbox, PostgresDevices, Store):
+class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, Store):
     """A store on a psycopg connection pool.
 
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must
@@ -216,8 +217,13 @@ class PostgresStore(PostgresOutbox, PostgresDevices, Store):
         audit: AuditEntry,
         deliveries: Sequence[NewDelivery] = (),
     ) -> Created:
-        body = request.model_dump_json()
-        params: dict[str, Any] = {
+        params = self._create_params(request, [audit], deliveries)
+        return self._created(request, [audit], await self._one("create", params))
+
+    def _create_params(
+        self, request: ApprovalRequest, audit: list[AuditEntry], deliveries: Sequence[NewDelivery]
+    ) -> dict[str, Any]:
+        return {
             "id": request.id,
             "status": request.status.value,
             "tool": request.tool,
@@ -227,17 +233,19 @@ class PostgresStore(PostgresOutbox, PostgresDevices, Store):
             "idempotency_key": request.idempotency_key,
             "created_at": request.created_at,
             "expires_at": request.expires_at,
-            "body": body,
-            **audit_columns([audit]),
+            "body": request.model_dump_json(),
+            **audit_columns(audit),
             "deliveries": deliveries_json(deliveries),
         }
-        created, version, twin, positions = await self._one("create", params)
+
+    def _created(self, request: ApprovalRequest, audit: list[AuditEntry], row: Any) -> Created:
+        created, version, twin, positions = row
         if not created:
             existing = ApprovalRequest.model_validate_json(twin)
             return Created(existing, created=False)
-        self._parsed.remember(request, body, version)
+        self._parsed.remember(request, request.model_dump_json(), version)
         self._wrote(positions)
-        return Created(request, True, live_events([audit], positions, request, None))
+        return Created(request, True, live_events(audit, positions, request, None))
 
     async def _for_write(self, request_id: str) -> Versioned:
         cached = self._parsed.versioned(request_id)
@@ -260,7 +268,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, Store):
             **audit_columns(change.audit),
             "deliveries": deliveries_json(change.deliveries),
         }
-        outcome, version, found, positions = await self._one("transition", params)
+        outcome, version, found, positions = await self._transition_row(params, change.grant)
         if outcome == "missing":
             self._parsed.forget(request_id)
             raise NotFound(f"no approval request {request_id}")

@@ -78,14 +78,12 @@ async def migrate(conn: Connection) -> int:
         await conn.execute(_Q["migrations_table"])
         rows = await (await conn.execute(_Q["applied_versions"])).fetchall()
         applied = {int(row[0]) for row in rows}
-        sql.check_known(applied, known)
-        for migration in known:
-            if migration.version in applied:
-                continue
+        for migration in sql.pending(known, applied):
             # no parameters: sent as one simple query, so a file may hold many statements
             await conn.execute(migration.sql)
             await conn.execute(
                 _Q["record_migration"], {"version": migration.version, "name": migration.name}
             )
             applied.add(migration.version)
-    return max(applied, default=0)
+        version = max(applied, default=0)
+    return version

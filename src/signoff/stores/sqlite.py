@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,14 +34,13 @@ from signoff._util import to_datetime
 from signoff.audit import AuditEntry, AuditEvent, Checkpoint, Link, iso
 from signoff.errors import ConfigError, NotFound, StoreError
 from signoff.events import Event
-from signoff.models import ApprovalRequest, Page, RunRecord
+from signoff.models import ApprovalRequest, Page
 from signoff.stores import sql
 from signoff.stores.base import (
     Applied,
     Change,
     Created,
     ListQuery,
-    RunQuery,
     SealedRow,
     Stale,
     Store,
@@ -60,7 +58,9 @@ from signoff.stores.group_commit import GroupCommit, Tx
 from signoff.stores.outbox import NewDelivery
 from signoff.stores.sqlite_devices import SqliteDevices
 from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
+from signoff.stores.sqlite_grants import SqliteGrants, insert_grant
 from signoff.stores.sqlite_outbox import SqliteOutbox, insert_deliveries
+from signoff.stores.sqlite_runs import SqliteRuns
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ _SYNCHRONOUS = {"off", "normal", "full", "extra"}
 __all__ = ["SqliteStore", "migrate", "path_from_url"]
 
 
-class SqliteStore(SqliteOutbox, SqliteDevices, Store):
+class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteRuns, Store):
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")
@@ -193,8 +193,22 @@ class SqliteStore(SqliteOutbox, SqliteDevices, Store):
         audit: AuditEntry,
         deliveries: Sequence[NewDelivery] = (),
     ) -> Created:
+        created = await self._create(request, [audit], deliveries)
+        if created is None:
+            raise StoreError("a create without a condition wrote nothing")
+        return created
+
+    async def _create(
+        self,
+        request: ApprovalRequest,
+        audit: list[AuditEntry],
+        deliveries: Sequence[NewDelivery] = (),
+        only_if: Callable[[Tx], bool] | None = None,
+    ) -> Created | None:
+        """:meth:`create` with several audit events, and a condition checked in the same
+        transaction (a grant still live): None, with nothing written, when it fails."""
         body = request.model_dump_json()
-        records = [audit.record()]
+        records = [entry.record() for entry in audit]
         params = {
             "id": request.id,
             "status": request.status.value,
@@ -208,7 +222,9 @@ class SqliteStore(SqliteOutbox, SqliteDevices, Store):
             "body": body,
         }
 
-        def work(tx: Tx) -> tuple[Versioned, bool, list[Event]]:
+        def work(tx: Tx) -> tuple[Versioned, bool, list[Event]] | None:
+            if only_if is not None and not only_if(tx):
+                return None
             try:
                 tx.conn.execute(_Q["insert_request"], params)
             except sqlite3.IntegrityError:
@@ -222,14 +238,17 @@ class SqliteStore(SqliteOutbox, SqliteDevices, Store):
                     raise
                 return Versioned(ApprovalRequest.model_validate_json(row[1]), row[0]), False, []
             insert_deliveries(tx, deliveries)
-            positions = self._append(tx, [audit], records)
+            positions = self._append(tx, audit, records)
             return (
                 Versioned(request, 1),
                 True,
-                live_events([audit], positions, request, positions[0] - 1),
+                live_events(audit, positions, request, positions[0] - 1),
             )
 
-        current, created, events = await self._write(work)
+        written = await self._write(work)
+        if written is None:
+            return None
+        current, created, events = written
         if created:
             self._parsed.remember(request, body, 1)
         return Created(current.request, created, events)
@@ -272,6 +291,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, Store):
                     raise mismatch(request_id, expects, None if logged is None else logged[0])
                 version = base.version + 1
                 insert_deliveries(tx, change.deliveries)
+                insert_grant(tx, change.grant)
             positions = self._append(tx, change.audit, records)
             return _Written(version, positions, positions[0] - 1 if positions else 0)
 
@@ -395,44 +415,6 @@ class SqliteStore(SqliteOutbox, SqliteDevices, Store):
     async def unsealed_below(self, position: int, limit: int = 10) -> list[int]:
         rows = self._rows("unsealed_below", {"position": position, "limit": limit})
         return [row[0] for row in rows]
-
-    # -- runs and tokens ------------------------------------------------------------------
-
-    async def save_run(self, record: RunRecord) -> None:
-        params = {
-            "run_id": record.run_id,
-            "owner": record.owner,
-            "status": record.status,
-            "updated_at": iso(record.updated_at),
-            "body": record.model_dump_json(),
-        }
-
-        def work(tx: Tx) -> None:
-            tx.conn.execute(_Q["save_run"], params)
-
-        await self._write(work)
-
-    async def get_run(self, owner: str, run_id: str) -> RunRecord | None:
-        rows = self._rows("get_run", {"owner": owner, "run_id": run_id})
-        return RunRecord.model_validate_json(rows[0][0]) if rows else None
-
-    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
-        return [
-            RunRecord.model_validate_json(row[0]) for row in self._rows("list_runs", query.params())
-        ]
-
-    async def spend(self, key: str, until: datetime) -> bool:
-        now = time.time()
-
-        def work(tx: Tx) -> bool:
-            tx.conn.execute(_Q["purge_spent"], {"now": now})
-            cursor = tx.conn.execute(_Q["spend"], {"key": key, "until": until.timestamp()})
-            return cursor.rowcount == 1
-
-        return await self._write(work)
-
-    async def is_spent(self, key: str) -> bool:
-        return bool(self._rows("is_spent", {"key": key, "now": time.time()}))
 
 
 @dataclass(frozen=True, slots=True)

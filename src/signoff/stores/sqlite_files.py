@@ -121,11 +121,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         applied = {int(r[0]) for r in conn.execute("SELECT version FROM signoff_migrations")}
-        known = sql.migrations("sqlite")
-        sql.check_known(applied, known)
-        for migration in known:
-            if migration.version in applied:
-                continue
+        for migration in sql.pending(sql.migrations("sqlite"), applied):
             for statement in _statements(migration.sql):
                 conn.execute(statement)
             conn.execute(
@@ -134,8 +130,9 @@ def migrate(conn: sqlite3.Connection) -> int:
                 (migration.version, migration.name),
             )
             applied.add(migration.version)
+        version = max(applied, default=0)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return max(applied, default=0)
+    return version

@@ -89,6 +89,7 @@ async def decide(ctx: Ctx) -> Response:
     else:
         body = parse(DecisionIn, ctx.body).root
     modified = body.modified_args if isinstance(body, ApproveIn) else None
+    grant = body.grant.model_dump() if isinstance(body, ApproveIn) and body.grant else None
     request = await ctx.state.service.decide(
         ctx.path("id"),
         ctx.who,
@@ -97,6 +98,7 @@ async def decide(ctx: Ctx) -> Response:
         modified_args=modified,
         seen_digest=body.seen_digest,
         via=via(ctx.request),
+        grant=grant,
     )
     ctx.state.metrics.observe_decision(request)
     return ok(request)

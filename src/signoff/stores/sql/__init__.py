@@ -12,12 +12,6 @@ from signoff.errors import StoreError
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _MIGRATION = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
-#: migration numbers held for a line of work that adds its own migration under them (none
-#: now): the runners apply every known migration not yet recorded, not only those above the
-#: highest, so a database that met the two lines in either order has both. Any other gap is
-#: a mistake and refused.
-RESERVED: dict[str, frozenset[int]] = {}
-
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -42,27 +36,30 @@ def schema(dialect: str) -> str:
     return _read(dialect, "schema.sql")
 
 
+def pending(known: tuple[Migration, ...], applied: set[int]) -> list[Migration]:
+    """The migrations not yet ``applied``, in order; StoreError when the database has one
+    this code does not know (it is newer than this signoff)."""
+    unknown = sorted(applied - {m.version for m in known})
+    if unknown:
+        raise StoreError(
+            f"the database has schema versions {unknown} that this signoff does not know: "
+            "it is newer than this signoff; upgrade signoff"
+        )
+    return [m for m in known if m.version not in applied]
+
+
 @cache
 def migrations(dialect: str) -> tuple[Migration, ...]:
-    """The dialect's migrations in order. Their versions must run 1, 2, 3 … without gaps
-    other than the :data:`RESERVED` numbers."""
+    """The dialect's migrations in order of their versions. A version may be missing (work
+    merged from branches that each took numbers; a database records each version it applied,
+    so a late one is applied when it arrives), but none may be taken twice."""
     found = []
     for entry in files(__package__).joinpath(dialect, "migrations").iterdir():
         match = _MIGRATION.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    top = found[-1].version if found else 0
-    expected = [v for v in range(1, top + 1) if v not in RESERVED.get(dialect, frozenset())]
-    if [m.version for m in found] != expected:
-        raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {found}")
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions) or not all(v > 0 for v in versions):
+        raise RuntimeError(f"{dialect} migrations repeat a number: {versions}")
     return tuple(found)
-
-
-def check_known(applied: set[int], known: tuple[Migration, ...]) -> None:
-    """Refuse a database that holds a migration this signoff does not know (a newer one)."""
-    if applied - {m.version for m in known}:
-        raise StoreError(
-            f"the database is at schema version {max(applied)}, newer than this signoff "
-            f"({known[-1].version if known else 0}); upgrade signoff"
-        )

@@ -8,8 +8,8 @@ CREATE TABLE IF NOT EXISTS signoff_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- name: schema_version
-SELECT coalesce(max(version), 0) FROM signoff_migrations;
+-- name: applied_versions
+SELECT version FROM signoff_migrations;
 
 -- name: applied_versions
 SELECT version FROM signoff_migrations;
@@ -302,3 +302,29 @@ SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
 FROM devices
 WHERE status IN ('active', 'revoked') AND (%(sub)s::text IS NULL OR sub = %(sub)s::text)
 ORDER BY created_at DESC LIMIT %(limit)s::integer;
+
+-- name: insert_grant
+INSERT INTO grants (id, tool, agent, expires_at, body)
+VALUES (%(id)s, %(tool)s, %(agent)s, %(expires_at)s, %(body)s);
+
+-- name: grant_live
+-- FOR SHARE: a revocation of this grant waits until the approval it makes commits
+SELECT 1 FROM grants
+WHERE id = %(id)s AND revoked_at IS NULL AND expires_at > %(now)s
+FOR SHARE;
+
+-- name: get_grant
+SELECT body, revoked_at, revoked_by FROM grants WHERE id = %(id)s;
+
+-- name: revoke_grant
+UPDATE grants SET revoked_at = %(now)s, revoked_by = %(by)s
+WHERE id = %(id)s AND revoked_at IS NULL;
+
+-- name: list_grants
+SELECT body, revoked_at, revoked_by FROM grants
+WHERE (%(agent)s::text IS NULL OR agent = %(agent)s::text)
+  AND (%(tool)s::text IS NULL OR tool = %(tool)s::text)
+  AND (%(active)s::boolean IS NULL
+       OR (revoked_at IS NULL AND expires_at > %(now)s) = %(active)s::boolean)
+ORDER BY seq DESC
+LIMIT %(limit)s;

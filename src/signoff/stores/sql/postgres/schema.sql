@@ -316,3 +316,19 @@ CREATE TABLE devices (
 
 CREATE INDEX devices_user_code ON devices (user_code_hash) WHERE status = 'pending';
 CREATE INDEX devices_sub ON devices (sub, created_at);
+-- Standing grants: written in the transaction of the approval that makes them; body is
+-- the grant as JSON, the columns beside it what lookups filter on. A covered submission
+-- takes the row FOR SHARE, so a revocation commits first or waits for it.
+CREATE TABLE grants (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    tool text NOT NULL,
+    agent text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    revoked_by text,
+    body text NOT NULL
+);
+
+-- what a submission looks for: the agent's grants for the tool
+CREATE INDEX grants_cover ON grants (agent, tool);

@@ -256,3 +256,23 @@ SELECT id, name, address, status, sub, role, created_at, expires_at, interval_s,
 FROM devices
 WHERE status IN ('active', 'revoked') AND (:sub IS NULL OR sub = :sub)
 ORDER BY created_at DESC LIMIT :limit;
+
+-- name: insert_grant
+INSERT INTO grants (id, tool, agent, expires_at, body)
+VALUES (:id, :tool, :agent, :expires_at, :body);
+
+-- name: grant_live
+SELECT 1 FROM grants WHERE id = :id AND revoked_at IS NULL AND expires_at > :now;
+
+-- name: get_grant
+SELECT body, revoked_at, revoked_by FROM grants WHERE id = :id;
+
+-- name: revoke_grant
+UPDATE grants SET revoked_at = :now, revoked_by = :by WHERE id = :id AND revoked_at IS NULL;
+
+-- name: list_grants
+SELECT body, revoked_at, revoked_by FROM grants
+WHERE (:agent IS NULL OR agent = :agent) AND (:tool IS NULL OR tool = :tool)
+  AND (:active IS NULL OR (revoked_at IS NULL AND expires_at > :now) = :active)
+ORDER BY seq DESC
+LIMIT :limit;

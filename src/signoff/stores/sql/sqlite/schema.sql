@@ -168,3 +168,19 @@ CREATE TABLE devices (
 
 CREATE INDEX devices_user_code ON devices (user_code_hash) WHERE status = 'pending';
 CREATE INDEX devices_sub ON devices (sub, created_at);
+
+-- Standing grants: written in the transaction of the approval that makes them; body is
+-- the grant as JSON, the columns beside it what lookups filter on. Times are Unix seconds.
+CREATE TABLE grants (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    tool TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    revoked_at REAL,
+    revoked_by TEXT,
+    body TEXT NOT NULL
+);
+
+-- what a submission looks for: the agent's grants for the tool
+CREATE INDEX grants_cover ON grants (agent, tool);
