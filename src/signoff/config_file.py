@@ -129,6 +129,7 @@ class AuditTable(_Table):
         default_factory=list
     )
     seal_interval: Duration = "1s"
+    receipt_ttl: Duration = "1h"
 
 
 class ChannelTable(BaseModel):

@@ -49,6 +49,7 @@ from signoff.models import (
     RequestSpec,
     Status,
 )
+from signoff.receipted import receipted
 from signoff.run_book import RunBook
 from signoff.stores.base import Created, ListQuery, Store, TransitionFn
 from signoff.types import Clock, JSONObject
@@ -417,7 +418,12 @@ class ApprovalService:
 
     async def _transition(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
         try:
-            result = await self.store.transition(request_id, self.routing.announced(apply))
+            result = await self.store.transition(
+                request_id,
+                self.routing.announced(
+                    receipted(apply, lambda: self.audit_log.keys, self.config.audit.receipt_ttl_s)
+                ),
+            )
         except StateMismatch as exc:
             # fail closed, and leave a trace: the row was changed outside signoff
             log.error("signoff: %s", exc.message)

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from signoff import receipts
 from signoff._util import human_duration, jsonable, parse_duration
 from signoff.approvals import Approvals
 from signoff.canonical import digest
@@ -76,6 +77,10 @@ class Settlement:
                 request=request,
                 tool_call_id=call.tool_call_id,
             )
+        # the tool body may pass the approval's receipt on to the service it calls (set only
+        # for approved calls: a call that needs no approval pays nothing for it)
+        receipt = None if request is None else request.receipt
+        token = None if receipt is None else receipts.running_with(receipt)
         try:
             result = await tool.invoke(kwargs)
         except Exception as exc:
@@ -92,6 +97,9 @@ class Settlement:
                 tool_call_id=call.tool_call_id,
                 error=exc,
             )
+        finally:
+            if token is not None:
+                receipts.finished(token)
         if request is not None:
             request = await self._report(request, "succeeded", result) or request
         return Outcome(

@@ -300,6 +300,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         method="GET",
+        path="/.well-known/jwks.json",
+        name="jwks",
+        summary="The public keys that verify approval receipts and audit checkpoints (JWKS)",
+        handler=keys,
+        responses={200: KeysOut},
+        public=True,
+    ),
+    Endpoint(
+        method="GET",
         path="/v1/audit/export",
         name="audit_export",
         summary="The audit log as JSON lines, in log order (a download)",
