@@ -72,6 +72,7 @@ class Approvals(ABC):
         reason: str | None,
         modified_args: JSONObject | None,
         seen_digest: str | None = None,
+        response: Any = None,
     ) -> ApprovalRequest: ...
 
     @abstractmethod
@@ -158,6 +159,7 @@ class LocalApprovals(Approvals):
         reason: str | None,
         modified_args: JSONObject | None,
         seen_digest: str | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
         if by is None:
             raise UsageError(
@@ -171,4 +173,5 @@ class LocalApprovals(Approvals):
             modified_args=modified_args,
             seen_digest=seen_digest,
             via="embedded",
+            response=response,
         )

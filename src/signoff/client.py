@@ -246,16 +246,14 @@ class Client:
         reason: str | None = None,
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
         """Decide; ``seen_digest`` is the ``args_digest`` of the request as you were shown it
-        (a 409 :class:`Conflict` when the arguments have changed since)."""
+        (a 409 :class:`Conflict` when the arguments have changed since); ``response`` is a
+        ``respond`` decision's answer (what the model receives in the tool's place)."""
         body: dict[str, Any] = {"decision": str(DecisionKind(decision))}
-        if reason is not None:
-            body["reason"] = reason
-        if modified_args is not None:
-            body["modified_args"] = modified_args
-        if seen_digest is not None:
-            body["seen_digest"] = seen_digest
+        given = {"reason": reason, "modified_args": modified_args, "seen_digest": seen_digest}
+        body.update({k: v for k, v in {**given, "response": response}.items() if v is not None})
         return await self._request("POST", f"/v1/requests/{request_id}/decisions", json_body=body)
 
     async def decide_many(

@@ -340,6 +340,7 @@ def _tool_policy(entry: ToolTable) -> Policy:
         quorum=entry.quorum,
         allow_self_approval=entry.allow_self_approval,
         channels=entry.channels,
+        decisions=entry.decisions,
     )
 
 

@@ -79,6 +79,10 @@ class ToolTable(_Table):
     reject_message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     allow_self_approval: bool | None = None
     channels: list[Name] = Field(default_factory=list)
+    #: what approvers may do with this tool's requests (default: all four)
+    decisions: (
+        Annotated[list[Literal["approve", "edit", "reject", "respond"]], Field(min_length=1)] | None
+    ) = None
 
 
 class AuthTable(_Table):

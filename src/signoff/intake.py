@@ -62,6 +62,9 @@ async def proposal(
             if proposed is None or proposed.editable is None
             else tuple(proposed.editable),
             allow_self_approval=proposed.allow_self_approval if proposed else None,
+            decisions=None
+            if proposed is None or proposed.decisions is None
+            else tuple(proposed.decisions),
             risk=spec.risk,
             channels=tuple(spec.channels),
         ),

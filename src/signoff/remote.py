@@ -268,6 +268,7 @@ class RemoteApprovals(Approvals):
         reason: str | None,
         modified_args: JSONObject | None,
         seen_digest: str | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
         if by is not None:
             raise UsageError(
@@ -279,4 +280,5 @@ class RemoteApprovals(Approvals):
             reason=reason,
             modified_args=modified_args,
             seen_digest=seen_digest,
+            response=response,
         )

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from signoff import access, intake, lifecycle
+from signoff import access, decisions, intake, lifecycle
 from signoff._util import jsonable, stop_task, to_datetime
 from signoff.argschema import schema_errors
 from signoff.audit import AuditEntry, AuditEvent, Checkpoint
@@ -32,7 +32,6 @@ from signoff.errors import (
     Conflict,
     Forbidden,
     InvalidArguments,
-    InvalidEdit,
     NotFound,
     SignoffError,
     StateMismatch,
@@ -275,8 +274,10 @@ class ApprovalService:
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
         via: str = "api",
+        response: Any = None,
     ) -> ApprovalRequest:
-        """Approve or reject. Raises Forbidden (agent, role too low, own request), Conflict
+        """Approve, reject, or respond (``response``: the model's answer in the tool's
+        place). Raises Forbidden (agent, role too low, own request), Conflict
         (no longer pending, already approved by this approver, or ``seen_digest`` — the
         ``args_digest`` the approver was shown — no longer the arguments that would run),
         InvalidEdit; each refusal is audited and leaves the request as it was.
@@ -284,22 +285,14 @@ class ApprovalService:
         Edits are checked against the tool's schema before the write, in a worker thread
         (the schema may be an agent's); the write then only runs if the arguments it was
         checked against are still the request's."""
-        try:
-            kind = DecisionKind(decision)
-        except ValueError as exc:
-            raise InvalidArguments("decision must be 'approve' or 'reject'") from exc
-        if kind is DecisionKind.REJECT:
-            if modified_args:
-                raise InvalidEdit("a rejection cannot carry modified arguments")
-            if not (reason and reason.strip()):
-                raise InvalidArguments("a rejection needs a reason, for the model and the audit")
-        if modified_args is not None and not isinstance(modified_args, dict):
-            raise InvalidEdit("modified_args must be a JSON object")
-        for what, value in (("modified_args", modified_args), ("reason", reason)):
-            if (problem := json_problem(value)) is not None:
-                raise InvalidArguments(f"{what}: {problem}")
-        asked = lifecycle.DecisionInput(
-            principal, kind, reason, modified_args, seen_digest, via=via
+        asked = decisions.asked(
+            principal,
+            decision,
+            reason=reason,
+            modified_args=modified_args,
+            seen_digest=seen_digest,
+            response=response,
+            via=via,
         )
         if modified_args:
             # checked before the write and off the event loop: the schema may be an agent's
@@ -313,7 +306,7 @@ class ApprovalService:
         )
 
     async def _edit_problem(self, req: ApprovalRequest, modified: JSONObject) -> str | None:
-        if (problem := lifecycle.not_editable(req, modified)) is not None:
+        if (problem := decisions.not_editable(req, modified)) is not None:
             return problem
         if req.args_schema is not None:
             errors = await schema_errors(req.args_schema, {**req.final_args, **modified})

@@ -163,6 +163,7 @@ class Settlement:
                 timeout_s=timeout_s,
                 editable=None if policy.editable is None else list(policy.editable),
                 allow_self_approval=policy.allow_self_approval,
+                decisions=None if policy.decisions is None else list(policy.decisions),
             ),
             args_schema=tool.json_schema,
             channels=list(policy.channels),
@@ -230,21 +231,11 @@ class Settlement:
                 error=error,
             )
 
-        if request.status is Status.REJECTED:
-            reject_message = await policy.reject_text(call)
-            reasons = [d.reason for d in request.decisions if d.decision is DecisionKind.REJECT]
-            reason = reasons[-1] if reasons and reasons[-1] else None
-            if reject_message and reason:
-                message = f"{reject_message} Reason: {reason}"
-            else:
-                message = reject_message or reason or "The approver rejected this call."
-            return result(CallStatus.REJECTED, message)
-        if request.status is Status.EXPIRED:
-            timeout = human_duration(request.policy.timeout_s)
-            return result(CallStatus.TIMEOUT, f"Approval request timed out after {timeout}")
-        if request.status is Status.CANCELLED:
-            why = f" Reason: {request.cancel_reason}" if request.cancel_reason else ""
-            return result(CallStatus.CANCELLED, f"The approval request was cancelled.{why}")
+        if request.status is Status.RESPONDED:
+            # answered in the tool's place: the model receives the approver's response
+            return result(CallStatus.RESPONDED, value=request.response)
+        if (ended := await _not_approved(request, policy, call)) is not None:
+            return result(*ended)
         if request.status is not Status.APPROVED:
             # still pending after the wait returned: fail closed
             return result(CallStatus.UNAVAILABLE, "No decision was reached; the call was not run.")
@@ -278,3 +269,25 @@ class Settlement:
         return await self._execute(tool, call, kwargs, request, execute=execute)
 
     # -- the approver's side --------------------------------------------------------------
+
+
+async def _not_approved(
+    request: ApprovalRequest, policy: Policy, call: ToolCall
+) -> tuple[CallStatus, str] | None:
+    """Why a request that ended without an approval did not run, in the model's terms."""
+    if request.status is Status.REJECTED:
+        reject_message = await policy.reject_text(call)
+        reasons = [d.reason for d in request.decisions if d.decision is DecisionKind.REJECT]
+        reason = reasons[-1] if reasons and reasons[-1] else None
+        if reject_message and reason:
+            message = f"{reject_message} Reason: {reason}"
+        else:
+            message = reject_message or reason or "The approver rejected this call."
+        return CallStatus.REJECTED, message
+    if request.status is Status.EXPIRED:
+        timeout = human_duration(request.policy.timeout_s)
+        return CallStatus.TIMEOUT, f"Approval request timed out after {timeout}"
+    if request.status is Status.CANCELLED:
+        why = f" Reason: {request.cancel_reason}" if request.cancel_reason else ""
+        return CallStatus.CANCELLED, f"The approval request was cancelled.{why}"
+    return None

@@ -19,6 +19,7 @@ from signoff.server.bodies import (
     CancelIn,
     DecisionIn,
     OutcomeIn,
+    RespondIn,
     SignalIn,
 )
 from signoff.server.endpoints import Ctx
@@ -89,6 +90,7 @@ async def decide(ctx: Ctx) -> Response:
     else:
         body = parse(DecisionIn, ctx.body).root
     modified = body.modified_args if isinstance(body, ApproveIn) else None
+    response = body.response if isinstance(body, RespondIn) else None
     request = await ctx.state.service.decide(
         ctx.path("id"),
         ctx.who,
@@ -97,6 +99,7 @@ async def decide(ctx: Ctx) -> Response:
         modified_args=modified,
         seen_digest=body.seen_digest,
         via=via(ctx.request),
+        response=response,
     )
     ctx.state.metrics.observe_decision(request)
     return ok(request)
