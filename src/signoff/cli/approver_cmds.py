@@ -200,12 +200,15 @@ def respond(
 ) -> None:
     """Answer a request in the tool's place: the tool does not run, and the model receives
     the response as its result (a policy's `decisions` must allow `respond`)."""
+    from signoff.canonical import json_problem
+
     try:
         answer = json.loads(response)
     except ValueError as exc:
-        raise InvalidArguments(
-            f"--response is not JSON ({exc}); quote a string: '\"text\"'"
-        ) from exc
+        raise InvalidArguments(f"--response is not JSON ({exc}); a string is '\"text\"'") from exc
+    # refused here, not by the server: NaN is no JSON to send, and null is no answer
+    if (problem := json_problem(answer)) is not None or answer is None:
+        raise InvalidArguments(f"--response: {problem or 'null is no answer'}")
 
     async def go(client: Client) -> ApprovalRequest:
         digest = seen or (await client.get(request_id)).args_digest
