@@ -6,10 +6,11 @@ happened. A part of :class:`signoff.gate.Gate`, beside :mod:`signoff.call_path`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from signoff import receipts
+from signoff import receipts, tracing
 from signoff._util import human_duration, jsonable, parse_duration
 from signoff.approvals import Approvals
 from signoff.canonical import digest
@@ -81,8 +82,13 @@ class Settlement:
         # for approved calls: a call that needs no approval pays nothing for it)
         receipt = None if request is None else request.receipt
         token = None if receipt is None else receipts.running_with(receipt)
+        traced = tracing.tracer()
         try:
-            result = await tool.invoke(kwargs)
+            if traced is None:  # no `with` at all: a call let straight through pays nothing
+                result = await tool.invoke(kwargs)
+            else:
+                with tracing.child("signoff.execute", traced):
+                    result = await tool.invoke(kwargs)
         except Exception as exc:
             if request is not None:
                 request = await self._report(request, "failed", {"error": repr(exc)}) or request
@@ -185,7 +191,10 @@ class Settlement:
                 # hold only the id while waiting: thousands of calls may wait at once
                 request_id, run = request.id, request.run
                 del spec, request, context, reason
-                request = await self.approvals.wait(request_id, run)
+                started = time.monotonic()
+                with tracing.child("signoff.wait"):
+                    request = await self.approvals.wait(request_id, run)
+                tracing.note({"signoff.wait_ms": round((time.monotonic() - started) * 1000, 3)})
         except PolicyDenied as exc:
             # the server's own policy refuses the call outright
             return await self._denied(tool, call, policy, exc.message)
