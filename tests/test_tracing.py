@@ -23,18 +23,22 @@ PUBLISHER = Principal(sub="paul", role="publisher")
 RUN = Run(agent_id="support", run_id="r1")
 
 
+_EXPORTER = InMemorySpanExporter()
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """A real SDK provider with an in-memory exporter, set as the global one (the OTel API
-    lets a process set it once, so later tests reuse it and only clear what it holds)."""
+    """A real SDK provider with an in-memory exporter, set as the global one, as an
+    application would. The API lets a process set it once: the first test sets it, the
+    others find it and start from an empty exporter."""
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
         trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield exporter
-    exporter.shutdown()
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
 
 
 @pytest.fixture

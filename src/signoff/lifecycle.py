@@ -129,8 +129,8 @@ def refusal(
 
 
 def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: datetime) -> Change:
-    """Approve or reject; with a quorum, an approval counts toward it. Each refusal is a
-    Change that only audits it."""
+    """Approve, reject or respond, where the policy's ``decisions`` allow it; with a quorum,
+    an approval counts toward it. Each refusal is a Change that only audits it."""
     principal, kind, verb = asked.principal, asked.kind, asked.kind.value
 
     def refuse(error: SignoffError) -> Change:

@@ -105,6 +105,8 @@ def show(
         console.print(
             shown(f"Outcome: {request.outcome.status} {json.dumps(request.outcome.detail)}")
         )
+    if request.response is not None:
+        console.print(shown(f"Response (the model's answer): {json.dumps(request.response)}"))
 
 
 # -- deciding -----------------------------------------------------------------------------
