@@ -73,6 +73,7 @@ class Approvals(ABC):
         modified_args: JSONObject | None,
         seen_digest: str | None = None,
         grant: JSONObject | None = None,
+        response: Any = None,
     ) -> ApprovalRequest: ...
 
     @abstractmethod
@@ -160,6 +161,7 @@ class LocalApprovals(Approvals):
         modified_args: JSONObject | None,
         seen_digest: str | None = None,
         grant: JSONObject | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
         if by is None:
             raise UsageError(
@@ -174,4 +176,5 @@ class LocalApprovals(Approvals):
             seen_digest=seen_digest,
             via="embedded",
             grant=grant,
+            response=response,
         )

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from signoff import tracing
 from signoff._util import loose_args, resolve
 from signoff.approvals import Approvals
 from signoff.config import Config
@@ -181,15 +182,29 @@ class CallPath(Settlement):
         decoded = _decode_args(args)
         if isinstance(decoded, str):
             return _invalid(tool, {}, tool_call_id, decoded)
-        return await self._run(
-            tool,
-            decoded,
-            run=run,
-            tool_call_id=tool_call_id,
-            raw_args=raw,
-            wait=wait,
-            execute=execute,
-        )
+        current = tracing.tracer()
+        if current is None:  # the common case, kept free of tracing's cost
+            return await self._run(
+                tool,
+                decoded,
+                run=run,
+                tool_call_id=tool_call_id,
+                raw_args=raw,
+                wait=wait,
+                execute=execute,
+            )
+        with tracing.call_span(current, tool.name, tool_call_id, tool.description) as span:
+            outcome = await self._run(
+                tool,
+                decoded,
+                run=run,
+                tool_call_id=tool_call_id,
+                raw_args=raw,
+                wait=wait,
+                execute=execute,
+            )
+            tracing.finish(span, outcome)
+            return outcome
 
     async def _hooks_answer(self, tool: GatedTool[Any, Any], call: ToolCall) -> HookResult:
         """The first hook's answer that is not None (a hook that raises asks a human)."""

@@ -209,19 +209,17 @@ class Client:
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
         grant: JSONObject | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
         """Decide; ``seen_digest`` is the ``args_digest`` of the request as you were shown it
         (a 409 :class:`Conflict` when the arguments have changed since); ``grant``
-        (``{"ttl": "1h", "scope": "tool"}``) makes an approval a standing grant too."""
+        (``{"ttl": "1h", "scope": "tool"}``) makes an approval a standing grant too;
+        ``response`` is a ``respond`` decision's answer (what the model receives in the
+        tool's place)."""
         body: dict[str, Any] = {"decision": str(DecisionKind(decision))}
-        if grant is not None:
-            body["grant"] = grant
-        if reason is not None:
-            body["reason"] = reason
-        if modified_args is not None:
-            body["modified_args"] = modified_args
-        if seen_digest is not None:
-            body["seen_digest"] = seen_digest
+        given = {"reason": reason, "modified_args": modified_args, "seen_digest": seen_digest}
+        given |= {"grant": grant, "response": response}
+        body.update({k: v for k, v in given.items() if v is not None})
         return await self._request("POST", f"/v1/requests/{request_id}/decisions", json_body=body)
 
     async def decide_many(

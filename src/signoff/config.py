@@ -23,6 +23,7 @@ The config file is TOML::
     [audit]
     trusted_keys = ["…"]           # other replicas' public keys (base64url Ed25519)
     seal_interval = "1s"           # how often new audit events are sealed and signed
+    receipt_ttl = "1h"             # how long an approval's signed receipt is good for
 
     [auth]
     role_claim = "role"            # or a path: "ably.channel.*", "realm_access.role"
@@ -99,6 +100,8 @@ class AuditConfig:
     trusted_keys: tuple[str, ...] = ()
     #: how often the leader seals new audit events and signs a checkpoint
     seal_interval_s: float = 1.0
+    #: how long an approval's signed receipt is good for (signoff.receipts)
+    receipt_ttl_s: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,7 @@ def parse_config(
         audit=AuditConfig(
             trusted_keys=tuple(file.audit.trusted_keys),
             seal_interval_s=parse_duration(file.audit.seal_interval),
+            receipt_ttl_s=parse_duration(file.audit.receipt_ttl),
         ),
         source=source,
     )
@@ -336,6 +340,7 @@ def _tool_policy(entry: ToolTable) -> Policy:
         quorum=entry.quorum,
         allow_self_approval=entry.allow_self_approval,
         channels=entry.channels,
+        decisions=entry.decisions,
     )
 
 

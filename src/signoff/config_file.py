@@ -79,6 +79,10 @@ class ToolTable(_Table):
     reject_message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     allow_self_approval: bool | None = None
     channels: list[Name] = Field(default_factory=list)
+    #: what approvers may do with this tool's requests (default: all four)
+    decisions: (
+        Annotated[list[Literal["approve", "edit", "reject", "respond"]], Field(min_length=1)] | None
+    ) = None
 
 
 class AuthTable(_Table):
@@ -129,6 +133,7 @@ class AuditTable(_Table):
         default_factory=list
     )
     seal_interval: Duration = "1s"
+    receipt_ttl: Duration = "1h"
 
 
 class ChannelTable(BaseModel):

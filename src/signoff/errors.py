@@ -13,6 +13,9 @@ Errors (something is wrong) all derive from :class:`SignoffError`::
     ├── InvalidArguments       the model's arguments do not fit the tool's schema
     ├── NotFound               no such approval request (or not visible to the caller)
     ├── Unauthorized           no identity, or a token that does not verify
+    │   └── InvalidReceipt     a receipt that does not prove an approval (signoff.receipts)
+    │       ├── ReceiptExpired     past its ``exp``
+    │       └── ReceiptMismatch    for another tool, or other arguments
     ├── Forbidden              identity known, action not allowed (role, kind, self-approval)
     │   └── PolicyDenied       the operator's policy refuses this call outright
     ├── Conflict               the request is no longer in a state that allows the action
@@ -120,6 +123,24 @@ class Unauthorized(SignoffError):
     """Authentication is missing or invalid."""
 
     code = "unauthorized"
+
+
+class InvalidReceipt(Unauthorized):
+    """The receipt does not prove an approval: bad signature, unknown key, not EdDSA."""
+
+    code = "invalid_receipt"
+
+
+class ReceiptExpired(InvalidReceipt):
+    """The receipt was good once, and has expired."""
+
+    code = "receipt_expired"
+
+
+class ReceiptMismatch(InvalidReceipt):
+    """The receipt approves another tool, or other arguments."""
+
+    code = "receipt_mismatch"
 
 
 class Forbidden(SignoffError):

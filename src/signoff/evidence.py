@@ -19,7 +19,7 @@ The states:
 ``consumed <digest>``              claimed for execution: the tool may be running
 ``done <succeeded|failed>``        the outcome is recorded
 ``rejected`` · ``expired`` ·       terminal
-``cancelled``
+``cancelled`` · ``responded``
 =================================  ==============================================
 """
 
@@ -38,6 +38,7 @@ LIVE_TYPES: Mapping[str, str] = {
     "decision.recorded": "request.decided",
     "request.approved": "request.decided",
     "request.rejected": "request.decided",
+    "request.responded": "request.decided",
     "request.expired": "request.expired",
     "request.cancelled": "request.cancelled",
     "request.consumed": "request.consumed",
@@ -47,6 +48,7 @@ LIVE_TYPES: Mapping[str, str] = {
 
 _TERMINAL = {"request.rejected": "rejected", "request.expired": "expired"}
 _TERMINAL["request.cancelled"] = "cancelled"
+_TERMINAL["request.responded"] = "responded"
 
 
 def live_type(audit_type: str) -> str | None:

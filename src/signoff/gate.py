@@ -235,6 +235,24 @@ class Gate(CallPath):
         request_id, seen = seen_of(request, seen_digest)
         return await self.approvals.decide(request_id, by, DecisionKind.REJECT, reason, None, seen)
 
+    async def respond(
+        self,
+        request: str | ApprovalRequest,
+        response: Any,
+        *,
+        by: Principal | None = None,
+        reason: str | None = None,
+        seen_digest: str | None = None,
+    ) -> ApprovalRequest:
+        """Answer the call in the tool's place: the tool does not run and the model receives
+        ``response`` (JSON) as its result. Raises Forbidden (role too low, or the policy's
+        ``decisions`` leave out ``respond``), Conflict, InvalidArguments (not storable JSON)."""
+        await self.start()
+        request_id, seen = seen_of(request, seen_digest)
+        return await self.approvals.decide(
+            request_id, by, DecisionKind.RESPOND, reason, None, seen, response=response
+        )
+
     async def cancel(
         self, request_id: str, *, run: Run | None = None, reason: str | None = None
     ) -> ApprovalRequest:

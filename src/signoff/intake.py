@@ -12,8 +12,9 @@ from __future__ import annotations
 from signoff.argschema import check_schema, schema_errors
 from signoff.canonical import json_problem
 from signoff.config import Config
+from signoff.decisions import not_editable
 from signoff.errors import InvalidArguments, PolicyDenied
-from signoff.lifecycle import Proposal, not_editable
+from signoff.lifecycle import Proposal
 from signoff.models import ApprovalRequest, Principal, RequestSpec, Run, ToolCall
 from signoff.policy import Terms, VerdictKind, floor
 from signoff.types import JSONObject
@@ -63,6 +64,9 @@ async def proposal(
             if proposed is None or proposed.editable is None
             else tuple(proposed.editable),
             allow_self_approval=proposed.allow_self_approval if proposed else None,
+            decisions=None
+            if proposed is None or proposed.decisions is None
+            else tuple(proposed.decisions),
             risk=spec.risk,
             channels=tuple(spec.channels),
         ),

@@ -23,9 +23,9 @@ from typing import Any, Literal
 from signoff._util import MAX_DETAIL_CHARS, jsonable, new_id
 from signoff.audit import AuditEntry
 from signoff.canonical import digest
+from signoff.decisions import DecisionInput, disallowed
 from signoff.errors import Conflict, Forbidden, InvalidEdit, SignoffError
 from signoff.granting import grant_problem, with_grant
-from signoff.grants import GrantAsk
 from signoff.models import (
     SYSTEM,
     ApprovalRequest,
@@ -42,7 +42,6 @@ from signoff.models import (
 )
 from signoff.roles import RoleLadder
 from signoff.stores.base import Change
-from signoff.types import JSONObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,25 +108,6 @@ def create(
     return request, audit
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionInput:
-    """A decision as asked, with what the service checked before the write."""
-
-    principal: Principal
-    kind: DecisionKind
-    reason: str | None = None
-    modified_args: JSONObject | None = None
-    #: the ``args_digest`` the approver was shown, when they said
-    seen_digest: str | None = None
-    #: the ``args_digest`` the edit was validated against (set with ``modified_args``)
-    checked_digest: str | None = None
-    #: why the edit does not fit the tool's schema (validated before the write), or None
-    edit_problem: str | None = None
-    via: str = "api"
-    #: a standing grant asked for with an approval (signoff.granting), or None
-    grant: GrantAsk | None = None
-
-
 def refusal(
     req: ApprovalRequest, principal: Principal, roles: RoleLadder, now: datetime
 ) -> SignoffError | None:
@@ -149,18 +129,9 @@ def refusal(
     return None
 
 
-def not_editable(req: ApprovalRequest, modified: JSONObject) -> str | None:
-    """Why ``modified`` touches arguments the policy does not let be edited, or None."""
-    outside = sorted(set(modified) - set(req.policy.editable))
-    if outside:
-        allowed = req.policy.editable or "none"
-        return f"not editable: {outside}; the policy allows editing {allowed}"
-    return None
-
-
 def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: datetime) -> Change:
-    """Approve or reject; with a quorum, an approval counts toward it. Each refusal is a
-    Change that only audits it."""
+    """Approve, reject or respond, where the policy's ``decisions`` allow it; with a quorum,
+    an approval counts toward it. Each refusal is a Change that only audits it."""
     principal, kind, verb = asked.principal, asked.kind, asked.kind.value
 
     def refuse(error: SignoffError) -> Change:
@@ -172,25 +143,12 @@ def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: d
         return late
     if (error := refusal(req, principal, roles, now)) is not None:
         return refuse(error)
-    if (error := _asked_problem(req, asked, roles)) is not None:
+    if (error := _looked_at(req, asked)) is not None:
         return refuse(error)
-    if kind is DecisionKind.REJECT:
-        record = Decision(
-            decision=kind,
-            by=principal.sub,
-            role=principal.role,
-            reason=asked.reason,
-            at=now,
-            via=asked.via,
-        )
-        new = req.model_copy(
-            update={
-                "status": Status.REJECTED,
-                "decided_at": now,
-                "decisions": [*req.decisions, record],
-            }
-        )
-        return Change(new, [_decision_entry("request.rejected", new, principal, record)])
+    if (not_allowed := disallowed(req, asked) or _grant_refused(req, asked, roles)) is not None:
+        return refuse(not_allowed)
+    if kind is not DecisionKind.APPROVE:
+        return _ended(req, asked, now)
     if any(d.by == principal.sub for d in req.approvals):
         return refuse(Conflict("you have already approved this request"))
     final_args, final_digest = req.final_args, req.args_digest
@@ -222,20 +180,48 @@ def decide(req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder, now: d
     return with_grant(req, new, record, entry, principal, asked.grant)
 
 
-def _asked_problem(
+def _grant_refused(
     req: ApprovalRequest, asked: DecisionInput, roles: RoleLadder
 ) -> SignoffError | None:
-    """What is wrong with the decision as asked, on the request as it is now, or None."""
+    """Why the standing grant asked with this decision cannot be made, or None (no grant
+    asked): a rejection, a response or an edit never grants (:mod:`signoff.granting`)."""
+    if asked.grant is None:
+        return None
+    approve = asked.kind is DecisionKind.APPROVE
+    return grant_problem(req, asked.principal, approve, bool(asked.modified_args), roles)
+
+
+def _looked_at(req: ApprovalRequest, asked: DecisionInput) -> SignoffError | None:
+    """Why the decision is not on the arguments as they are: changed since the approver
+    looked, an edit that does not fit, or changed since the edit was checked."""
     if asked.seen_digest is not None and asked.seen_digest != req.args_digest:
         return changed(req)
     if asked.edit_problem is not None:
         return InvalidEdit(asked.edit_problem)
     if asked.modified_args and req.args_digest != asked.checked_digest:
         return changed(req)
-    if asked.grant is None:
-        return None
-    edited = bool(asked.modified_args)
-    return grant_problem(req, asked.principal, asked.kind is DecisionKind.APPROVE, edited, roles)
+    return None
+
+
+def _ended(req: ApprovalRequest, asked: DecisionInput, now: datetime) -> Change:
+    """A rejection or a response: it ends the request at once, by one qualified approver (a
+    quorum counts only toward running the tool, and neither runs anything)."""
+    kind = asked.kind
+    ended = Status.REJECTED if kind is DecisionKind.REJECT else Status.RESPONDED
+    record = Decision(
+        decision=kind,
+        by=asked.principal.sub,
+        role=asked.principal.role,
+        reason=asked.reason,
+        at=now,
+        via=asked.via,
+        response=asked.response,
+    )
+    update = {"status": ended, "decided_at": now, "decisions": [*req.decisions, record]}
+    if kind is DecisionKind.RESPOND:
+        update["response"] = asked.response
+    new = req.model_copy(update=update)
+    return Change(new, [_decision_entry(f"request.{ended.value}", new, asked.principal, record)])
 
 
 def cancel(req: ApprovalRequest, agent: Principal, reason: str | None, now: datetime) -> Change:
@@ -390,7 +376,7 @@ def refused(
 ) -> Change:
     """A refusal: audited, nothing else changed, then raised to the caller."""
     entry = AuditEntry(
-        "decision.refused" if verb in ("approve", "reject") else "action.refused",
+        "decision.refused" if verb in ("approve", "reject", "respond") else "action.refused",
         req.id,
         principal.audit_actor(),
         now,
@@ -450,5 +436,6 @@ def _decision_entry(
             "status": req.status.value,
             "approvals": len({d.by for d in req.approvals}),
             "quorum": req.policy.quorum,
+            **({"response": record.response} if record.decision is DecisionKind.RESPOND else {}),
         },
     )

@@ -30,6 +30,8 @@ class Status(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    #: an approver answered in the tool's place: the tool did not run (``response``)
+    RESPONDED = "responded"
 
     @property
     def terminal(self) -> bool:
@@ -53,6 +55,14 @@ _RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
 class DecisionKind(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
+    #: answer the call without running the tool; the model receives the response
+    RESPOND = "respond"
+
+
+#: what approvers may do with a request (a policy's ``decisions``): ``edit`` is an approval
+#: with modified arguments, allowed where ``editable`` names fields and this names ``edit``
+DecisionName = Literal["approve", "edit", "reject", "respond"]
+ALL_DECISIONS: tuple[DecisionName, ...] = ("approve", "edit", "reject", "respond")
 
 
 class _Frozen(BaseModel):
@@ -79,6 +89,8 @@ class PolicySnapshot(_Frozen):
     timeout_s: float = Field(gt=0, le=MAX_TIMEOUT_S)
     editable: list[str] = Field(default_factory=list)
     allow_self_approval: bool = False
+    #: what approvers may do (requests stored before this field existed: everything)
+    decisions: list[DecisionName] = Field(default_factory=lambda: list(ALL_DECISIONS))
 
 
 class Decision(_Frozen):
@@ -95,6 +107,8 @@ class Decision(_Frozen):
     args_digest: str | None = None
     #: the standing grant that made this approval (``via="grant"``), or that it made
     grant_id: str | None = None
+    #: a ``respond`` decision's answer, given to the model as the tool's result
+    response: Any = None
 
 
 class Escalation(_Frozen):
@@ -149,6 +163,11 @@ class ApprovalRequest(_Frozen):
     cancel_reason: str | None = None
     #: the escalation steps that fired while it was pending (config ``[[routes]] escalate``)
     escalations: list[Escalation] = Field(default_factory=list)
+    #: an approved request's signed receipt: a compact JWS (EdDSA) over its id, tool, the
+    #: digest of ``final_args``, the approvers and its validity (signoff.receipts)
+    receipt: str | None = None
+    #: a responded request's answer: what the model receives in place of the tool's result
+    response: Any = None
 
     @property
     def approvals(self) -> list[Decision]:
@@ -274,6 +293,7 @@ class PolicySpec(_Frozen):
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
     editable: list[str] | None = Field(default=None, max_length=1000)
     allow_self_approval: bool | None = None
+    decisions: list[DecisionName] | None = Field(default=None, min_length=1, max_length=4)
 
 
 RequestSpec.model_rebuild()

@@ -24,6 +24,7 @@ class CallStatus(StrEnum):
     ALREADY_CONSUMED = "already_consumed"  # the approval was used once already: not run again
     PENDING = "pending"  # submitted, not waited for (gate.call(wait=False)): not run yet
     AUTHORIZED = "authorized"  # gate.authorize: cleared to run once, by the caller
+    RESPONDED = "responded"  # an approver answered in the tool's place: not run
 
 
 #: the ``error`` code the model sees for each status that did not run the tool
@@ -37,6 +38,9 @@ _ERROR_CODES = {
     CallStatus.FAILED: "tool_failed",
     CallStatus.PENDING: "approval_pending",
 }
+
+
+_NOT_ERRORS = (CallStatus.EXECUTED, CallStatus.SKIPPED, CallStatus.AUTHORIZED, CallStatus.RESPONDED)
 
 
 @dataclass(slots=True)
@@ -66,7 +70,7 @@ class Outcome:
     @property
     def is_error(self) -> bool:
         """Whether the model should see this result flagged as an error."""
-        return self.status not in (CallStatus.EXECUTED, CallStatus.SKIPPED, CallStatus.AUTHORIZED)
+        return self.status not in _NOT_ERRORS
 
     @property
     def modified_fields(self) -> dict[str, tuple[Any, Any]]:
@@ -95,6 +99,9 @@ class Outcome:
                 },
                 ensure_ascii=False,
             )
+        if self.status is CallStatus.RESPONDED:
+            # the approver's answer is the tool's result, as the model would have had it
+            return _as_text(self.result)
         if self.status is CallStatus.AUTHORIZED:
             # not a final answer: the caller runs the tool and reports (gate.report)
             return json.dumps({"authorized": True, "arguments": jsonable(self.final_args)})

@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 from signoff._util import parse_duration, resolve
 from signoff.errors import ConfigError
-from signoff.models import PolicySnapshot, Risk, ToolCall
+from signoff.models import ALL_DECISIONS, DecisionName, PolicySnapshot, Risk, ToolCall
 from signoff.roles import RoleLadder
 from signoff.types import JSONObject
 
@@ -147,7 +147,9 @@ class Policy:
     arguments an approver may change. ``min_role`` is the lowest role that may approve
     (default: the lowest role of the ladder). ``quorum`` distinct qualified approvers must
     approve. ``context`` (a dict or a function of the call) is shown to approvers: why,
-    what is affected, whether it is reversible, the alternatives.
+    what is affected, whether it is reversible, the alternatives. ``decisions`` names what
+    approvers may do: ``approve``, ``edit`` (with ``editable``), ``reject``, ``respond``
+    (answer in the tool's place); default all four.
     """
 
     when: Condition = True
@@ -162,6 +164,7 @@ class Policy:
     allow_self_approval: bool | None = None
     channels: Sequence[str] = ()
     context: JSONObject | ContextFn | None = None
+    decisions: Sequence[DecisionName] | None = None
     # compiled forms, filled in by __post_init__
     _when: bool | Predicate = field(init=False, repr=False, compare=False)
     _deny: bool | Predicate = field(init=False, repr=False, compare=False)
@@ -184,6 +187,8 @@ class Policy:
                 raise ConfigError("editable takes a list of argument names, not one string")
             set_(self, "editable", tuple(self.editable))
         set_(self, "channels", tuple(self.channels))
+        if self.decisions is not None:
+            set_(self, "decisions", _decisions(self.decisions))
 
     async def verdict(self, call: ToolCall) -> Verdict:
         """Run, deny or ask. Fails closed: any failure to evaluate means ask."""
@@ -229,6 +234,7 @@ class Policy:
             allow_self_approval=self.allow_self_approval,
             risk=Risk(self.risk),
             channels=tuple(self.channels),
+            decisions=None if self.decisions is None else tuple(self.decisions),
         )
 
     def under(self, operator: Policy | None) -> Policy:
@@ -262,6 +268,7 @@ class Terms:
     allow_self_approval: bool | None = None
     risk: Risk | None = None
     channels: tuple[str, ...] = ()
+    decisions: tuple[DecisionName, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +316,12 @@ def floor(
     else:
         allow_self = op.allow_self_approval is True and proposed.allow_self_approval is not False
     risks = [r for r in (proposed.risk, op.risk) if r is not None] or [Risk.MEDIUM]
+    # the narrower: what both allow (a proposal cannot widen what the operator allows)
+    decisions = [
+        d
+        for d in ALL_DECISIONS
+        if d in (proposed.decisions or ALL_DECISIONS) and d in (op.decisions or ALL_DECISIONS)
+    ]
     return Floored(
         policy=PolicySnapshot(
             min_role=min_role,
@@ -316,10 +329,20 @@ def floor(
             timeout_s=min(timeouts) if timeouts else default_timeout_s,
             editable=list(dict.fromkeys(editable)),
             allow_self_approval=allow_self,
+            decisions=decisions,
         ),
         risk=max(risks, key=lambda r: r.rank),
         channels=list(dict.fromkeys((*proposed.channels, *op.channels))),
     )
+
+
+def _decisions(value: Sequence[str]) -> tuple[DecisionName, ...]:
+    if isinstance(value, str):
+        raise ConfigError("decisions takes a list, such as ['approve', 'reject'], not one string")
+    unknown = [d for d in value if d not in ALL_DECISIONS]
+    if unknown or not value:
+        raise ConfigError(f"decisions must name some of {list(ALL_DECISIONS)}, not {list(value)}")
+    return tuple(d for d in ALL_DECISIONS if d in value)
 
 
 async def _check(cond: bool | Predicate, call: ToolCall) -> bool:

@@ -269,6 +269,7 @@ class RemoteApprovals(Approvals):
         modified_args: JSONObject | None,
         seen_digest: str | None = None,
         grant: JSONObject | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
         if by is not None:
             raise UsageError(
@@ -281,4 +282,5 @@ class RemoteApprovals(Approvals):
             modified_args=modified_args,
             seen_digest=seen_digest,
             grant=grant,
+            response=response,
         )

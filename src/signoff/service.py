@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from signoff import access, intake, lifecycle
+from signoff import access, decisions, intake, lifecycle
 from signoff._util import jsonable, stop_task, to_datetime
 from signoff.audit import AuditEntry, AuditEvent, Checkpoint
 from signoff.audit_check import Verification
@@ -31,7 +31,6 @@ from signoff.errors import (
     Conflict,
     Forbidden,
     InvalidArguments,
-    InvalidEdit,
     NotFound,
     SignoffError,
     StateMismatch,
@@ -39,7 +38,7 @@ from signoff.errors import (
 from signoff.events import Event
 from signoff.follow import Feed, OnOpen, follow
 from signoff.grant_book import GrantBook
-from signoff.grants import GrantAsk, parse_ask
+from signoff.grants import GrantAsk
 from signoff.keys import Keyring
 from signoff.models import (
     SYSTEM,
@@ -50,6 +49,7 @@ from signoff.models import (
     RequestSpec,
     Status,
 )
+from signoff.receipted import receipted
 from signoff.run_book import RunBook
 from signoff.stores.base import Created, ListQuery, Store, TransitionFn
 from signoff.types import Clock, JSONObject
@@ -281,9 +281,11 @@ class ApprovalService:
         seen_digest: str | None = None,
         via: str = "api",
         grant: GrantAsk | JSONObject | None = None,
+        response: Any = None,
     ) -> ApprovalRequest:
-        """Approve or reject; an approval may ``grant`` (:mod:`signoff.grants`). Raises
-        Forbidden (agent, role too low, own request), Conflict
+        """Approve, reject, or respond (``response``: the model's answer in the tool's
+        place); an approval may ``grant`` (:mod:`signoff.grants`). Raises Forbidden (agent,
+        role too low, own request), Conflict
         (no longer pending, already approved by this approver, or ``seen_digest`` — the
         ``args_digest`` the approver was shown — no longer the arguments that would run),
         InvalidEdit; each refusal is audited and leaves the request as it was.
@@ -291,22 +293,15 @@ class ApprovalService:
         Edits are checked against the tool's schema before the write, in a worker thread
         (the schema may be an agent's); the write then only runs if the arguments it was
         checked against are still the request's."""
-        try:
-            kind = DecisionKind(decision)
-        except ValueError as exc:
-            raise InvalidArguments("decision must be 'approve' or 'reject'") from exc
-        if kind is DecisionKind.REJECT:
-            if modified_args:
-                raise InvalidEdit("a rejection cannot carry modified arguments")
-            if not (reason and reason.strip()):
-                raise InvalidArguments("a rejection needs a reason, for the model and the audit")
-        if modified_args is not None and not isinstance(modified_args, dict):
-            raise InvalidEdit("modified_args must be a JSON object")
-        for what, value in (("modified_args", modified_args), ("reason", reason)):
-            if (problem := json_problem(value)) is not None:
-                raise InvalidArguments(f"{what}: {problem}")
-        asked = lifecycle.DecisionInput(
-            principal, kind, reason, modified_args, seen_digest, via=via, grant=parse_ask(grant)
+        asked = decisions.asked(
+            principal,
+            decision,
+            reason=reason,
+            modified_args=modified_args,
+            seen_digest=seen_digest,
+            response=response,
+            via=via,
+            grant=grant,
         )
         if modified_args:
             # checked before the write and off the event loop: the schema may be an agent's
@@ -416,7 +411,12 @@ class ApprovalService:
 
     async def _transition(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
         try:
-            result = await self.store.transition(request_id, self.routing.announced(apply))
+            result = await self.store.transition(
+                request_id,
+                self.routing.announced(
+                    receipted(apply, lambda: self.audit_log.keys, self.config.audit.receipt_ttl_s)
+                ),
+            )
         except StateMismatch as exc:
             # fail closed, and leave a trace: the row was changed outside signoff
             log.error("signoff: %s", exc.message)

@@ -6,9 +6,11 @@ happened. A part of :class:`signoff.gate.Gate`, beside :mod:`signoff.call_path`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from signoff import receipts, tracing
 from signoff._util import human_duration, jsonable, parse_duration
 from signoff.approvals import Approvals
 from signoff.canonical import digest
@@ -76,8 +78,17 @@ class Settlement:
                 request=request,
                 tool_call_id=call.tool_call_id,
             )
+        # the tool body may pass the approval's receipt on to the service it calls (set only
+        # for approved calls: a call that needs no approval pays nothing for it)
+        receipt = None if request is None else request.receipt
+        token = None if receipt is None else receipts.running_with(receipt)
+        traced = tracing.tracer()
         try:
-            result = await tool.invoke(kwargs)
+            if traced is None:  # no `with` at all: a call let straight through pays nothing
+                result = await tool.invoke(kwargs)
+            else:
+                with tracing.child("signoff.execute", traced):
+                    result = await tool.invoke(kwargs)
         except Exception as exc:
             if request is not None:
                 request = await self._report(request, "failed", {"error": repr(exc)}) or request
@@ -92,6 +103,9 @@ class Settlement:
                 tool_call_id=call.tool_call_id,
                 error=exc,
             )
+        finally:
+            if token is not None:
+                receipts.finished(token)
         if request is not None:
             request = await self._report(request, "succeeded", result) or request
         return Outcome(
@@ -155,6 +169,7 @@ class Settlement:
                 timeout_s=timeout_s,
                 editable=None if policy.editable is None else list(policy.editable),
                 allow_self_approval=policy.allow_self_approval,
+                decisions=None if policy.decisions is None else list(policy.decisions),
             ),
             args_schema=tool.json_schema,
             channels=list(policy.channels),
@@ -176,7 +191,10 @@ class Settlement:
                 # hold only the id while waiting: thousands of calls may wait at once
                 request_id, run = request.id, request.run
                 del spec, request, context, reason
-                request = await self.approvals.wait(request_id, run)
+                started = time.monotonic()
+                with tracing.child("signoff.wait"):
+                    request = await self.approvals.wait(request_id, run)
+                tracing.note({"signoff.wait_ms": round((time.monotonic() - started) * 1000, 3)})
         except PolicyDenied as exc:
             # the server's own policy refuses the call outright
             return await self._denied(tool, call, policy, exc.message)
@@ -222,21 +240,11 @@ class Settlement:
                 error=error,
             )
 
-        if request.status is Status.REJECTED:
-            reject_message = await policy.reject_text(call)
-            reasons = [d.reason for d in request.decisions if d.decision is DecisionKind.REJECT]
-            reason = reasons[-1] if reasons and reasons[-1] else None
-            if reject_message and reason:
-                message = f"{reject_message} Reason: {reason}"
-            else:
-                message = reject_message or reason or "The approver rejected this call."
-            return result(CallStatus.REJECTED, message)
-        if request.status is Status.EXPIRED:
-            timeout = human_duration(request.policy.timeout_s)
-            return result(CallStatus.TIMEOUT, f"Approval request timed out after {timeout}")
-        if request.status is Status.CANCELLED:
-            why = f" Reason: {request.cancel_reason}" if request.cancel_reason else ""
-            return result(CallStatus.CANCELLED, f"The approval request was cancelled.{why}")
+        if request.status is Status.RESPONDED:
+            # answered in the tool's place: the model receives the approver's response
+            return result(CallStatus.RESPONDED, value=request.response)
+        if (ended := await _not_approved(request, policy, call)) is not None:
+            return result(*ended)
         if request.status is not Status.APPROVED:
             # still pending after the wait returned: fail closed
             return result(CallStatus.UNAVAILABLE, "No decision was reached; the call was not run.")
@@ -270,3 +278,25 @@ class Settlement:
         return await self._execute(tool, call, kwargs, request, execute=execute)
 
     # -- the approver's side --------------------------------------------------------------
+
+
+async def _not_approved(
+    request: ApprovalRequest, policy: Policy, call: ToolCall
+) -> tuple[CallStatus, str] | None:
+    """Why a request that ended without an approval did not run, in the model's terms."""
+    if request.status is Status.REJECTED:
+        reject_message = await policy.reject_text(call)
+        reasons = [d.reason for d in request.decisions if d.decision is DecisionKind.REJECT]
+        reason = reasons[-1] if reasons and reasons[-1] else None
+        if reject_message and reason:
+            message = f"{reject_message} Reason: {reason}"
+        else:
+            message = reject_message or reason or "The approver rejected this call."
+        return CallStatus.REJECTED, message
+    if request.status is Status.EXPIRED:
+        timeout = human_duration(request.policy.timeout_s)
+        return CallStatus.TIMEOUT, f"Approval request timed out after {timeout}"
+    if request.status is Status.CANCELLED:
+        why = f" Reason: {request.cancel_reason}" if request.cancel_reason else ""
+        return CallStatus.CANCELLED, f"The approval request was cancelled.{why}"
+    return None

@@ -28,7 +28,7 @@ from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Approve", "Reject", "ScriptedApprover"]
+__all__ = ["Approve", "Reject", "Respond", "ScriptedApprover"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +42,16 @@ class Reject:
     reason: str = "Rejected by the scripted approver."
 
 
-#: what a script returns for a request: approve, reject, or None to leave it pending
-Action: TypeAlias = Approve | Reject | None
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Answer in the tool's place: the model receives ``response``; the tool does not run."""
+
+    response: Any
+    reason: str | None = None
+
+
+#: what a script returns for a request: approve, reject, respond, or None to leave it pending
+Action: TypeAlias = Approve | Reject | Respond | None
 Script: TypeAlias = Callable[[ApprovalRequest], "Action | Awaitable[Action]"]
 
 
@@ -104,6 +112,8 @@ class ScriptedApprover:
                 )
             elif isinstance(action, Reject):
                 await self.gate.reject(request, by=self.by, reason=action.reason)
+            elif isinstance(action, Respond):
+                await self.gate.respond(request, action.response, by=self.by, reason=action.reason)
             else:
                 return
         except SignoffError as exc:

@@ -135,7 +135,7 @@ class GatedTool(Generic[P, R]):
 
 def unwrap(outcome: Outcome) -> Any:
     status = outcome.status
-    if status is CallStatus.EXECUTED or status is CallStatus.SKIPPED:
+    if status in (CallStatus.EXECUTED, CallStatus.SKIPPED, CallStatus.RESPONDED):
         return outcome.result
     if status is CallStatus.FAILED and outcome.error is not None:
         raise outcome.error

@@ -70,6 +70,23 @@ def test_reject_tells_the_model_why(served: Served) -> None:
     }
 
 
+def test_respond_from_the_cli_answers_the_agent_without_running_the_tool(
+    served: Served,
+) -> None:
+    publisher = served.token("--sub", "paul", "--role", "publisher")
+    agent = served.agent(REFUND)
+    [request] = served.pending(publisher)
+    answer = {"status": "refunded", "note": "done by hand in the CRM"}
+    responded = served.signoff(
+        "respond", request["id"], "--response", json.dumps(answer), token=publisher, check=True
+    )
+    assert f"{request['id']}: responded" in responded.stdout
+    result = finish(agent)
+    assert result["status"] == "responded"
+    assert result["executed_args"] == []
+    assert json.loads(result["to_model"]) == answer
+
+
 def test_approve_with_edits(served: Served) -> None:
     publisher = served.token("--sub", "paul", "--role", "publisher")
     agent = served.agent(REFUND)

@@ -67,7 +67,7 @@ async def test_a_failed_transition_leaves_no_delivery(service: ApprovalService) 
 
     def clash(req: object) -> Change:
         from signoff import lifecycle
-        from signoff.lifecycle import DecisionInput
+        from signoff.decisions import DecisionInput
         from signoff.models import DecisionKind
 
         change = lifecycle.decide(

@@ -30,7 +30,7 @@ from signoff.integrations.langgraph import (
     resume_command,
     tool_call_wrapper,
 )
-from signoff.testing import Approve, Reject, ScriptedApprover
+from signoff.testing import Approve, Reject, Respond, ScriptedApprover
 
 from .fake_chat_model import ToolCallingFakeModel
 from .fake_providers import PUBLISHER
@@ -121,6 +121,33 @@ async def test_reject_tells_the_model_the_reason(gate: Gate) -> None:
     assert ran.calls == []
 
 
+async def test_respond_is_the_tools_message_and_the_tool_does_not_run(gate: Gate) -> None:
+    ran = Ran()
+    answer = {"refund_id": "rf_manual", "note": "refunded by hand"}
+    async with ScriptedApprover(gate, lambda r: Respond(answer), by=PUBLISHER):
+        state = await agent(gate, ran, refund_call()).ainvoke(PROMPT, config())
+    status, content = answers(state["messages"])["tc-1"]
+    assert (status, json.loads(content)) == ("success", answer)
+    assert ran.calls == []
+
+
+async def test_an_interrupt_resumes_with_the_respond_decision(gate: Gate) -> None:
+    ran = Ran()
+    graph = agent(gate, ran, refund_call("tc-r", 40.0), mode="interrupt")
+    paused = await graph.ainvoke(PROMPT, config())
+    interrupts = paused["__interrupt__"]
+    (request,) = await gate.pending()
+    await gate.respond(request.id, "Refunded already on Monday.", by=PUBLISHER)
+    command = await resume_command(gate, interrupts)
+    assert command is not None and isinstance(command.resume, dict)
+    assert command.resume[interrupts[0].id] == {
+        "decisions": [{"type": "respond", "message": "Refunded already on Monday."}]
+    }
+    state = await graph.ainvoke(command, config())
+    assert answers(state["messages"])["tc-r"] == ("success", "Refunded already on Monday.")
+    assert ran.calls == []
+
+
 async def test_timeout_tells_the_model(gate: Gate) -> None:
     ran = Ran()
     state = await agent(gate, ran, refund_call(), timeout=0.2).ainvoke(PROMPT, config())
@@ -164,7 +191,12 @@ async def test_interrupts_are_resumed_with_signoff_decisions(gate: Gate) -> None
     assert len(interrupts) == 2 and ran.calls == []
     first = interrupts[0].value
     assert first["action_requests"][0]["name"] == "issue_refund"
-    assert first["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
+    assert first["review_configs"][0]["allowed_decisions"] == [
+        "approve",
+        "edit",
+        "reject",
+        "respond",
+    ]
     assert await resume_command(gate, interrupts) is None  # nobody decided yet
 
     pending = {r.tool_call_id: r for r in await gate.pending()}

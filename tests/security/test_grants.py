@@ -60,6 +60,17 @@ async def test_a_rejection_or_an_edit_never_grants(service: ApprovalService) -> 
     assert await service.grants.list(ADMIN) == []
 
 
+async def test_a_response_never_grants(service: ApprovalService) -> None:
+    """Answering in the tool's place is not a permission to run the tool later."""
+    req = await pending(service)
+    with pytest.raises(InvalidArguments, match="without edits"):
+        await service.decide(
+            req.id, PUBLISHER, "respond", response={"refunded": False}, grant={"ttl": "1h"}
+        )
+    assert (await service.get(req.id, ADMIN)).status is Status.PENDING
+    assert await service.grants.list(ADMIN) == []
+
+
 async def test_an_expiry_never_grants(service: ApprovalService, clock: ManualClock) -> None:
     req = await pending(service)
     clock.advance(301)

@@ -93,6 +93,7 @@ async def test_create_returns_the_contract_request_object(live: Live) -> None:
         "timeout_s": 300.0,
         "editable": ["amount"],
         "allow_self_approval": False,
+        "decisions": ["approve", "edit", "reject", "respond"],
     }
     assert body["risk"] == "high"
     assert body["decisions"] == [] and body["outcome"] is None and body["decided_at"] is None

@@ -65,3 +65,40 @@ async def test_a_decision_made_before_the_call_starts_waiting_wakes_it_at_once(
     )
     assert second.status is CallStatus.EXECUTED
     assert second.to_model() == "sent 2"
+
+
+async def test_a_remote_gate_responds_and_its_call_gets_the_response(gate: Gate) -> None:
+    async def respond_when_pending() -> None:
+        while not (pending := await gate.pending()):
+            await asyncio.sleep(0.02)
+        await gate.respond(pending[0], {"sent": False, "why": "issue 3 went out yesterday"})
+
+    responding = asyncio.create_task(respond_when_pending())
+    outcome = await asyncio.wait_for(
+        gate.call("send_newsletter", {"issue": 3}, tool_call_id="c3", run=RUN), 10
+    )
+    await responding
+    assert outcome.status is CallStatus.RESPONDED and not outcome.is_error
+    assert outcome.to_model_json() == {"sent": False, "why": "issue 3 went out yesterday"}
+
+
+async def test_a_remote_gates_approved_call_carries_a_verifiable_receipt(
+    gate: Gate, live: Live
+) -> None:
+    from signoff.receipts import current_receipt, verify
+
+    seen: list[str | None] = []
+
+    @gate.tool(policy=Policy(min_role="publisher"))
+    async def archive(issue: int) -> str:
+        seen.append(current_receipt())
+        return "archived"
+
+    approving = asyncio.create_task(approve_when_pending(gate))
+    outcome = await asyncio.wait_for(
+        gate.call("archive", {"issue": 4}, tool_call_id="c4", run=RUN), 10
+    )
+    await approving
+    assert outcome.status is CallStatus.EXECUTED and seen[0] is not None
+    jwks = live.service.audit_log.keys.public_jwks()
+    assert verify(seen[0], jwks, tool="archive", args={"issue": 4}).rid == outcome.request.id  # type: ignore[union-attr]

@@ -163,7 +163,8 @@ def decided_text(request: ApprovalRequest) -> str:
     last: Decision | None = request.decisions[-1] if request.decisions else None
     if last is None:
         return f"It is {request.status.value}."
-    verb = "approved" if request.status is Status.APPROVED else "rejected"
+    verbs = {Status.APPROVED: "approved", Status.RESPONDED: "answered in the tool's place"}
+    verb = verbs.get(request.status, "rejected")
     return f"It was already {verb} by {last.by} at {when(last.at)}."
 
 

@@ -1,4 +1,4 @@
-"""An approver's commands: pending, show, approve, reject, watch."""
+"""An approver's commands: pending, show, approve, reject, respond, watch."""
 
 from __future__ import annotations
 
@@ -105,6 +105,8 @@ def show(
         console.print(
             shown(f"Outcome: {request.outcome.status} {json.dumps(request.outcome.detail)}")
         )
+    if request.response is not None:
+        console.print(shown(f"Response (the model's answer): {json.dumps(request.response)}"))
 
 
 # -- deciding -----------------------------------------------------------------------------
@@ -202,6 +204,40 @@ def reject(
     async def go(client: Client) -> ApprovalRequest:
         digest = seen or (await client.get(request_id)).args_digest
         return await client.decide(request_id, "reject", reason=reason, seen_digest=digest)
+
+    request = _run(_with_client(url, token, go))
+    _decided(request, json_out)
+
+
+@app.command()
+def respond(
+    request_id: Annotated[str, typer.Argument(metavar="ID", help="The request's id.")],
+    response: Annotated[
+        str, typer.Option("--response", help="The tool's answer, as JSON: the model gets it.")
+    ],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (recorded).")] = None,
+    seen: SeenOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Answer a request in the tool's place: the tool does not run, and the model receives
+    the response as its result (a policy's `decisions` must allow `respond`)."""
+    from signoff.canonical import json_problem
+
+    try:
+        answer = json.loads(response)
+    except ValueError as exc:
+        raise InvalidArguments(f"--response is not JSON ({exc}); a string is '\"text\"'") from exc
+    # refused here, not by the server: NaN is no JSON to send, and null is no answer
+    if (problem := json_problem(answer)) is not None or answer is None:
+        raise InvalidArguments(f"--response: {problem or 'null is no answer'}")
+
+    async def go(client: Client) -> ApprovalRequest:
+        digest = seen or (await client.get(request_id)).args_digest
+        return await client.decide(
+            request_id, "respond", reason=reason, seen_digest=digest, response=answer
+        )
 
     request = _run(_with_client(url, token, go))
     _decided(request, json_out)

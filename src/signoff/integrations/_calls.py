@@ -120,4 +120,5 @@ def ended(outcome: Outcome) -> bool:
         CallStatus.REJECTED,
         CallStatus.TIMEOUT,
         CallStatus.CANCELLED,
+        CallStatus.RESPONDED,
     )

@@ -29,7 +29,7 @@ RunSource: TypeAlias = Run | Callable[[ContextT], Run]
 Policies: TypeAlias = Policy | Mapping[str, Policy] | None
 
 #: what a run of an approved call may not be called: its decision was not "approve"
-DECIDED_NOT_RUN = (Status.REJECTED, Status.EXPIRED, Status.CANCELLED)
+DECIDED_NOT_RUN = (Status.REJECTED, Status.EXPIRED, Status.CANCELLED, Status.RESPONDED)
 
 
 def declare(

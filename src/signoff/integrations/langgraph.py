@@ -20,19 +20,22 @@ model's tool call id. Two ways to pause, both LangGraph's own:
 - ``mode="interrupt"``: the tools node calls ``interrupt()`` with a langchain
   ``HITLRequest`` (``action_requests``, ``review_configs``) that carries the signoff request.
   Once approvers decide in signoff, :func:`resume_command` builds the ``Command(resume=…)``
-  whose values are signoff's decisions in langchain's HITL shape (approve / edit / reject).
+  whose values are signoff's decisions in langchain's HITL shape (approve / edit / reject /
+  respond).
 
 A node re-executes from its top when resumed; the call then finds its request again (no
 second request) and, if it ran before, its recorded result (no second run). A resume value
 is never taken as a decision: whoever resumes the graph, with whatever value, only makes
 the node look at signoff's store again, and the tool runs only if the request is approved
-there, once, with the approved arguments. ``respond`` (the approver's answer in the tool's
-place) is not offered: signoff has no such decision yet.
+there, once, with the approved arguments. A ``respond`` decision in signoff (the approver's
+answer in the tool's place) is the tool's message for the model, and the tool does not run;
+the review config offers exactly the decisions the request's policy allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeAlias
 
@@ -230,9 +233,9 @@ async def authorize_or_interrupt(
 def hitl_request(request: ApprovalRequest) -> HITLRequest:
     """A signoff request as langchain's ``HITLRequest`` (what ``interrupt()`` is given),
     the request itself under ``"signoff"``."""
-    allowed: list[DecisionType] = ["approve", "edit", "reject"]
-    if not request.policy.editable:
-        allowed.remove("edit")
+    allowed: list[DecisionType] = [
+        d for d in request.policy.decisions if d != "edit" or request.policy.editable
+    ]
     action: ActionRequest = {
         "name": request.tool,
         "args": dict(request.args),
@@ -254,6 +257,10 @@ def hitl_decision(request: ApprovalRequest) -> Decision | None:
         if request.final_args == request.args:
             return {"type": "approve"}
         return {"type": "edit", "edited_action": {"name": request.tool, "args": request.final_args}}
+    if request.status is Status.RESPONDED:
+        response = request.response
+        text = response if isinstance(response, str) else json.dumps(response, ensure_ascii=False)
+        return {"type": "respond", "message": text}
     reasons = [d.reason for d in request.decisions if d.decision is DecisionKind.REJECT]
     message = reasons[-1] if reasons and reasons[-1] else f"The request was {request.status}."
     return {"type": "reject", "message": message}

@@ -344,7 +344,8 @@ def _answer(outcome: Outcome) -> mcp_types.CallToolResult:
                 return mcp_types.CallToolResult.model_validate(recorded)
             except ValueError:
                 pass
-    if outcome.status is CallStatus.SKIPPED:
+    if outcome.status in (CallStatus.SKIPPED, CallStatus.RESPONDED):
+        # a hook's or an approver's answer in the tool's place: a result, not an error
         return mcp_types.CallToolResult(
             content=[mcp_types.TextContent(type="text", text=outcome.to_model())]
         )

@@ -120,6 +120,8 @@ class SignoffToolset(WrapperToolset[Any]):
         if outcome.status is CallStatus.EXECUTED:
             # it ran before (a resumed run): its recorded result, not a second run
             return result_for_model(outcome, outcome.result)
+        if outcome.status is CallStatus.RESPONDED:
+            return outcome.to_model()  # an approver's answer in the tool's place
         if outcome.status is not CallStatus.AUTHORIZED:
             raise ToolFailed(outcome.to_model())
         final = outcome.final_args if outcome.final_args is not None else proposed

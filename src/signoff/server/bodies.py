@@ -59,6 +59,14 @@ class RejectIn(_In):
     seen_digest: SeenDigest | None = None
 
 
+class RespondIn(_In):
+    decision: Literal["respond"]
+    #: what the model receives in place of the tool's result (any JSON but null)
+    response: Any = Field(description="The tool's answer, as the approver writes it (JSON).")
+    reason: str | None = Field(default=None, max_length=10_000)
+    seen_digest: SeenDigest | None = None
+
+
 class SignalIn(_In):
     """The seed guides' signal shape: ``{"approved": …, "reason": …, "modifiedParams": …}``."""
 
@@ -79,12 +87,16 @@ class SignalIn(_In):
         return body
 
 
-class DecisionIn(RootModel[Annotated[ApproveIn | RejectIn, Field(discriminator="decision")]]):
-    """Approve (optionally with edited arguments) or reject with a reason."""
+class DecisionIn(
+    RootModel[Annotated[ApproveIn | RejectIn | RespondIn, Field(discriminator="decision")]]
+):
+    """Approve (optionally with edited arguments), reject with a reason, or respond: answer
+    in the tool's place (the tool does not run; the model receives ``response``)."""
 
 
 class DecisionBody(RootModel[DecisionIn | SignalIn]):
-    """A decision (``decision``: approve or reject), or the seed guides' signal shape."""
+    """A decision (``decision``: approve, reject or respond), or the seed guides' signal
+    shape."""
 
 
 class BatchApproveIn(_In):

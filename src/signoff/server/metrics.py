@@ -82,7 +82,9 @@ class Metrics:
             self.delivery_seconds.labels(channel).observe(seconds)
 
     def observe_decision(self, request: ApprovalRequest) -> None:
-        if request.status in (Status.APPROVED, Status.REJECTED) and request.decided_at:
+        if request.status in (Status.APPROVED, Status.REJECTED, Status.RESPONDED) and (
+            request.decided_at
+        ):
             seconds = (request.decided_at - request.created_at).total_seconds()
             self.decision_seconds.labels(request.status.value).observe(max(seconds, 0.0))
 

@@ -239,6 +239,12 @@ def _status_lines(request: ApprovalRequest, look: Look) -> list[str]:
     if status is Status.REJECTED:
         rejections = [d for d in request.decisions if d.decision is DecisionKind.REJECT]
         return [f":x: *Rejected* {_decided(d, look)}" for d in rejections[-1:]]
+    if status is Status.RESPONDED:
+        answered = [d for d in request.decisions if d.decision is DecisionKind.RESPOND]
+        return [
+            f":speech_balloon: *Answered in the tool's place* {_decided(d, look)}"
+            for d in answered[-1:]
+        ]
     if status is Status.EXPIRED:
         when = date(request.decided_at or request.expires_at)
         return [f":hourglass: *Expired* {when}: nobody decided in time, so the call did not run."]

@@ -19,6 +19,7 @@ from signoff.server.bodies import (
     CancelIn,
     DecisionIn,
     OutcomeIn,
+    RespondIn,
     SignalIn,
 )
 from signoff.server.endpoints import Ctx
@@ -90,6 +91,7 @@ async def decide(ctx: Ctx) -> Response:
         body = parse(DecisionIn, ctx.body).root
     modified = body.modified_args if isinstance(body, ApproveIn) else None
     grant = body.grant.model_dump() if isinstance(body, ApproveIn) and body.grant else None
+    response = body.response if isinstance(body, RespondIn) else None
     request = await ctx.state.service.decide(
         ctx.path("id"),
         ctx.who,
@@ -99,6 +101,7 @@ async def decide(ctx: Ctx) -> Response:
         seen_digest=body.seen_digest,
         via=via(ctx.request),
         grant=grant,
+        response=response,
     )
     ctx.state.metrics.observe_decision(request)
     return ok(request)

@@ -71,12 +71,14 @@ export async function historyPage() {
   await load();
 }
 
+const VERBS = { approve: "Approved", reject: "Rejected", respond: "Answered in the tool's place" };
+
 function entry(request) {
   const changes = Object.keys({ ...request.args, ...request.final_args })
     .filter((k) => JSON.stringify(request.args[k]) !== JSON.stringify(request.final_args[k]))
     .map((k) => h("span", { class: "change" }, h("code", {}, k), " ", h("span", { class: "mono" }, JSON.stringify(request.args[k])), " → ", h("strong", { class: "mono" }, JSON.stringify(request.final_args[k]))));
   const decisions = request.decisions.map((d) =>
-    h("li", {}, `${d.decision === "approve" ? "Approved" : "Rejected"} by `, h("strong", {}, d.by), ` (${d.role ?? "no role"}) via ${d.via}, ${when(d.at)}`, d.reason ? ` — “${d.reason}”` : ""),
+    h("li", {}, `${VERBS[d.decision] ?? d.decision} by `, h("strong", {}, d.by), ` (${d.role ?? "no role"}) via ${d.via}, ${when(d.at)}`, d.reason ? ` — “${d.reason}”` : ""),
   );
   if (request.status === "expired") decisions.push(h("li", {}, `Expired ${when(request.decided_at)}: nobody decided in time.`));
   if (request.status === "cancelled") decisions.push(h("li", {}, `Cancelled by the agent ${when(request.decided_at)}.`));

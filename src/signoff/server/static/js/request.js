@@ -159,9 +159,10 @@ export async function requestPage() {
       h(
         "li",
         { class: d.decision },
-        h("strong", {}, d.decision === "approve" ? "Approved" : "Rejected"),
+        h("strong", {}, { approve: "Approved", reject: "Rejected", respond: "Answered in the tool's place" }[d.decision] ?? d.decision),
         ` by ${d.by} (${d.role ?? "no role"}) via ${d.via}, ${when(d.at)}`,
         d.modified_args ? h("div", {}, "Changed: ", h("code", {}, JSON.stringify(d.modified_args))) : null,
+        d.decision === "respond" ? h("div", {}, "Response: ", h("code", {}, JSON.stringify(d.response))) : null,
         d.reason ? h("div", {}, "Reason: ", d.reason) : null,
       ),
     );
