@@ -79,6 +79,8 @@ class ToolTable(_Table):
     reject_message: Annotated[str, StringConstraints(max_length=10_000)] | None = None
     allow_self_approval: bool | None = None
     channels: list[Name] = Field(default_factory=list)
+    #: "shadow": calls run without waiting; what the policy would have done is audited
+    mode: Literal["enforce", "shadow"] = "enforce"
 
 
 class AuthTable(_Table):
