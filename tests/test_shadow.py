@@ -34,6 +34,18 @@ def refund_config(mode: str | None) -> Config:
     return parse_config({"tools": [entry]})
 
 
+def refund_tool(gate: Gate) -> list[int]:
+    """Gates ``issue_refund``; the list it returns is every amount the tool body ran with."""
+    ran: list[int] = []
+
+    @gate.tool
+    async def issue_refund(order_id: str, amount: int) -> str:
+        ran.append(amount)
+        return f"refunded {amount}"
+
+    return ran
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 's.db'}"
@@ -42,14 +54,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 async def shadow_gate(target: str) -> AsyncIterator[tuple[Gate, list[int]]]:
     gate = Gate(target, config=refund_config("shadow"))
-    ran: list[int] = []
-
-    @gate.tool
-    async def issue_refund(order_id: str, amount: int) -> str:
-        ran.append(amount)
-        return f"refunded {amount}"
-
-    yield gate, ran
+    yield gate, refund_tool(gate)
     await gate.aclose()
 
 
@@ -120,12 +125,7 @@ async def test_replay_counts_shadow_records(shadow_gate: tuple[Gate, list[int]])
 async def test_in_enforce_mode_nothing_changes(target: str) -> None:
     for mode in (None, "enforce"):
         gate = Gate(target, config=refund_config(mode))
-        ran: list[int] = []
-
-        @gate.tool
-        async def issue_refund(order_id: str, amount: int) -> str:
-            ran.append(amount)
-            return "ok"
+        ran = refund_tool(gate)
 
         try:
             waiting = await gate.call(
@@ -143,9 +143,7 @@ def test_mode_is_checked_in_the_config_file() -> None:
     with pytest.raises(ConfigError, match=r"tools\.0\.mode"):
         parse_config({"tools": [{"name": "a", "mode": "dry-run"}]})
     with pytest.raises(ConfigError, match="contradicts always_require_approval"):
-        parse_config(
-            {"always_require_approval": ["a"], "tools": [{"name": "a", "mode": "shadow"}]}
-        )
+        parse_config({"always_require_approval": ["a"], "tools": [{"name": "a", "mode": "shadow"}]})
     assert parse_config({"tools": [{"name": "a", "mode": "shadow"}]}).shadow_tools == {"a"}
 
 
