@@ -9,7 +9,9 @@ gate holds, and the server verifies them.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any, Literal
 
 from signoff.errors import NotFound, UsageError
@@ -24,7 +26,10 @@ from signoff.models import (
     RunRecord,
 )
 from signoff.service import ApprovalService
+from signoff.shadow import ShadowRecord
 from signoff.types import JSONObject
+
+log = logging.getLogger(__name__)
 
 
 class Approvals(ABC):
@@ -79,6 +84,11 @@ class Approvals(ABC):
     @abstractmethod
     def follow(self, *, after: int | None = None, on_open: OnOpen | None = None) -> Feed[Event]:
         """The live events, as an approver sees them (see :mod:`signoff.follow`)."""
+
+    async def record_shadow(self, record: ShadowRecord) -> None:
+        """Audit a shadow-mode call's verdict (:mod:`signoff.shadow`). Kept by the approval
+        service in this process; a gate on a server has no endpoint for it yet."""
+        log.warning("signoff: shadow verdict of %s not recorded: no local store", record.tool)
 
     @abstractmethod
     async def save_run(self, record: RunRecord) -> RunRecord: ...
@@ -141,6 +151,10 @@ class LocalApprovals(Approvals):
 
     def follow(self, *, after: int | None = None, on_open: OnOpen | None = None) -> Feed[Event]:
         return self.service.follow(after=after, on_open=on_open)
+
+    async def record_shadow(self, record: ShadowRecord) -> None:
+        # the service's clock, as for every other audit event it writes
+        await self.service.store.append_audit(replace(record, at=self.service.now()).entry())
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.service.runs.save(record, self._agent(Run(agent_id=record.agent_id)))

@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from signoff import tracing
@@ -35,8 +36,9 @@ from signoff.models import (
     ToolCall,
 )
 from signoff.outcome import CallStatus, Outcome
-from signoff.policy import Policy, VerdictKind
+from signoff.policy import Policy, Verdict, VerdictKind, floor
 from signoff.settlement import Settlement
+from signoff.shadow import ShadowRecord
 from signoff.tools import GatedTool
 
 log = logging.getLogger(__name__)
@@ -152,9 +154,60 @@ class CallPath(Settlement):
         answer = await self._hooks_answer(tool, call)
         if isinstance(answer, (Skip, Cancel)):
             return False
+        if tool.name in self.config.shadow_tools:
+            return False
         if isinstance(answer, RequestApproval):
             return True
         return (await tool.policy.verdict(call)).kind is VerdictKind.ASK
+
+    async def _record_shadow(
+        self,
+        tool: GatedTool[Any, Any],
+        call: ToolCall,
+        policy: Policy,
+        verdict: Verdict,
+        override: RequestApproval | None,
+    ) -> None:
+        """Audit what a shadow-mode tool's policy (or a hook asking) would have done, with
+        the terms the floor would have held the request to."""
+        kind = verdict.kind
+        if override is not None and kind is VerdictKind.RUN:
+            kind = VerdictKind.ASK
+        operator = self.config.operator_policy(tool.name)
+        terms = policy.terms()
+        if override is not None:
+            terms = replace(
+                terms,
+                min_role=override.min_role or terms.min_role,
+                quorum=override.quorum or terms.quorum,
+            )
+        floored = floor(
+            terms,
+            None if operator is None else operator.terms(),
+            roles=self.config.roles,
+            default_timeout_s=self.config.default_timeout_s,
+            proposer_is_operator=True,
+        ).policy
+        asks = kind is not VerdictKind.RUN
+        reason = (override.reason if override else None) or await policy.reason_text(call)
+        record = ShadowRecord(
+            tool=tool.name,
+            verdict=kind.value,
+            args=call.args_json,
+            run=call.run,
+            at=datetime.now(UTC),
+            min_role=floored.min_role if asks else None,
+            quorum=floored.quorum,
+            reason=reason if asks else None,
+            note=verdict.note,
+            tool_call_id=call.tool_call_id,
+        )
+        try:
+            await self.start()
+            await self.approvals.record_shadow(record)
+        except Exception as exc:
+            # the record is the point of shadow mode, but never a reason not to run the call
+            log.error("signoff: could not record the shadow verdict of %s: %r", tool.name, exc)
 
     async def _gate(
         self,
@@ -262,6 +315,10 @@ class CallPath(Settlement):
         override = answer if isinstance(answer, RequestApproval) else None
         # the policy's deny holds whatever a hook says: a hook may ask more, never less
         verdict = await policy.verdict(call)
+        if tool.name in self.config.shadow_tools:
+            # shadow mode never blocks, not even a deny: it records what would have happened
+            await self._record_shadow(tool, call, policy, verdict, override)
+            return await self._execute(tool, call, kwargs, execute=execute)
         if verdict.kind is VerdictKind.DENY:
             return await self._denied(tool, call, policy)
         if override is None and verdict.kind is VerdictKind.RUN:

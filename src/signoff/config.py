@@ -19,6 +19,7 @@ The config file is TOML::
     editable = ["amount"]
     quorum = 1
     reason = "Refund ${args.amount} for {args.order_id}"
+    mode = "enforce"                                  # or "shadow": audit, never wait
 
     [audit]
     trusted_keys = ["…"]           # other replicas' public keys (base64url Ed25519)
@@ -133,6 +134,8 @@ class Config:
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     routing: Routing = field(default_factory=Routing)
     source: str | None = None
+    #: tools in shadow mode: never wait, the verdict they would have had is audited
+    shadow_tools: frozenset[str] = frozenset()
 
     def operator_policy(self, tool: str) -> Policy | None:
         """The operator's policy for ``tool``: its entry, with the defaults where it names
@@ -198,6 +201,12 @@ def parse_config(
             tools[entry.name] = _tool_policy(entry)
         except ConfigError as exc:
             raise ConfigError(f"[[tools]] {entry.name!r}: {exc.message}") from exc
+    for entry in file.tools:
+        if entry.mode == "shadow" and entry.name in file.always_require_approval:
+            # shadow never waits; "always" must not be loosened by a key further down
+            raise ConfigError(
+                f"[[tools]] {entry.name!r}: mode: 'shadow' contradicts always_require_approval"
+            )
     for name in file.always_require_approval:
         # "always" stays always: an entry of its own may add terms, never a `when` that
         # lets some calls through
@@ -240,6 +249,7 @@ def parse_config(
             receipt_ttl_s=parse_duration(file.audit.receipt_ttl),
         ),
         source=source,
+        shadow_tools=frozenset(t.name for t in file.tools if t.mode == "shadow"),
     )
 
 

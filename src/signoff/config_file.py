@@ -83,6 +83,8 @@ class ToolTable(_Table):
     decisions: (
         Annotated[list[Literal["approve", "edit", "reject", "respond"]], Field(min_length=1)] | None
     ) = None
+    #: "shadow": calls run without waiting; what the policy would have done is audited
+    mode: Literal["enforce", "shadow"] = "enforce"
 
 
 class AuthTable(_Table):

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from signoff.models import Run
 from signoff.server.dashboard import CSP, STATIC, TEMPLATES
+from signoff.shadow import ShadowRecord
 from tests.server.conftest import Live
 from tests.server.test_api import REFUND, create, is_problem
 from tests.server.test_session import HTML, link, sign_in
@@ -220,3 +222,25 @@ async def test_the_audit_export_needs_the_highest_role(live: Live) -> None:
         is_problem(await paul.get("/v1/audit/export"), 403)
     async with live.client(live.agent_token()) as agent:
         is_problem(await agent.get("/v1/audit/export"), 403)
+
+
+async def test_stats_show_shadow_mode_calls_per_tool_and_the_newest(live: Live) -> None:
+    for n, verdict in enumerate(("ask", "ask", "deny", "run")):
+        record = ShadowRecord(
+            tool="issue_refund",
+            verdict=verdict,
+            args={"amount": n},
+            run=Run(agent_id="bot"),
+            at=live.service.now(),
+            min_role=None if verdict == "run" else "publisher",
+            reason=f"Refund {n}",
+        )
+        await live.service.store.append_audit(record.entry())
+    async with live.client(live.approver_token("paul", "publisher")) as paul:
+        r = await paul.get("/v1/stats", params={"since": "1h"})
+    assert r.status_code == 200, r.text
+    shadow = r.json()["shadow"]
+    assert shadow["calls"] == 4
+    assert shadow["tools"] == [{"tool": "issue_refund", "run": 1, "ask": 2, "deny": 1}]
+    assert [c["verdict"] for c in shadow["recent"]] == ["run", "deny", "ask", "ask"]
+    assert shadow["recent"][1]["min_role"] == "publisher"

@@ -17,6 +17,7 @@ from signoff.cli import (
     grant_cmds,
     login_cmds,
     mcp_cmds,
+    policy_cmds,
     runs_cmds,
     serve_cmds,
 )
@@ -32,6 +33,7 @@ COMMANDS = (
     grant_cmds,
     login_cmds,
     mcp_cmds,
+    policy_cmds,
     runs_cmds,
     serve_cmds,
 )

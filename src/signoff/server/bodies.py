@@ -245,6 +245,32 @@ class DayStats(Timing):
     day: str = Field(description="The UTC day (YYYY-MM-DD) the decisions were made.")
 
 
+class ShadowToolStats(BaseModel):
+    tool: str
+    run: int = Field(description="Calls the policy would have run without asking.")
+    ask: int = Field(description="Calls the policy would have asked about.")
+    deny: int = Field(description="Calls the policy would have denied.")
+
+
+class ShadowCall(BaseModel):
+    tool: str
+    verdict: Literal["run", "ask", "deny"]
+    min_role: str | None
+    quorum: int
+    reason: str | None
+    agent_id: str
+    at: datetime
+
+
+class ShadowStats(BaseModel):
+    """Shadow-mode tools' calls in the period: they ran, and this is what their policy would
+    have done (docs/guide.md, "Changing a policy safely")."""
+
+    calls: int
+    tools: list[ShadowToolStats]
+    recent: list[ShadowCall] = Field(description="The newest few, newest first.")
+
+
 class StatsOut(BaseModel):
     since: datetime
     until: datetime
@@ -254,6 +280,7 @@ class StatsOut(BaseModel):
     approvers: list[ApproverStats]
     days: list[DayStats]
     truncated: bool = Field(description="True when the period held more requests than counted.")
+    shadow: ShadowStats = Field(default_factory=lambda: ShadowStats(calls=0, tools=[], recent=[]))
 
 
 class RunsOut(BaseModel):

@@ -10,15 +10,25 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from signoff._util import parse_duration
 from signoff.errors import ConfigError, Forbidden, InvalidArguments
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Status
-from signoff.server.bodies import ApproverStats, DayStats, StatsOut, Timing, ToolStats
+from signoff.server.bodies import (
+    ApproverStats,
+    DayStats,
+    ShadowCall,
+    ShadowStats,
+    ShadowToolStats,
+    StatsOut,
+    Timing,
+    ToolStats,
+)
 from signoff.service import ApprovalService
+from signoff.shadow import ShadowRecord, shadow_records
 from signoff.stores.base import ListQuery
 
 #: how long an answer is reused for the same period
@@ -27,6 +37,8 @@ REUSE_S = 5.0
 MAX_REQUESTS = 50_000
 MAX_PERIOD = timedelta(days=366)
 PAGE = 200
+#: shadow-mode calls listed one by one on the stats page
+RECENT_SHADOW = 10
 
 
 def parse_since(value: str | None, now: datetime) -> datetime:
@@ -81,8 +93,38 @@ async def stats(service: ApprovalService, principal: Principal, since_text: str 
     now = service.now()
     since = parse_since(since_text, now)
     requests, truncated = await collect(service, principal, since)
+    shadow = await shadow_stats(service, since)
     # the arithmetic over tens of thousands of requests runs off the event loop
-    return await asyncio.to_thread(summarize, requests, since, now, truncated)
+    out = await asyncio.to_thread(summarize, requests, since, now, truncated)
+    return out.model_copy(update={"shadow": shadow})
+
+
+async def shadow_stats(service: ApprovalService, since: datetime) -> ShadowStats:
+    """Shadow-mode calls in the period, per tool and verdict, and the newest few."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    recent: deque[ShadowRecord] = deque(maxlen=RECENT_SHADOW)
+    async for record in shadow_records(service.store, since):
+        counts[record.tool][record.verdict] += 1
+        recent.append(record)
+    return ShadowStats(
+        calls=sum(sum(c.values()) for c in counts.values()),
+        tools=[
+            ShadowToolStats(tool=tool, run=c["run"], ask=c["ask"], deny=c["deny"])
+            for tool, c in sorted(counts.items())
+        ],
+        recent=[
+            ShadowCall(
+                tool=r.tool,
+                verdict=r.verdict,
+                min_role=r.min_role,
+                quorum=r.quorum,
+                reason=r.reason,
+                agent_id=r.run.agent_id,
+                at=r.at,
+            )
+            for r in reversed(recent)
+        ],
+    )
 
 
 class StatsCache:

@@ -128,9 +128,34 @@ function render(stats) {
         h("ul", { class: "legend" }, h("li", {}, h("span", { class: "swatch swatch-rate" }), "approved"), h("li", {}, h("span", { class: "swatch swatch-rejected" }), "rejected")),
         dayChart({ title: "Decisions per day", days: fillDays(stats) }),
       ),
+      shadowPanel(stats.shadow),
     ),
   );
   return out;
+}
+
+// tools in shadow mode ran without asking; this is what their policy would have done
+function shadowPanel(shadow) {
+  const calls = shadow ? shadow.calls : 0;
+  return h(
+    "section",
+    { class: "panel", "aria-labelledby": "shadow", dataset: { role: "shadow" } },
+    h("h2", { id: "shadow" }, "Shadow mode"),
+    calls
+      ? [
+          h("p", { class: "muted" }, `${calls} call${calls === 1 ? "" : "s"} of shadow-mode tools ran without asking; had the policy been enforced:`),
+          table(
+            ["Tool", "Would run", "Would ask", "Would deny"],
+            shadow.tools.map((t) => [t.tool, t.run, t.ask, t.deny]),
+          ),
+          h("h3", {}, "Newest"),
+          table(
+            ["Tool", "Would have", "Role", "Agent", "Reason", "When"],
+            shadow.recent.map((r) => [r.tool, r.verdict, r.verdict === "run" ? "" : `${r.min_role ?? ""}${r.quorum > 1 ? ` ×${r.quorum}` : ""}`, r.agent_id, r.reason ?? "", new Date(r.at).toLocaleString()]),
+          ),
+        ]
+      : h("p", { class: "muted" }, "No shadow-mode calls in this period."),
+  );
 }
 
 function fillDays(stats) {

@@ -1,0 +1,247 @@
+"""Policy replay: what a candidate policy file would have done with the calls already made.
+
+Each stored call — a request a human was asked about, or a shadow-mode record of a call
+that ran without asking (:mod:`signoff.shadow`) — is evaluated with the candidate config's
+operator policy for its tool, by :meth:`signoff.policy.Policy.verdict` (the code the gate
+and the intake use) and :func:`signoff.policy.floor` (min_role, quorum), and compared with
+what happened. Nothing here writes: the history is read, the candidate is only evaluated.
+
+The config is the operator's half of a policy: a tool's own ``Policy`` in code is not in
+the history, so "run" means the config would no longer ask (the code may still), and a
+tool the candidate config says nothing about is "code".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from signoff._util import parse_duration
+from signoff.config import Config
+from signoff.models import ApprovalRequest, DecisionKind, PolicySnapshot, Status, ToolCall
+from signoff.policy import Terms, floor
+from signoff.shadow import ShadowRecord, shadow_records
+from signoff.stores.base import Store
+from signoff.types import JSONObject
+
+__all__ = ["ReplayReport", "Replayed", "cutoff", "replay", "store_history"]
+
+#: calls whose treatment changes that a report lists one by one; the counts cover all
+MAX_LISTED = 500
+PAGE = 200
+
+#: the kinds of change, the loudest first
+CHANGES = {
+    "run_rejected": "would now run unasked, but a human rejected it",
+    "deny": "would now be denied",
+    "ask": "would now ask (it ran unasked)",
+    "stricter": "would now ask a higher role or more approvers",
+    "run": "would now run unasked",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """One past call: what happened, and what the candidate would have done."""
+
+    id: str
+    source: str  # "request" | "shadow"
+    tool: str
+    agent_id: str
+    at: datetime
+    #: approved, rejected, expired, cancelled, pending (a request), or ran (shadow mode)
+    happened: str
+    then_min_role: str | None
+    then_quorum: int
+    #: run, ask, deny — or code: the candidate config says nothing about the tool
+    verdict: str
+    min_role: str | None
+    quorum: int
+    note: str | None
+    change: str | None
+
+    def to_json(self) -> JSONObject:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "tool": self.tool,
+            "agent_id": self.agent_id,
+            "at": self.at.isoformat(),
+            "happened": self.happened,
+            "then": {"min_role": self.then_min_role, "quorum": self.then_quorum},
+            "verdict": self.verdict,
+            "min_role": self.min_role,
+            "quorum": self.quorum,
+            "note": self.note,
+            "change": self.change,
+        }
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    since: datetime | None
+    config: str | None
+    total: int = 0
+    #: tool → verdict → calls
+    counts: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    #: tool → what happened → calls
+    happened: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    changed: Counter[str] = field(default_factory=Counter)
+    changes: list[Replayed] = field(default_factory=list)
+
+    @property
+    def listed_all(self) -> bool:
+        return len(self.changes) == sum(self.changed.values())
+
+    def add(self, item: Replayed) -> None:
+        self.total += 1
+        self.counts[item.tool][item.verdict] += 1
+        self.happened[item.tool][item.happened] += 1
+        if item.change is not None:
+            self.changed[item.change] += 1
+            if len(self.changes) < MAX_LISTED:
+                self.changes.append(item)
+
+    def to_json(self) -> JSONObject:
+        order = list(CHANGES)
+        changes = sorted(self.changes, key=lambda c: (order.index(c.change or "run"), c.at))
+        return {
+            "since": None if self.since is None else self.since.isoformat(),
+            "config": self.config,
+            "total": self.total,
+            "tools": {
+                tool: {"verdicts": dict(self.counts[tool]), "happened": dict(self.happened[tool])}
+                for tool in sorted(self.counts)
+            },
+            "changed": {kind: self.changed[kind] for kind in order if self.changed[kind]},
+            "changes": [c.to_json() for c in changes],
+            "changes_truncated": not self.listed_all,
+        }
+
+
+def cutoff(since: str | None, now: datetime) -> datetime | None:
+    """The start of the replayed period: ``since`` (a duration such as ``7d``) back from
+    ``now``; None (the whole history) without one, or when it reaches back further than a
+    date can (``--since 99999999999d``): a longer period than the history is all of it."""
+    if since is None:
+        return None
+    seconds = parse_duration(since)
+    try:
+        return now - timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        return None
+
+
+async def replay(
+    config: Config,
+    history: AsyncIterable[ApprovalRequest | ShadowRecord],
+    *,
+    since: datetime | None = None,
+) -> ReplayReport:
+    """Evaluate ``config`` against every call in ``history`` (from ``since`` on)."""
+    report = ReplayReport(since=since, config=config.source)
+    async for item in history:
+        at = item.created_at if isinstance(item, ApprovalRequest) else item.at
+        if since is not None and at < since:
+            continue
+        report.add(await replay_one(config, item))
+    return report
+
+
+async def replay_one(config: Config, item: ApprovalRequest | ShadowRecord) -> Replayed:
+    tool, args, run, call_id = item.tool, item.args, item.run, item.tool_call_id
+    operator = config.operator_policy(tool)
+    # the floor alone decides the terms: what an agent proposed is not the candidate's
+    floored = floor(
+        Terms(),
+        None if operator is None else operator.terms(),
+        roles=config.roles,
+        default_timeout_s=config.default_timeout_s,
+    ).policy
+    entry = config.tools.get(tool)
+    note: str | None = None
+    if entry is None:
+        verdict = "code"
+    else:
+        found = await entry.verdict(ToolCall(tool, args, tool_call_id=call_id, run=run))
+        verdict, note = found.kind.value, found.note
+    then_role: str | None
+    if isinstance(item, ApprovalRequest):
+        happened = _happened(item)
+        then_role, then_quorum = item.policy.min_role, item.policy.quorum
+        change = _request_change(config, verdict, happened, then_role, then_quorum, floored)
+        source, at, ident = "request", item.created_at, item.id
+    else:
+        happened = "ran"
+        then_role, then_quorum = item.min_role, item.quorum
+        change = "ask" if verdict == "ask" else "deny" if verdict == "deny" else None
+        source, at, ident = "shadow", item.at, item.id
+    return Replayed(
+        id=ident,
+        source=source,
+        tool=tool,
+        agent_id=run.agent_id,
+        at=at,
+        happened=happened,
+        then_min_role=then_role,
+        then_quorum=then_quorum,
+        verdict=verdict,
+        min_role=floored.min_role if verdict in ("ask", "code") else None,
+        quorum=floored.quorum,
+        note=note,
+        change=change,
+    )
+
+
+def _happened(request: ApprovalRequest) -> str:
+    if request.status is Status.REJECTED and any(
+        d.decision is DecisionKind.REJECT for d in request.decisions
+    ):
+        return "rejected"
+    if request.status is Status.APPROVED and any(d.grant_id for d in request.decisions):
+        return "granted"
+    return str(request.status.value)
+
+
+def _request_change(
+    config: Config,
+    verdict: str,
+    happened: str,
+    then_role: str,
+    then_quorum: int,
+    floored: PolicySnapshot,
+) -> str | None:
+    """How the candidate's treatment differs from a request that asked a human."""
+    if verdict == "run":
+        return "run_rejected" if happened == "rejected" else "run"
+    if verdict == "deny":
+        return "deny"
+    if verdict == "ask":
+        roles = config.roles
+        # a role the candidate's ladder does not know ranks below all of its own
+        if roles.rank(floored.min_role) > roles.rank(then_role) or floored.quorum > then_quorum:
+            return "stricter"
+    return None
+
+
+async def store_history(
+    store: Store, since: datetime | None
+) -> AsyncIterator[ApprovalRequest | ShadowRecord]:
+    """Every stored request created from ``since`` on, then every shadow record, read page
+    by page (the event loop gets a turn between pages). A row whose body does not parse is
+    left out: ``signoff audit verify`` is where it is reported."""
+    after = 0
+    while True:
+        rows = await store.requests_page(after, PAGE)
+        if not rows:
+            break
+        for _seq, request, _body in rows:
+            if request is not None and (since is None or request.created_at >= since):
+                yield request
+        after = rows[-1][0]
+        await asyncio.sleep(0)
+    async for record in shadow_records(store, since):
+        yield record
