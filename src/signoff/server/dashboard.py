@@ -54,8 +54,14 @@ PAGES = {
     "/": ("queue", "Queue"),
     "/history": ("history", "History"),
     "/stats": ("stats", "Stats"),
+    "/deliveries": ("deliveries", "Deliveries"),
 }
-NAV = (("/", "Queue"), ("/history", "History"), ("/stats", "Stats"))
+NAV = (
+    ("/", "Queue"),
+    ("/history", "History"),
+    ("/stats", "Stats"),
+    ("/deliveries", "Deliveries"),
+)
 
 
 @cache
