@@ -9,11 +9,12 @@ gated call.
    (bench/_webhook_receiver.py) has verified all ``n`` with ``standardwebhooks``.
 2. ``down_*``: sequential gated round trips (call → request → an in-process approver
    approves → the tool runs → the outcome is recorded) through an embedded
-   ``Gate(url, config=…)``, once with a route to a webhook on a closed port (every
-   delivery fails and is retried with backoff while the calls run) and once with no
-   channels, each on a fresh store. Which goes first alternates from round to round;
-   ``down_ratio`` is the median of the rounds' own ratios (down / none of the median call
-   latency), the only kind of figure that holds on a machine whose speed swings.
+   ``Gate(url, config=…)``, each on a fresh store: with a route to a webhook on a closed
+   port (every delivery fails and is retried with backoff while the calls run), with the
+   same route to the receiver (up), and with no channels. The order turns round from one
+   round to the next; ``down_ratio`` (``up_ratio``) is the median of the rounds' own ratios
+   (down / none of the median call latency), the only kind of figure that holds on a
+   machine whose speed swings.
 
 Prints one JSON line (docs/benchmarks.md).
 """
@@ -96,37 +97,30 @@ def start_receiver(secret: str) -> tuple[subprocess.Popen[bytes], str]:
         time.sleep(0.05)
 
 
-async def throughput(n: int, db: str) -> dict[str, Any]:
-    secret = new_secret()
-    receiver, base = start_receiver(secret)
-    try:
-        config = hook_config(base + "/hook", secret)
-        backends = connect(store_url(db))
-        service = ApprovalService(backends.store, backends.bus, config=config)
-        await service.start()
-        for i in range(n):
-            spec = RequestSpec(tool="transfer", args={"i": i}, policy={"timeout_s": 3600})
-            await service.submit(spec, AGENT)
-        key = secrets.token_bytes(32)
-        runtime = ChannelRuntime(service, build_channels(config))
-        context = make_context(
-            service, Verifier(key, config.auth, config.roles), key, "http://127.0.0.1"
-        )
-        async with httpx.AsyncClient(base_url=base) as client:
-            started = time.perf_counter()
-            await runtime.start(context)
-            while True:
-                counts = (await client.get("/count")).json()
-                if counts["verified"] >= n:
-                    break
-                await asyncio.sleep(0.005)
-            elapsed = time.perf_counter() - started
-        assert counts["refused"] == 0, counts
-        await runtime.aclose()
-        await service.aclose()
-    finally:
-        receiver.terminate()
-        receiver.wait(10)
+async def throughput(n: int, db: str, base: str, secret: str) -> dict[str, Any]:
+    config = hook_config(base + "/hook", secret)
+    backends = connect(store_url(db))
+    service = ApprovalService(backends.store, backends.bus, config=config)
+    await service.start()
+    for i in range(n):
+        spec = RequestSpec(tool="transfer", args={"i": i}, policy={"timeout_s": 3600})
+        await service.submit(spec, AGENT)
+    key = secrets.token_bytes(32)
+    runtime = ChannelRuntime(service, build_channels(config))
+    context = make_context(service, Verifier(key, config.auth, config.roles), key, "http://x")
+    async with httpx.AsyncClient(base_url=base) as client:
+        before = (await client.get("/count")).json()["verified"]
+        started = time.perf_counter()
+        await runtime.start(context)
+        while True:
+            counts = (await client.get("/count")).json()
+            if counts["verified"] - before >= n:
+                break
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+    assert counts["refused"] == 0, counts
+    await runtime.aclose()
+    await service.aclose()
     return {"n": n, "db": db, "deliveries_per_s": round(n / elapsed, 1)}
 
 
@@ -167,34 +161,46 @@ async def round_trips(calls: int, db: str, config: Config) -> float:
     return median(latencies)
 
 
-async def channel_down(calls: int, db: str, rounds: int) -> dict[str, Any]:
-    # a closed port: every attempt is refused at once, and retried with backoff meanwhile
-    down = hook_config(f"http://127.0.0.1:{free_port()}/hook", new_secret())
-    none = Config()
-    with_down: list[float] = []
-    without: list[float] = []
-    ratios: list[float] = []
+async def channel_down(calls: int, db: str, rounds: int, base: str, secret: str) -> dict[str, Any]:
+    """The same calls with a channel that is down, one that is up (the receiver), and none."""
+    variants = {
+        # a closed port: every attempt is refused at once, and retried with backoff meanwhile
+        "down": hook_config(f"http://127.0.0.1:{free_port()}/hook", new_secret()),
+        "up": hook_config(base + "/hook", secret),
+        "none": Config(),
+    }
+    medians: dict[str, list[float]] = {name: [] for name in variants}
+    ratios: dict[str, list[float]] = {"down": [], "up": []}
     for r in range(rounds):
-        order = [("down", down), ("none", none)]
+        order = list(variants.items())
         if r % 2:
             order.reverse()
         measured = {name: await round_trips(calls, db, config) for name, config in order}
-        with_down.append(measured["down"])
-        without.append(measured["none"])
-        ratios.append(measured["down"] / measured["none"])
+        for name, value in measured.items():
+            medians[name].append(value)
+        for name, kept in ratios.items():
+            kept.append(measured[name] / measured["none"])
     return {
         "calls": calls,
         "rounds": rounds,
-        "down_call_ms": round(median(with_down), 3),
-        "no_channels_call_ms": round(median(without), 3),
-        "down_ratio": round(median(ratios), 3),
-        "down_ratios": [round(x, 3) for x in ratios],
+        "down_call_ms": round(median(medians["down"]), 3),
+        "up_call_ms": round(median(medians["up"]), 3),
+        "no_channels_call_ms": round(median(medians["none"]), 3),
+        "down_ratio": round(median(ratios["down"]), 3),
+        "up_ratio": round(median(ratios["up"]), 3),
+        "down_ratios": [round(x, 3) for x in ratios["down"]],
     }
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    out = await throughput(args.n, args.db)
-    out.update(await channel_down(args.calls, args.db, args.rounds))
+    secret = new_secret()
+    receiver, base = start_receiver(secret)
+    try:
+        out = await throughput(args.n, args.db, base, secret)
+        out.update(await channel_down(args.calls, args.db, args.rounds, base, secret))
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
     return out
 
 

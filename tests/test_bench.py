@@ -168,8 +168,10 @@ def test_deliveries() -> None:
         "calls",
         "rounds",
         "down_call_ms",
+        "up_call_ms",
         "no_channels_call_ms",
         "down_ratio",
+        "up_ratio",
         "down_ratios",
     }
     assert (out["n"], out["db"], out["calls"], out["rounds"]) == (200, "sqlite", 20, 2)
