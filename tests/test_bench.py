@@ -154,3 +154,24 @@ def test_replicas() -> None:
     for key, value in out.items():
         if key not in {"bench", "approvals_per_s_each"}:
             assert isinstance(value, int | float) and value > 0, (key, value)
+
+
+@pytest.mark.slow
+def test_deliveries() -> None:
+    out = run_bench(
+        "bench/deliveries.py", "--n", "200", "--calls", "20", "--rounds", "2", "--db", "sqlite"
+    )
+    assert set(out) == {
+        "n",
+        "db",
+        "deliveries_per_s",
+        "calls",
+        "rounds",
+        "down_call_ms",
+        "up_call_ms",
+        "no_channels_call_ms",
+        "down_ratio",
+        "up_ratio",
+        "down_ratios",
+    }
+    assert (out["n"], out["db"], out["calls"], out["rounds"]) == (200, "sqlite", 20, 2)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from signoff.approvals import Approvals, LocalApprovals
 from signoff.call_path import CallPath, seen_of
-from signoff.config import Config, Settings, config_from
-from signoff.connect import connect, signing_keys
+from signoff.config import DEFAULT_SERVER_URL, Config, Settings, config_from
+from signoff.connect import connect, data_dir, signing_keys
 from signoff.errors import ConfigError
 from signoff.hooks import Hook
 from signoff.models import ApprovalRequest, DecisionKind, Principal, Run
@@ -29,6 +30,10 @@ from signoff.policy import Policy
 from signoff.service import ApprovalService
 from signoff.tools import GatedTool, running
 from signoff.types import JSONObject
+
+if TYPE_CHECKING:
+    from signoff.channels.base import ChannelContext
+    from signoff.delivery import ChannelRuntime
 
 __all__ = ["Gate", "GatedTool", "running"]
 
@@ -283,4 +288,53 @@ def approvals_for(
     url = target or Settings.from_env().db_url
     backends = connect(url)
     keys = signing_keys(url, config)
-    return LocalApprovals(ApprovalService(backends.store, backends.bus, config=config, keys=keys))
+    service = ApprovalService(backends.store, backends.bus, config=config, keys=keys)
+    if config.channels:
+        return _with_channels(service, url)
+    return LocalApprovals(service)
+
+
+def _with_channels(service: ApprovalService, url: str) -> Approvals:
+    """The embedded service with the config's channels: the delivery worker, the escalator
+    and each channel's outbound side start and stop with it. Their inbound HTTP routes
+    (webhook callbacks, Slack's interactivity) need a server and are not served here."""
+    # imported only when channels are configured: a plain gate never loads their clients
+    # (nor the token library)
+    from signoff.auth import Verifier, load_or_create_key
+    from signoff.delivery import ChannelRuntime, build_channels, make_context
+
+    config = service.config
+    secret = Settings.from_env().secret
+    if secret or not url.startswith("memory:"):
+        # the key a `signoff serve` on the same store uses: the links a notice carries
+        # (a webhook's callbackUrl) then work at that server's public_url
+        key = load_or_create_key(data_dir(url), secret)
+    else:
+        key = secrets.token_urlsafe(32).encode()  # a throwaway store, a throwaway key
+    verifier = Verifier(key, config.auth, config.roles)
+    runtime = ChannelRuntime(service, build_channels(config))  # a bad channel fails here
+    address = config.server.public_url or DEFAULT_SERVER_URL
+    return _ChannelledApprovals(service, runtime, make_context(service, verifier, key, address))
+
+
+class _ChannelledApprovals(LocalApprovals):
+    def __init__(
+        self, service: ApprovalService, runtime: ChannelRuntime, context: ChannelContext
+    ) -> None:
+        super().__init__(service)
+        self.runtime = runtime
+        self.context = context
+
+    async def start(self) -> None:
+        await super().start()
+        try:
+            await self.runtime.start(self.context)
+        except BaseException:
+            await super().aclose()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self.runtime.aclose()
+        finally:
+            await super().aclose()

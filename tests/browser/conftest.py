@@ -23,8 +23,10 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, asyn
 
 from signoff import Gate, Policy, Run
 from signoff.config import Config
+from signoff.delivery import ChannelRuntime
 from signoff.outcome import Outcome
 from signoff.server.session import login_link
+from signoff.service import ApprovalService
 from tests.server.conftest import SECRET, Live, start_live
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,11 +75,16 @@ class Served:
         await self.task
 
 
-async def serve(folder: Path, config: Config | None = None) -> Served:
+async def serve(
+    folder: Path,
+    config: Config | None = None,
+    *,
+    channels: Callable[[ApprovalService], ChannelRuntime] | None = None,
+) -> Served:
     """A server on a free loopback port, in this event loop."""
     clock = OffsetClock()
     folder.mkdir(parents=True, exist_ok=True)
-    live, server, task = await start_live(folder, config, clock)
+    live, server, task = await start_live(folder, config, clock, channels=channels)
     return Served(live, server, task, clock)
 
 

@@ -42,6 +42,7 @@ async def every_page(page: Page, served: Served, request_id: str) -> list[str]:
         (f"/requests/{request_id}", "#decide"),
         ("/history", "#audit-status p"),
         ("/stats", "#stats-view .tiles"),
+        ("/deliveries", "#deliveries-empty:not([hidden])"),
     ]:
         await page.goto(base + path)
         await page.locator(ready).first.wait_for()
@@ -57,7 +58,7 @@ async def test_every_page_is_labelled_named_and_readable(
     agent.call("issue_refund", {"order_id": "ORD-31", "amount": 150}, "a11y")
     request_id = await request_id_of(page, "a11y", "issue_refund")
     visited = await every_page(page, served, request_id)
-    assert len(visited) == 4
+    assert len(visited) == 5
     await page.goto(f"{served.live.url}/requests/{request_id}")
     await page.get_by_role("button", name="Approve with changes…").click()
     await page.get_by_label("amount").fill("")

@@ -184,3 +184,15 @@ async def test_a_channel_that_is_down_does_not_slow_the_gate() -> None:
         created = (await w.service.submit(refund_spec(), AGENT)).request
         await w.service.decide(created.id, PUBLISHER, "approve")
         assert time.perf_counter() - started < 0.5
+
+
+async def test_a_cancel_that_lands_as_the_worker_is_woken_stops_it() -> None:
+    # on Python 3.11, asyncio.wait_for returns normally when a cancel lands in the tick its
+    # event was set: the loop, never told to stop, went on, and aclose waited for it forever
+    async with world() as w:
+        await asyncio.sleep(0.3)  # idle: waiting to be woken
+        [loop] = [t for t in asyncio.all_tasks() if t.get_name() == "signoff-delivery-worker"]
+        w.runtime.worker.wake()
+        loop.cancel()
+        await asyncio.sleep(0.2)
+        assert loop.done()

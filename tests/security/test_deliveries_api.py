@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -20,9 +21,12 @@ from signoff.connect import connect
 from signoff.delivery import ChannelRuntime, build_channels
 from signoff.server.app import create_app
 from signoff.server.http import server_config
+from signoff.server.session import CSRF_HEADER, login_link
 from signoff.service import ApprovalService
+from signoff.stores.outbox import DeliveryQuery
 from tests.delivery.world import FAST
 from tests.server.conftest import SECRET, Live, free_port
+from tests.server.test_session import HTML, csrf_of, sign_in
 
 HOOK_SECRET = "whsec_c2VjcmV0LXRoYXQtbXVzdC1uZXZlci1sZWFrISE="
 URL_PASSWORD = "hunter2-url-password"
@@ -141,3 +145,48 @@ async def test_secrets_never_show(served: Live, caplog: pytest.LogCaptureFixture
         assert HOOK_SECRET not in text
         assert HOOK_SECRET.removeprefix("whsec_") not in text
         assert URL_PASSWORD not in text
+
+
+# -- through the dashboard: its page and its Retry button (the session cookie) ----------------
+
+
+async def _signed_in(live: Live, client: httpx.AsyncClient, sub: str, role: str) -> str:
+    """Sign ``client`` in as a browser does; the page's CSRF token."""
+    url = login_link(SECRET, live.config, live.url, sub, role)
+    await sign_in(client, url)
+    page = await client.get("/deliveries", headers=HTML)
+    assert page.status_code == 200, page.text
+    return csrf_of(page.text)
+
+
+async def test_the_page_needs_a_session(served: Live) -> None:
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as browser:
+        page = await browser.get("/deliveries", headers=HTML)
+        assert page.status_code == 303 and page.headers["location"] == "/login"
+        posted = await browser.post("/deliveries", headers=HTML)
+        assert posted.status_code == 405
+
+
+async def test_the_retry_button_needs_the_csrf_token_and_the_highest_role(served: Live) -> None:
+    failed = await _failed_delivery(served)
+    path = f"/v1/deliveries/{failed['id']}/retry"
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as browser:
+        csrf = await _signed_in(served, browser, "ada", "admin")
+        missing = await browser.post(path)
+        assert missing.status_code == 403 and missing.json()["type"].endswith("/csrf")
+        wrong = await browser.post(path, headers={CSRF_HEADER: csrf[:-2] + "xx"})
+        assert wrong.status_code == 403
+        left = await served.service.store.list_deliveries(DeliveryQuery(status="failed"))
+        assert failed["id"] in {d.id for d in left}  # refused: nothing was retried
+        for bad in ("dlv_nope", "x" * 300, "%00", "..%2F..%2Fv1%2Fme"):
+            answer = await browser.post(f"/v1/deliveries/{bad}/retry", headers={CSRF_HEADER: csrf})
+            assert 400 <= answer.status_code < 500, (bad, answer.status_code)
+            assert answer.headers["content-type"].startswith("application/problem+json")
+        right = await browser.post(path, headers={CSRF_HEADER: csrf})
+        assert right.status_code == 200 and right.json()["attempts"] == 0
+    async with httpx.AsyncClient(base_url=served.url, timeout=30) as browser:
+        csrf = await _signed_in(served, browser, "paul", "publisher")
+        refused = await browser.post(path, headers={CSRF_HEADER: csrf})
+        assert refused.status_code == 403
+        listed = await browser.get("/v1/deliveries", params={"status": "failed"})
+        assert listed.status_code == 403

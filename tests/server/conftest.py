@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import uvicorn
 from signoff.auth import Issuer
 from signoff.config import Config, parse_config
 from signoff.connect import connect
+from signoff.delivery import ChannelRuntime
 from signoff.server.app import create_app
 from signoff.server.http import server_config
 from signoff.service import ApprovalService
@@ -53,13 +54,17 @@ async def start_live(
     config: Config | None = None,
     clock: Clock = time.time,
     db_url: str | None = None,
+    *,
+    channels: Callable[[ApprovalService], ChannelRuntime] | None = None,
 ) -> tuple[Live, uvicorn.Server, asyncio.Task[None]]:
     """A server on a free loopback port, in this event loop, on ``tmp_path/server.db`` (or
-    ``db_url``: replicas share one PostgreSQL database)."""
+    ``db_url``: replicas share one PostgreSQL database); ``channels`` builds its channel
+    runtime (else the config's, with the worker's defaults)."""
     config = config or Config()
     backends = connect(db_url or f"sqlite:///{tmp_path / 'server.db'}")  # as `signoff serve`
     service = ApprovalService(backends.store, backends.bus, config=config, clock=clock)
-    app = create_app(service, key=SECRET, config=config)
+    runtime = channels(service) if channels is not None else None
+    app = create_app(service, key=SECRET, config=config, channels=runtime)
     port = free_port()
     server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port))
     task = asyncio.create_task(server.serve())

@@ -17,7 +17,7 @@ from tests.server.conftest import Live
 from tests.server.test_api import REFUND, create, is_problem
 from tests.server.test_session import HTML, link, sign_in
 
-PAGES = ["/", "/history", "/stats", "/requests/apr_whatever"]
+PAGES = ["/", "/history", "/stats", "/deliveries", "/requests/apr_whatever"]
 
 
 @pytest.fixture

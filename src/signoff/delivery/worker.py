@@ -120,8 +120,11 @@ class DeliveryWorker:
                 delay = self.options.poll_s
             if claimed and len(self._inflight) < self.options.concurrency:
                 continue  # there may be more due right now
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancel that
+            # lands as the event is set, and aclose then waits for this loop forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def run_once(self) -> int:

@@ -54,8 +54,15 @@ PAGES = {
     "/": ("queue", "Queue"),
     "/history": ("history", "History"),
     "/stats": ("stats", "Stats"),
+    "/deliveries": ("deliveries", "Deliveries"),
 }
-NAV = (("/", "Queue"), ("/history", "History"), ("/stats", "Stats"), ("/devices", "Devices"))
+NAV = (
+    ("/", "Queue"),
+    ("/history", "History"),
+    ("/stats", "Stats"),
+    ("/deliveries", "Deliveries"),
+    ("/devices", "Devices"),
+)
 
 
 @cache

@@ -101,5 +101,6 @@ export function approvalsOf(request) {
 // arrives first (a page fetch and a live event can cross on the way).
 export function progress(request) {
   const terminal = request.status === "pending" ? 0 : 10;
-  return terminal + request.decisions.length + (request.consumed_at ? 1 : 0) + (request.outcome ? 1 : 0);
+  const escalated = request.escalations?.length ?? 0;
+  return terminal + request.decisions.length + escalated + (request.consumed_at ? 1 : 0) + (request.outcome ? 1 : 0);
 }

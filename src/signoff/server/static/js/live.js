@@ -11,6 +11,7 @@ const TYPES = [
   "request.cancelled",
   "request.outcome",
   "request.consumed",
+  "request.escalated",
 ];
 
 const LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };

@@ -1,5 +1,6 @@
 // The dashboard's entry point: each page's shell names the page it is.
 
+import { deliveriesPage } from "./deliveries.js";
 import { historyPage } from "./history.js";
 import { queuePage } from "./queue.js";
 import { requestPage } from "./request.js";
@@ -7,7 +8,7 @@ import { statsPage } from "./stats.js";
 import { h } from "./dom.js";
 import { errorText } from "./ui.js";
 
-const PAGES = { queue: queuePage, request: requestPage, history: historyPage, stats: statsPage };
+const PAGES = { queue: queuePage, request: requestPage, history: historyPage, stats: statsPage, deliveries: deliveriesPage };
 
 const page = PAGES[document.body.dataset.page];
 if (page) {

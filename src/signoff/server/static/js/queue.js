@@ -6,7 +6,7 @@ import { $, announce, h, show } from "./dom.js";
 import { subscribe } from "./live.js";
 import { requestPager } from "./pager.js";
 import { setServerTime, startClock, refreshClock } from "./time.js";
-import { age, errorText, expiresIn, riskBadge, statusBadge } from "./ui.js";
+import { age, errorText, escalationLines, expiresIn, riskBadge, statusBadge } from "./ui.js";
 
 const PAGE_SIZE = 50;
 
@@ -91,11 +91,18 @@ export async function queuePage() {
         h("a", { class: "btn", href: `/requests/${encodeURIComponent(request.id)}`, "aria-label": `Open ${label}` }, "Open"),
       ),
       note(request, why, mineAlready),
+      escalated(request),
     );
     li.querySelector('[data-action="approve"]').addEventListener("click", () => approve(request.id));
     li.querySelector('[data-action="reject"]').addEventListener("click", (e) => toggleReject(request.id, e.currentTarget));
     li.addEventListener("countdown-zero", () => expiredLocally(request.id));
     return li;
+  }
+
+  function escalated(request) {
+    const lines = escalationLines(request);
+    if (!lines.length) return null;
+    return h("div", { class: "card-escalated notice", dataset: { role: "escalations" } }, h("span", {}, "Escalated:"), h("ul", { class: "escalations" }, lines));
   }
 
   function note(request, why, mineAlready) {

@@ -6,7 +6,7 @@ import { jsonTree } from "./jsontree.js";
 import { subscribe } from "./live.js";
 import { diffTable, editFields } from "./schemaform.js";
 import { duration, refreshClock, setServerTime, startClock, when } from "./time.js";
-import { errorText, expiresIn, riskBadge, statusBadge } from "./ui.js";
+import { errorText, escalationLines, expiresIn, riskBadge, statusBadge } from "./ui.js";
 
 export async function requestPage() {
   const me = await whoAmI();
@@ -48,7 +48,7 @@ export async function requestPage() {
       h(
         "div",
         { class: "req-layout" },
-        h("div", { class: "req-main" }, contextPanel(request), argumentsPanel(request), policyPanel(request), runPanel(request), decisionsPanel(request)),
+        h("div", { class: "req-main" }, contextPanel(request), argumentsPanel(request), policyPanel(request), runPanel(request), decisionsPanel(request), escalationsPanel(request)),
         h("div", { class: "req-side" }, actionsPanel(request)),
       ),
     );
@@ -63,6 +63,7 @@ export async function requestPage() {
       ["#args-panel", argumentsPanel],
       ["#policy-panel", policyPanel],
       ["#decisions-panel", decisionsPanel],
+      ["#escalations-panel", escalationsPanel],
     ]) {
       view.querySelector(selector)?.replaceWith(panel(request));
     }
@@ -94,6 +95,18 @@ export async function requestPage() {
         ["Alternatives", Array.isArray(alternatives) ? h("ul", {}, alternatives.map((a) => h("li", {}, text(a)))) : text(alternatives)],
         ...Object.entries(context).map(([key, value]) => [key, text(value)]),
       ]),
+    );
+  }
+
+  // which escalation steps fired (config [[routes]] escalate): when nobody decided in time,
+  // more channels were told, and whoever looks at the request should know who else knows
+  function escalationsPanel(request) {
+    const lines = escalationLines(request);
+    return h(
+      "section",
+      { class: "panel", id: "escalations-panel", "aria-labelledby": "escalations-title", hidden: lines.length === 0 },
+      h("h2", { id: "escalations-title" }, "Escalations"),
+      h("ul", { class: "escalations" }, lines),
     );
   }
 

@@ -1,6 +1,7 @@
 // Small shared pieces: badges, countdowns, the risk and status words.
 
 import { h } from "./dom.js";
+import { when } from "./time.js";
 
 export function riskBadge(risk) {
   return h("span", { class: `badge risk-${risk}` }, h("span", { class: "visually-hidden" }, "Risk: "), risk);
@@ -30,4 +31,11 @@ export function errorText(error) {
 
 export function jsonText(value) {
   return value === undefined ? "—" : JSON.stringify(value);
+}
+
+/** The escalation steps that fired, as list items: which step, when, to which channels. */
+export function escalationLines(request) {
+  return (request.escalations ?? []).map((e) =>
+    h("li", { dataset: { step: String(e.step) } }, `Step ${e.step} fired ${when(e.at)}: notified `, e.notify.length ? e.notify.join(", ") : "no channel"),
+  );
 }
