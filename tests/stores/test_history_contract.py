@@ -3,6 +3,7 @@ ledger of unasked runs, and which requests count."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from signoff.models import ApprovalRequest, Run, Status
@@ -24,7 +25,7 @@ def ran(
     )
 
 
-def ended(status: Status):  # type: ignore[no-untyped-def]
+def ended(status: Status) -> Callable[[ApprovalRequest], Change]:
     def apply(current: ApprovalRequest) -> Change:
         new = current.model_copy(update={"status": status, "decided_at": NOW})
         return Change(new, [entry(f"request.{status.value}", current.id)])

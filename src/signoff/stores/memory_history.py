@@ -25,7 +25,5 @@ class MemoryHistory(HistoryStore):
             ran = [e for e in self._executions if e.agent_id == agent and e.at >= since]
             requests = [v.request for v in self._requests.values()]
         rows = [HistoryRow(e.tool, e.run_id, e.at, e.args) for e in ran]
-        for request in requests:
-            if request.requested_by == agent and (row := request_row(request, since)):
-                rows.append(row)
-        return rows
+        counted = (request_row(r, since) for r in requests if r.requested_by == agent)
+        return rows + [row for row in counted if row is not None]
