@@ -239,17 +239,28 @@ class Policy:
             return DENY
         if self._when is False and self._deny is False:
             return RUN
+        if (refused := await self._denies(call, history)) is not None:
+            return refused
+        try:
+            return ASK if await _check(self._when, call, history) else RUN
+        except Exception as exc:
+            log.warning("signoff: approval condition of %s failed: %r", call.tool_name, exc)
+            return Verdict(VerdictKind.ASK, note=f"the approval condition failed: {exc!r}")
+
+    async def denies(self, call: ToolCall) -> bool:
+        """Whether ``deny`` refuses the call, where only a refusal matters (a submission). A
+        deny over the agent's history cannot be evaluated without it, so does not refuse
+        here: the gate that reads the history applies it."""
+        return (await self._denies(call, None)) is DENY
+
+    async def _denies(self, call: ToolCall, history: History | None) -> Verdict | None:
         try:
             if await _check(self._deny, call, history):
                 return DENY
         except Exception as exc:
             log.warning("signoff: deny condition of %s failed: %r", call.tool_name, exc)
             return Verdict(VerdictKind.ASK, note=f"the deny condition failed: {exc!r}")
-        try:
-            return ASK if await _check(self._when, call, history) else RUN
-        except Exception as exc:
-            log.warning("signoff: approval condition of %s failed: %r", call.tool_name, exc)
-            return Verdict(VerdictKind.ASK, note=f"the approval condition failed: {exc!r}")
+        return None
 
     async def reason_text(self, call: ToolCall) -> str | None:
         return await _text(self.reason, call, "reason")
