@@ -339,8 +339,9 @@ class CallPath(Settlement):
             )
         override = answer if isinstance(answer, RequestApproval) else None
         # the policy's deny holds whatever a hook says: a hook may ask more, never less
-        verdict = await self._verdict(policy, call)
         limited = policy.history_lookback is not None
+        # a policy that reads no history goes straight to its verdict: no frame in between
+        verdict = await (self._verdict(policy, call) if limited else policy.verdict(call))
         if tool.name in self.config.shadow_tools:
             # shadow mode never blocks, not even a deny: it records what would have happened
             await self._record_shadow(tool, call, policy, verdict, override)

@@ -239,8 +239,12 @@ class Policy:
             return DENY
         if self._when is False and self._deny is False:
             return RUN
-        if (refused := await self._denies(call, history)) is not None:
-            return refused
+        try:
+            if await _check(self._deny, call, history):
+                return DENY
+        except Exception as exc:
+            log.warning("signoff: deny condition of %s failed: %r", call.tool_name, exc)
+            return Verdict(VerdictKind.ASK, note=f"the deny condition failed: {exc!r}")
         try:
             return ASK if await _check(self._when, call, history) else RUN
         except Exception as exc:
@@ -251,16 +255,11 @@ class Policy:
         """Whether ``deny`` refuses the call, where only a refusal matters (a submission). A
         deny over the agent's history cannot be evaluated without it, so does not refuse
         here: the gate that reads the history applies it."""
-        return (await self._denies(call, None)) is DENY
-
-    async def _denies(self, call: ToolCall, history: History | None) -> Verdict | None:
         try:
-            if await _check(self._deny, call, history):
-                return DENY
+            return await _check(self._deny, call, None)
         except Exception as exc:
             log.warning("signoff: deny condition of %s failed: %r", call.tool_name, exc)
-            return Verdict(VerdictKind.ASK, note=f"the deny condition failed: {exc!r}")
-        return None
+            return False
 
     async def reason_text(self, call: ToolCall) -> str | None:
         return await _text(self.reason, call, "reason")
@@ -402,7 +401,9 @@ def _decisions(value: Sequence[str]) -> tuple[DecisionName, ...]:
 async def _check(cond: bool | Predicate, call: ToolCall, history: History | None) -> bool:
     if isinstance(cond, bool):
         return cond
-    if lookback(cond) is None:
+    # without a history every kind of condition takes the call alone (one over the history
+    # then raises: it asks); the common case skips the look at what the condition needs
+    if history is None or lookback(cond) is None:
         result = await resolve(cond, call)
     else:
         result = await resolve(cond, call, history)
