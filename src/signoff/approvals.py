@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, Literal
 
+from signoff import history
+from signoff._util import new_id
 from signoff.errors import NotFound, UsageError
 from signoff.events import Event
 from signoff.follow import Feed, OnOpen
@@ -24,9 +26,11 @@ from signoff.models import (
     RequestSpec,
     Run,
     RunRecord,
+    ToolCall,
 )
 from signoff.service import ApprovalService
 from signoff.shadow import ShadowRecord
+from signoff.stores.history_store import Execution
 from signoff.types import JSONObject
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,16 @@ class Approvals(ABC):
         """Audit a shadow-mode call's verdict (:mod:`signoff.shadow`). Kept by the approval
         service in this process; a gate on a server has no endpoint for it yet."""
         log.warning("signoff: shadow verdict of %s not recorded: no local store", record.tool)
+
+    async def history(self, call: ToolCall, lookback_s: float) -> history.History:
+        """The agent's history for a session-aware limit (:mod:`signoff.history`), as of
+        now. Read from the store in this process; a gate on a server has no endpoint for it
+        yet, so such a limit fails closed there (asks)."""
+        raise UsageError("a gate on a server cannot read the agent's history of calls yet")
+
+    async def record_execution(self, call: ToolCall) -> None:
+        """Add a call a session-aware limit let run without asking to the ledger."""
+        raise UsageError("a gate on a server cannot record the agent's history of calls yet")
 
     @abstractmethod
     async def save_run(self, record: RunRecord) -> RunRecord: ...
@@ -155,6 +169,24 @@ class LocalApprovals(Approvals):
     async def record_shadow(self, record: ShadowRecord) -> None:
         # the service's clock, as for every other audit event it writes
         await self.service.store.append_audit(replace(record, at=self.service.now()).entry())
+
+    async def history(self, call: ToolCall, lookback_s: float) -> history.History:
+        now = self.service.now()
+        start = history.since(now, lookback_s)
+        rows = await self.service.store.history(call.run.agent_id, start)
+        return history.History(rows, run_id=call.run.run_id, now=now, since=start)
+
+    async def record_execution(self, call: ToolCall) -> None:
+        run = call.run
+        execution = Execution(
+            id=new_id("ex"),
+            tool=call.tool_name,
+            agent_id=run.agent_id,
+            run_id=run.run_id,
+            args=call.args_json,
+            at=self.service.now(),
+        )
+        await self.service.store.record_execution(execution)
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.service.runs.save(record, self._agent(Run(agent_id=record.agent_id)))

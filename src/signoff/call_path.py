@@ -158,7 +158,32 @@ class CallPath(Settlement):
             return False
         if isinstance(answer, RequestApproval):
             return True
-        return (await tool.policy.verdict(call)).kind is VerdictKind.ASK
+        return (await self._verdict(tool.policy, call)).kind is VerdictKind.ASK
+
+    async def _verdict(self, policy: Policy, call: ToolCall) -> Verdict:
+        """The policy's verdict; for one over the agent's history (:mod:`signoff.history`),
+        given the history read now, before it is evaluated and outside any write. A read
+        that fails leaves the history out, so such a condition asks (fails closed)."""
+        if policy.history_lookback is None:
+            return await policy.verdict(call)
+        try:
+            await self.start()
+            history = await self.approvals.history(call, policy.history_lookback)
+        except Exception as exc:
+            log.warning("signoff: could not read the history for %s: %r", call.tool_name, exc)
+            return await policy.verdict(call)
+        return await policy.verdict(call, history)
+
+    async def _recorded(self, call: ToolCall) -> bool:
+        """Add a call a limit lets run to the agent's history, before it runs, so the next
+        call's limit counts it; False when that failed (the call then asks: unrecorded, it
+        would be invisible to every later limit)."""
+        try:
+            await self.approvals.record_execution(call)
+        except Exception as exc:
+            log.error("signoff: could not record the run of %s: %r", call.tool_name, exc)
+            return False
+        return True
 
     async def _record_shadow(
         self,
@@ -314,15 +339,21 @@ class CallPath(Settlement):
             )
         override = answer if isinstance(answer, RequestApproval) else None
         # the policy's deny holds whatever a hook says: a hook may ask more, never less
-        verdict = await policy.verdict(call)
+        limited = policy.history_lookback is not None
+        # a policy that reads no history goes straight to its verdict: no frame in between
+        verdict = await (self._verdict(policy, call) if limited else policy.verdict(call))
         if tool.name in self.config.shadow_tools:
             # shadow mode never blocks, not even a deny: it records what would have happened
             await self._record_shadow(tool, call, policy, verdict, override)
+            if limited:
+                await self._recorded(call)  # it runs all the same: its limits count it
             return await self._execute(tool, call, kwargs, execute=execute)
         if verdict.kind is VerdictKind.DENY:
             return await self._denied(tool, call, policy)
         if override is None and verdict.kind is VerdictKind.RUN:
-            return await self._execute(tool, call, kwargs, execute=execute)
+            if not limited or await self._recorded(call):
+                return await self._execute(tool, call, kwargs, execute=execute)
+            verdict = Verdict(VerdictKind.ASK, note="the call could not be added to its history")
         note = None if override is not None else verdict.note
         return await self._ask(tool, call, policy, override, note, wait=wait, execute=execute)
 

@@ -16,7 +16,7 @@ from signoff.decisions import not_editable
 from signoff.errors import InvalidArguments, PolicyDenied
 from signoff.lifecycle import Proposal
 from signoff.models import ApprovalRequest, Principal, RequestSpec, Run, ToolCall
-from signoff.policy import Terms, VerdictKind, floor
+from signoff.policy import Terms, floor
 from signoff.types import JSONObject
 
 
@@ -51,7 +51,7 @@ async def proposal(
     reason = spec.reason
     if operator is not None:
         call = ToolCall(spec.tool, spec.args, tool_call_id=spec.tool_call_id, run=run)
-        if (await operator.verdict(call)).kind is VerdictKind.DENY:
+        if await operator.denies(call):
             message = await operator.reject_text(call)
             raise PolicyDenied(message or f"the policy for {spec.tool!r} refuses this call")
         reason = await operator.reason_text(call) or reason

@@ -16,6 +16,14 @@ from typing import Any, TypeAlias
 
 from signoff._util import parse_duration, resolve
 from signoff.errors import ConfigError
+from signoff.history import (
+    History,
+    WithHistory,
+    cel_lookback,
+    lookback,
+    positional_args,
+    window_seconds,
+)
 from signoff.models import ALL_DECISIONS, DecisionName, PolicySnapshot, Risk, ToolCall
 from signoff.roles import RoleLadder
 from signoff.types import JSONObject
@@ -24,8 +32,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 300.0
 
-Predicate: TypeAlias = Callable[[ToolCall], "bool | Awaitable[bool]"]
-#: a fixed value, a CEL expression (a string), or a sync/async function of the call
+Predicate: TypeAlias = Callable[..., "bool | Awaitable[bool]"]
+#: a fixed value, a CEL expression (a string), or a sync/async function of the call (or of
+#: the call and the agent's :class:`~signoff.history.History`)
 Condition: TypeAlias = "bool | str | Predicate"
 TextFn: TypeAlias = Callable[[ToolCall], "str | Awaitable[str | None] | None"]
 Text: TypeAlias = "str | TextFn | None"
@@ -40,14 +49,24 @@ class CelCondition:
     ``has(run.metadata.environment)``.
     """
 
-    __slots__ = ("_program", "source")
+    __slots__ = ("_program", "history_lookback", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._program = compile_cel(source)
+        #: seconds of history its session functions read (signoff.history), or None
+        self.history_lookback = cel_lookback(source)
 
-    def __call__(self, call: ToolCall) -> bool:
-        result = self._program.execute(activation(call))
+    def __call__(self, call: ToolCall, history: History | None = None) -> bool:
+        if self.history_lookback is None:
+            result = self._program.execute(activation(call))
+        else:
+            import cel
+
+            if history is None:
+                raise RuntimeError("the agent's history of calls could not be read")
+            context = cel.Context(variables=activation(call), functions=history.functions())
+            result = self._program.execute(context)
         if not isinstance(result, bool):
             raise TypeError(f"CEL condition {self.source!r} gave {result!r}, not true or false")
         return result
@@ -109,11 +128,16 @@ class Template:
         return f"Template({self.source!r})"
 
 
-def condition(value: Condition) -> bool | Predicate:
-    """A condition ready to evaluate: CEL strings are compiled here, once."""
+def condition(value: Condition, history_window: float | None = None) -> bool | Predicate:
+    """A condition ready to evaluate: CEL strings are compiled here, once; a function of
+    ``(call, history)`` is marked to be given the history of ``history_window`` seconds."""
     if isinstance(value, str):
         return CelCondition(value)
-    if isinstance(value, bool) or callable(value):
+    if isinstance(value, bool):
+        return value
+    if callable(value):
+        if positional_args(value) >= 2 and getattr(value, "history_lookback", None) is None:
+            return WithHistory(value, history_window or 86400.0)
         return value
     raise ConfigError(f"a condition must be a bool, a CEL string or a function, not {value!r}")
 
@@ -165,15 +189,33 @@ class Policy:
     channels: Sequence[str] = ()
     context: JSONObject | ContextFn | None = None
     decisions: Sequence[DecisionName] | None = None
+    #: the longest window a code condition of ``(call, history)`` may ask about (default
+    #: 24h): what the gate reads before evaluating it
+    history_window: float | str | None = None
     # compiled forms, filled in by __post_init__
     _when: bool | Predicate = field(init=False, repr=False, compare=False)
     _deny: bool | Predicate = field(init=False, repr=False, compare=False)
     timeout_s: float | None = field(init=False, repr=False, compare=False)
+    #: seconds of the agent's history its conditions read (signoff.history), or None:
+    #: only then does the gate read history and record the calls it lets run
+    history_lookback: float | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "_when", condition(self.when))
-        set_(self, "_deny", condition(self.deny))
+        window = None
+        if self.history_window is not None:
+            window = (
+                window_seconds(self.history_window)
+                if isinstance(self.history_window, str)
+                else float(self.history_window)
+            )
+        for key in ("when", "deny"):
+            try:
+                set_(self, f"_{key}", condition(getattr(self, key), window))
+            except ConfigError as exc:
+                raise ConfigError(f"{key}: {exc.message}") from exc
+        needs = [n for n in (lookback(self._when), lookback(self._deny)) if n is not None]
+        set_(self, "history_lookback", max(needs) if needs else None)
         set_(self, "timeout_s", None if self.timeout is None else parse_duration(self.timeout))
         try:
             set_(self, "risk", Risk(self.risk))
@@ -190,23 +232,34 @@ class Policy:
         if self.decisions is not None:
             set_(self, "decisions", _decisions(self.decisions))
 
-    async def verdict(self, call: ToolCall) -> Verdict:
-        """Run, deny or ask. Fails closed: any failure to evaluate means ask."""
+    async def verdict(self, call: ToolCall, history: History | None = None) -> Verdict:
+        """Run, deny or ask. Fails closed: any failure to evaluate means ask, and so does a
+        condition over the agent's history without ``history`` (it could not be read)."""
         if self._deny is True:
             return DENY
         if self._when is False and self._deny is False:
             return RUN
         try:
-            if await _check(self._deny, call):
+            if await _check(self._deny, call, history):
                 return DENY
         except Exception as exc:
             log.warning("signoff: deny condition of %s failed: %r", call.tool_name, exc)
             return Verdict(VerdictKind.ASK, note=f"the deny condition failed: {exc!r}")
         try:
-            return ASK if await _check(self._when, call) else RUN
+            return ASK if await _check(self._when, call, history) else RUN
         except Exception as exc:
             log.warning("signoff: approval condition of %s failed: %r", call.tool_name, exc)
             return Verdict(VerdictKind.ASK, note=f"the approval condition failed: {exc!r}")
+
+    async def denies(self, call: ToolCall) -> bool:
+        """Whether ``deny`` refuses the call, where only a refusal matters (a submission). A
+        deny over the agent's history cannot be evaluated without it, so does not refuse
+        here: the gate that reads the history applies it."""
+        try:
+            return await _check(self._deny, call, None)
+        except Exception as exc:
+            log.warning("signoff: deny condition of %s failed: %r", call.tool_name, exc)
+            return False
 
     async def reason_text(self, call: ToolCall) -> str | None:
         return await _text(self.reason, call, "reason")
@@ -345,10 +398,15 @@ def _decisions(value: Sequence[str]) -> tuple[DecisionName, ...]:
     return tuple(d for d in ALL_DECISIONS if d in value)
 
 
-async def _check(cond: bool | Predicate, call: ToolCall) -> bool:
+async def _check(cond: bool | Predicate, call: ToolCall, history: History | None) -> bool:
     if isinstance(cond, bool):
         return cond
-    result = await resolve(cond, call)
+    # without a history every kind of condition takes the call alone (one over the history
+    # then raises: it asks); the common case skips the look at what the condition needs
+    if history is None or lookback(cond) is None:
+        result = await resolve(cond, call)
+    else:
+        result = await resolve(cond, call, history)
     if not isinstance(result, bool):
         raise TypeError(f"the condition returned {result!r}, not True or False")
     return result
@@ -372,10 +430,19 @@ def _any(a: bool | Predicate, b: bool | Predicate) -> bool | Predicate:
         return b
     if b is False:
         return a
-    first, second = a, b
+    return _Either(a, b)
 
-    async def either(call: ToolCall) -> bool:
-        # both are evaluated so that a failure in either fails closed
-        return bool(await _check(first, call)) | bool(await _check(second, call))
 
-    return either
+class _Either:
+    """Either condition asks; both are evaluated so that a failure in either fails closed."""
+
+    __slots__ = ("first", "history_lookback", "second")
+
+    def __init__(self, first: Predicate, second: Predicate) -> None:
+        self.first, self.second = first, second
+        needs = [n for n in (lookback(first), lookback(second)) if n is not None]
+        self.history_lookback = max(needs) if needs else None
+
+    async def __call__(self, call: ToolCall, history: History | None = None) -> bool:
+        first = await _check(self.first, call, history)
+        return bool(first) | bool(await _check(self.second, call, history))

@@ -43,6 +43,7 @@ from signoff.grants import Grant
 from signoff.models import ApprovalRequest, Page, RunRecord
 from signoff.stores.device_base import DeviceStore
 from signoff.stores.grant_store import GrantStore
+from signoff.stores.history_store import HistoryStore
 from signoff.stores.outbox import NewDelivery, Outbox
 
 #: how many times a transition is recomputed on a request that others keep changing
@@ -241,7 +242,7 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidArguments(f"invalid cursor {cursor!r}") from exc
 
 
-class Store(Outbox, DeviceStore, GrantStore):
+class Store(Outbox, DeviceStore, GrantStore, HistoryStore):
     """Requests, their audit log and its seals, the outbox (:mod:`signoff.stores.outbox`),
     signed-in devices and standing grants. See the module docstring."""
 

@@ -28,8 +28,10 @@ from signoff.stores.base import (
     live_events,
     mismatch,
 )
+from signoff.stores.history_store import Execution
 from signoff.stores.memory_devices import DeviceRow, MemoryDevices
 from signoff.stores.memory_grants import MemoryGrants
+from signoff.stores.memory_history import MemoryHistory
 from signoff.stores.memory_outbox import MemoryOutbox
 from signoff.stores.outbox import NewDelivery
 
@@ -47,7 +49,7 @@ class MemoryEvent:
     record: str
 
 
-class MemoryStore(MemoryOutbox, MemoryDevices, MemoryGrants, Store):
+class MemoryStore(MemoryOutbox, MemoryDevices, MemoryGrants, MemoryHistory, Store):
     """Keeps everything in dicts. Writes are atomic because they never await, and a lock
     keeps them atomic if threads share the store too."""
 
@@ -66,6 +68,7 @@ class MemoryStore(MemoryOutbox, MemoryDevices, MemoryGrants, Store):
         self.raw_checkpoints: list[Checkpoint] = []
         self._outbox_init()
         self._grants: dict[str, Grant] = {}
+        self._executions: list[Execution] = []
 
     # -- helpers (call with the lock held) -------------------------------------------------
 

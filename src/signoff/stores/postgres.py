@@ -76,6 +76,7 @@ from signoff.stores.cache import ParsedRequests
 from signoff.stores.outbox import NewDelivery
 from signoff.stores.postgres_devices import PostgresDevices
 from signoff.stores.postgres_grants import PostgresGrants
+from signoff.stores.postgres_history import PostgresHistory
 from signoff.stores.postgres_outbox import PostgresOutbox, deliveries_json
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
@@ -100,7 +101,7 @@ _Q = sql.queries("postgres")
 READ_OWN_WRITES_S = 2.0
 
 
-class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, Store):
+class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHistory, Store):
     """A store on a psycopg connection pool.
 
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must

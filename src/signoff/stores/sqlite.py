@@ -59,6 +59,7 @@ from signoff.stores.outbox import NewDelivery
 from signoff.stores.sqlite_devices import SqliteDevices
 from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
 from signoff.stores.sqlite_grants import SqliteGrants, insert_grant
+from signoff.stores.sqlite_history import SqliteHistory
 from signoff.stores.sqlite_outbox import SqliteOutbox, insert_deliveries
 from signoff.stores.sqlite_runs import SqliteRuns
 
@@ -70,7 +71,7 @@ _SYNCHRONOUS = {"off", "normal", "full", "extra"}
 __all__ = ["SqliteStore", "migrate", "path_from_url"]
 
 
-class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteRuns, Store):
+class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, SqliteRuns, Store):
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "normal") -> None:
         if synchronous.lower() not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {sorted(_SYNCHRONOUS)}")

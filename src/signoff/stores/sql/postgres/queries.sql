@@ -328,3 +328,17 @@ WHERE (%(agent)s::text IS NULL OR agent = %(agent)s::text)
        OR (revoked_at IS NULL AND expires_at > %(now)s) = %(active)s::boolean)
 ORDER BY seq DESC
 LIMIT %(limit)s;
+
+-- name: insert_execution
+INSERT INTO executions (id, tool, agent_id, run_id, args, at)
+VALUES (%(id)s, %(tool)s, %(agent_id)s, %(run_id)s, %(args)s, %(at)s);
+
+-- name: executions_since
+SELECT tool, run_id, args, at FROM executions WHERE agent_id = %(agent)s AND at >= %(since)s;
+
+-- name: counted_requests
+-- an agent's requests that count toward its limits (signoff.history): pending ones of any
+-- age, approved ones since the window's start
+SELECT version, body, id FROM requests
+WHERE requested_by = %(agent)s
+  AND (status = 'pending' OR (status = 'approved' AND created_at >= %(since)s));

@@ -332,3 +332,17 @@ CREATE TABLE grants (
 
 -- what a submission looks for: the agent's grants for the tool
 CREATE INDEX grants_cover ON grants (agent, tool);
+
+-- The calls a policy over the agent's history let run without asking (signoff.history),
+-- only for tools whose policy reads history. args is JSON.
+CREATE TABLE executions (
+    id text PRIMARY KEY,
+    tool text NOT NULL,
+    agent_id text NOT NULL,
+    run_id text,
+    args text NOT NULL,
+    at timestamptz NOT NULL
+);
+
+-- what a limit reads: the agent's runs in a window
+CREATE INDEX executions_agent ON executions (agent_id, at);

@@ -276,3 +276,17 @@ WHERE (:agent IS NULL OR agent = :agent) AND (:tool IS NULL OR tool = :tool)
   AND (:active IS NULL OR (revoked_at IS NULL AND expires_at > :now) = :active)
 ORDER BY seq DESC
 LIMIT :limit;
+
+-- name: insert_execution
+INSERT INTO executions (id, tool, agent_id, run_id, args, at)
+VALUES (:id, :tool, :agent_id, :run_id, :args, :at);
+
+-- name: executions_since
+SELECT tool, run_id, args, at FROM executions WHERE agent_id = :agent AND at >= :since;
+
+-- name: counted_requests
+-- an agent's requests that count toward its limits (signoff.history): pending ones of any
+-- age, approved ones since the window's start
+SELECT version, body, id FROM requests
+WHERE requested_by = :agent
+  AND (status = 'pending' OR (status = 'approved' AND created_at >= :since));

@@ -184,3 +184,17 @@ CREATE TABLE grants (
 
 -- what a submission looks for: the agent's grants for the tool
 CREATE INDEX grants_cover ON grants (agent, tool);
+
+-- The calls a policy over the agent's history let run without asking (signoff.history),
+-- only for tools whose policy reads history. args is JSON; at is Unix seconds.
+CREATE TABLE executions (
+    id TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    run_id TEXT,
+    args TEXT NOT NULL,
+    at REAL NOT NULL
+);
+
+-- what a limit reads: the agent's runs in a window
+CREATE INDEX executions_agent ON executions (agent_id, at);

@@ -1,0 +1,29 @@
+"""The memory store's ledger of unasked runs (see :mod:`signoff.stores.history_store`)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from signoff.history import HistoryRow
+from signoff.stores.base import Versioned
+from signoff.stores.history_store import Execution, HistoryStore, request_row
+
+
+class MemoryHistory(HistoryStore):
+    # provided by MemoryStore
+    _lock: threading.Lock
+    _requests: dict[str, Versioned]
+    _executions: list[Execution]
+
+    async def record_execution(self, execution: Execution) -> None:
+        with self._lock:
+            self._executions.append(execution)
+
+    async def history(self, agent: str, since: datetime) -> list[HistoryRow]:
+        with self._lock:
+            ran = [e for e in self._executions if e.agent_id == agent and e.at >= since]
+            requests = [v.request for v in self._requests.values()]
+        rows = [HistoryRow(e.tool, e.run_id, e.at, e.args) for e in ran]
+        counted = (request_row(r, since) for r in requests if r.requested_by == agent)
+        return rows + [row for row in counted if row is not None]

@@ -1,0 +1,41 @@
+"""The PostgreSQL store's ledger of unasked runs (see :mod:`signoff.stores.history_store`):
+one autocommit statement each, outside any transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from signoff.history import HistoryRow
+from signoff.stores.cache import ParsedRequests
+from signoff.stores.history_store import Execution, HistoryStore, execution_row, request_row
+
+
+class PostgresHistory(HistoryStore):
+    # provided by PostgresStore
+    _rows: Callable[..., Any]
+    _parsed: ParsedRequests
+
+    async def record_execution(self, execution: Execution) -> None:
+        await self._rows(
+            "insert_execution",
+            {
+                "id": execution.id,
+                "tool": execution.tool,
+                "agent_id": execution.agent_id,
+                "run_id": execution.run_id,
+                "args": execution.args_text(),
+                "at": execution.at,
+            },
+        )
+
+    async def history(self, agent: str, since: datetime) -> list[HistoryRow]:
+        params = {"agent": agent, "since": since}
+        ran = await self._rows("executions_since", params)
+        asked = await self._rows("counted_requests", params)
+        rows = [execution_row(tool, run, args, at.astimezone(UTC)) for tool, run, args, at in ran]
+        for version, body, request_id in asked:
+            if row := request_row(self._parsed.parse(body, version, request_id), since):
+                rows.append(row)
+        return rows
