@@ -84,7 +84,8 @@ class _Decisions:
 
     async def opened(self, timeout: float) -> bool:
         try:
-            await asyncio.wait_for(self._open.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see bus.base.Listener.get
+                await self._open.wait()
         except TimeoutError:
             return False
         return True
@@ -197,7 +198,8 @@ class RemoteApprovals(Approvals):
                 # and then regardless, in case the stream is quietly stuck
                 limit = min(max(expires - time.time(), 0.0) + 0.05, 30.0)
                 try:
-                    await asyncio.wait_for(woken.wait(), limit)
+                    async with asyncio.timeout(limit):  # not wait_for (3.11 cancellation)
+                        await woken.wait()
                 except TimeoutError:
                     pushed = None
                 else:

@@ -34,7 +34,9 @@ class SseStream:
 
     async def next(self, timeout: float | None) -> Event | None:
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout)
+            # not wait_for: on 3.11 it can swallow a cancellation that lands as the item does
+            async with asyncio.timeout(timeout):
+                item = await self._queue.get()
         except TimeoutError:
             return None
         if isinstance(item, BaseException):

@@ -108,7 +108,9 @@ class Listener:
     async def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after ``timeout``. Raises ListenerDropped when dropped."""
         try:
-            event = await asyncio.wait_for(self._queue.get(), timeout)
+            # not wait_for: on 3.11 it can swallow a cancellation that lands as the item does
+            async with asyncio.timeout(timeout):
+                event = await self._queue.get()
         except TimeoutError:
             return None
         if event is None:
