@@ -334,3 +334,40 @@ async def test_an_approval_after_someone_else_edited_is_refused_and_shows_the_ne
         final = (await paul.get(f"/v1/requests/{request['id']}")).json()
     assert final["status"] == "approved" and final["final_args"]["amount"] == 99999
     assert [d["by"] for d in final["decisions"]] == ["petra", "paul"]
+
+
+async def test_an_approver_who_keeps_approving_the_same_call_is_offered_a_grant(
+    open_page: OpenPage, agent: Agent, served: Served
+) -> None:
+    """Approval fatigue (seed 002): the third identical call in an hour suggests a standing
+    grant; approving with it lets the agent's next identical call run with nobody asked."""
+    page = await open_page("paul", "publisher")
+    args = {"order_id": "ORD-GRANT", "amount": 7}  # arguments no other test uses
+    for n in range(2):
+        call = agent.call("issue_refund", args, f"grant-{n}")
+        request_id = await request_id_of(page, f"grant-{n}", "issue_refund")
+        decision = {"decision": "approve"}
+        assert await forced_post(page, f"/v1/requests/{request_id}/decisions", decision) == 200
+        assert (await asyncio.wait_for(call, 10)).status.value == "executed"
+    call = agent.call("issue_refund", args, "grant-2")
+    request_id = await request_id_of(page, "grant-2", "issue_refund")
+    await page.goto(f"{served.live.url}/requests/{request_id}")
+    await expect(page.locator('[data-role="grant-hint"]')).to_contain_text("2 times")
+    choice = page.locator("#approve-grant")
+    await expect(choice).to_have_value("identical")
+    await page.locator('#decide button[data-action="approve"]').click()
+    assert (await asyncio.wait_for(call, 10)).status.value == "executed"
+    await expect(page.locator('[data-role="grant"]')).to_contain_text("Granted: grt_")
+
+    # the next identical call runs at once, approved by the grant
+    again = await asyncio.wait_for(agent.call("issue_refund", args, "grant-3"), 10)
+    assert again.status.value == "executed" and again.request is not None
+    [decision_by_grant] = again.request.decisions
+    assert decision_by_grant.via == "grant" and decision_by_grant.grant_id is not None
+    await page.goto(f"{served.live.url}/requests/{again.request.id}")
+    await expect(page.locator('[data-role="grant"]')).to_contain_text(decision_by_grant.grant_id)
+    # a different amount is not covered: it waits for a person
+    other = agent.call("issue_refund", {"order_id": "ORD-GRANT", "amount": 8}, "grant-4")
+    await request_id_of(page, "grant-4", "issue_refund")
+    assert not other.done()
+    other.cancel()

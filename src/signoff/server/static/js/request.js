@@ -177,6 +177,7 @@ export async function requestPage() {
         d.modified_args ? h("div", {}, "Changed: ", h("code", {}, JSON.stringify(d.modified_args))) : null,
         d.decision === "respond" ? h("div", {}, "Response: ", h("code", {}, JSON.stringify(d.response))) : null,
         d.reason ? h("div", {}, "Reason: ", d.reason) : null,
+        d.grant_id ? h("div", { dataset: { role: "grant" } }, d.via === "grant" ? "By the standing grant " : "Granted: ", h("code", {}, d.grant_id)) : null,
       ),
     );
     if (request.status === "expired") items.push(h("li", {}, h("strong", {}, "Expired"), ` ${when(request.decided_at)}: nobody decided in time.`));
@@ -197,6 +198,45 @@ export async function requestPage() {
 
   // -- deciding ------------------------------------------------------------------------
 
+  /** The approve form's choice of a standing grant (CONTRACT §9): none, this agent's
+   * identical calls, or any call of this tool by this agent, for an hour. */
+  function grantField(request, disabled) {
+    const select = h(
+      "select",
+      { id: "approve-grant", disabled },
+      h("option", { value: "" }, "Only this call"),
+      h("option", { value: "identical" }, "Also this agent's identical calls, for 1 hour"),
+      h("option", { value: "tool" }, `Also any ${request.tool} call by this agent, for 1 hour`),
+    );
+    const field = h("div", { class: "field" }, h("label", { for: "approve-grant" }, "Approve"), select);
+    return { field, select };
+  }
+
+  /** Where this approver keeps approving the same call, say so and offer a grant for it:
+   * approval fatigue is how a person in the loop becomes a rubber stamp. A hint only. */
+  async function suggestGrant(request, grant) {
+    const params = new URLSearchParams({ tool: request.tool, agent_id: request.run.agent_id, status: "approved", limit: "100" });
+    let page;
+    try {
+      page = await api(`/v1/requests?${params}`);
+    } catch {
+      return;
+    }
+    const since = Date.now() - 3600 * 1000;
+    const same = page.items.filter(
+      (r) => r.args_digest === request.args_digest && r.decisions.some((d) => d.decision === "approve" && d.by === me.sub && Date.parse(d.at) >= since),
+    );
+    if (same.length < 2 || !grant.select.isConnected || grant.select.value) return;
+    grant.select.value = "identical";
+    grant.field.before(
+      h(
+        "p",
+        { class: "notice", dataset: { role: "grant-hint" } },
+        `You approved this same call ${same.length} times in the last hour. Approving now also grants this agent's identical calls for an hour; choose "Only this call" to keep being asked.`,
+      ),
+    );
+  }
+
   function actionsPanel(request) {
     const panel = h("section", { class: "panel", "aria-labelledby": "decide-title", id: "decide" }, h("h2", { id: "decide-title" }, "Decide"));
     const why = blocked(me, request);
@@ -210,18 +250,23 @@ export async function requestPage() {
     if (mine) panel.append(h("p", { class: "muted" }, "You approved this; it waits for more approvals."));
     const status = h("div", { class: "decide-status", "aria-live": "polite" });
 
-    // approve
+    // approve, and optionally grant (a standing grant: only where one approver decides)
     const note = h("input", { id: "approve-note", type: "text", autocomplete: "off", disabled });
+    const grant = request.policy.quorum > 1 ? null : grantField(request, disabled);
     const approveForm = h(
       "form",
       { class: "decide-form", novalidate: true },
       h("div", { class: "field" }, h("label", { for: "approve-note" }, "Note (optional)"), note),
+      grant ? grant.field : null,
       h("button", { type: "submit", class: "btn btn-approve btn-block", dataset: { action: "approve" }, disabled }, "Approve"),
     );
     approveForm.addEventListener("submit", async (event) => {
       event.preventDefault();
-      await send(status, () => decide(request, "approve", { reason: note.value.trim() || undefined }), "Approved");
+      const scope = grant?.select.value;
+      const asked = { reason: note.value.trim() || undefined, grant: scope ? { ttl: "1h", scope } : undefined };
+      await send(status, () => decide(request, "approve", asked), scope ? "Approved, and granted for an hour" : "Approved");
     });
+    if (grant && !disabled) suggestGrant(request, grant);
 
     // reject
     const reason = h("textarea", { id: "reject-reason", rows: 3, required: true, disabled, "aria-describedby": "reject-hint reject-error" });
