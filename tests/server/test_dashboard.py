@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from signoff.models import Run
+from signoff.models import Run, Status
 from signoff.server.dashboard import CSP, STATIC, TEMPLATES
 from signoff.shadow import ShadowRecord
 from tests.server.conftest import Live
@@ -53,6 +53,15 @@ async def test_pages_are_served_with_a_strict_policy(person: httpx.AsyncClient, 
     assert_hardened(r)
     assert '<script type="module" src="/static/js/main.js"></script>' in r.text
     assert re.search(r'<meta name="csrf-token" content="[\w-]{20,}">', r.text)
+
+
+async def test_every_terminal_status_can_be_filtered_for(person: httpx.AsyncClient) -> None:
+    """The queue's and the history's filters offer each status a request can end in."""
+    for path in ("/", "/history"):
+        page = (await person.get(path, headers=HTML)).text
+        for status in Status:
+            if status.terminal:
+                assert f'<option value="{status.value}">' in page, (path, status)
 
 
 async def test_sign_in_pages_and_errors_are_hardened_too(live: Live) -> None:
