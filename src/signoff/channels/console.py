@@ -38,6 +38,8 @@ class Answer:
     decision: DecisionKind
     reason: str | None = None
     modified_args: JSONObject | None = None
+    #: a ``respond`` decision's answer: what the model receives in the tool's place
+    response: Any = None
 
 
 def show(request: ApprovalRequest, console: Console, now: datetime) -> None:
@@ -125,25 +127,35 @@ def parse_value(text: str) -> Any:
 
 async def ask(request: ApprovalRequest, prompt: Prompt, console: Console) -> Answer | None:
     """Ask what to do with ``request``; None means leave it for someone else."""
+    allowed = request.policy.decisions
+    editable = bool(request.policy.editable) and "edit" in allowed
+    offered = [
+        ("[y]es", "approve" in allowed),
+        ("[n]o", "reject" in allowed),
+        ("[e]dit", editable),
+        ("[r]espond", "respond" in allowed),
+        ("[s]kip", True),
+    ]
+    choices = " / ".join(label for label, shown_ in offered if shown_)
     while True:
-        choices = (
-            "[y]es / [n]o / [e]dit / [s]kip"
-            if request.policy.editable
-            else ("[y]es / [n]o / [s]kip")
-        )
         answer = (await prompt(f"Approve this call? {choices}: ")).strip().lower()
-        if answer in ("y", "yes"):
+        if answer in ("y", "yes") and "approve" in allowed:
             return Answer(DecisionKind.APPROVE)
-        if answer in ("n", "no"):
+        if answer in ("n", "no") and "reject" in allowed:
             reason = ""
             while not reason:
                 reason = (await prompt("Reason (the model is told it): ")).strip()
             return Answer(DecisionKind.REJECT, reason=reason)
-        if answer in ("e", "edit") and request.policy.editable:
+        if answer in ("e", "edit") and editable:
             edits = await _edit(request, prompt, console)
             if edits is not None:
                 return Answer(DecisionKind.APPROVE, modified_args=edits)
             continue
+        if answer in ("r", "respond") and "respond" in allowed:
+            text = ""
+            while not text:
+                text = (await prompt("Answer in the tool's place (JSON, or text): ")).strip()
+            return Answer(DecisionKind.RESPOND, response=parse_value(text))
         if answer in ("s", "skip"):
             return None
         console.print(f"Please answer {choices}.")
@@ -200,5 +212,7 @@ async def decide_at_prompt(
         console.print(f"Recorded: {approvals} approvals so far.")
     elif answer.decision is DecisionKind.APPROVE:
         console.print("[green]Approved.[/]")
+    elif answer.decision is DecisionKind.RESPOND:
+        console.print("Answered in the tool's place; the tool does not run.")
     else:
         console.print("[red]Rejected.[/]")

@@ -85,6 +85,7 @@ async def _decide(client: Client, request_id: str, console: Console) -> None:
             reason=answer.reason,
             modified_args=answer.modified_args,
             seen_digest=request.args_digest,  # what was shown at the prompt
+            response=answer.response,
         )
 
     await decide_at_prompt(request, console, carry_out)

@@ -38,6 +38,8 @@ async def _decide(gate: Gate, request: ApprovalRequest, me: Principal, console: 
     async def carry_out(answer: Answer) -> ApprovalRequest:
         if answer.decision is DecisionKind.APPROVE:
             return await gate.approve(request, by=me, modified_args=answer.modified_args)
+        if answer.decision is DecisionKind.RESPOND:
+            return await gate.respond(request, answer.response, by=me)
         return await gate.reject(request, by=me, reason=answer.reason or "")
 
     await decide_at_prompt(request, console, carry_out)
