@@ -39,6 +39,7 @@ from signoff.events import Event
 from signoff.follow import Feed, OnOpen, follow
 from signoff.grant_book import GrantBook
 from signoff.grants import GrantAsk
+from signoff.jsonlog import about
 from signoff.keys import Keyring
 from signoff.models import (
     SYSTEM,
@@ -410,6 +411,10 @@ class ApprovalService:
         )
 
     async def _transition(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
+        with about(request_id):  # what is logged below names the request
+            return await self._transition_logged(request_id, apply)
+
+    async def _transition_logged(self, request_id: str, apply: TransitionFn) -> ApprovalRequest:
         try:
             result = await self.store.transition(
                 request_id,

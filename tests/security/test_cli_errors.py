@@ -56,6 +56,7 @@ def test_serve_with_the_database_down_never_prints_its_password(tmp_path: Path) 
         ("show", "apr_x", "--url", "http://127.0.0.1:1"),
         ("runs", "resume", "nope", "--db", "sqlite:///nothing-here.db"),
         ("token", "--sub", "a", "--role", "emperor"),
+        ("serve", "--log-format", "yaml", "--db", "sqlite:///x.db"),
     ],
 )
 def test_cli_failures_are_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:

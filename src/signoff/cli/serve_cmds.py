@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,16 +27,28 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     db: DbOption = None,
     config: ConfigOption = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            help="text, or json: one JSON object per line, with the request id it is about.",
+        ),
+    ] = "text",
 ) -> None:
     """Run the approval server: HTTP API, live events, dashboard."""
     import uvicorn
 
     from signoff.connect import connect, signing_keys
     from signoff.delivery import ChannelRuntime, build_channels
+    from signoff.jsonlog import configure
     from signoff.server.app import create_app, key_for
     from signoff.server.http import server_config
     from signoff.service import ApprovalService
 
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format is text or json, not {log_format!r}")
+    # JSON lines are for a log pipeline: everything from INFO; text keeps the terminal quiet
+    configure("json", logging.INFO) if log_format == "json" else configure("text", logging.WARNING)
     settings = _settings()
     db_url = db or settings.db_url
     cfg = _config(config)
@@ -51,7 +64,8 @@ def serve(
         channels=runtime,
         public_url=cfg.server.public_url or f"http://{host}:{port}",
     )
-    server = uvicorn.Server(server_config(application, host=host, port=port))
+    # uvicorn's records go to the handler configure() set up, in the same format
+    server = uvicorn.Server(server_config(application, host=host, port=port, log_config=None))
 
     async def run() -> None:
         # open the store first: a database that is down is one clear line, not a traceback

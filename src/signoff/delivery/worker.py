@@ -29,6 +29,7 @@ import tenacity
 from signoff._util import new_id, stop_task
 from signoff.channels.base import Channel, DeliveryFailed, DeliveryRefused, Notice, NoticeType
 from signoff.errors import SignoffError
+from signoff.jsonlog import about
 from signoff.service import ApprovalService
 from signoff.stores.outbox import Delivery
 
@@ -158,6 +159,10 @@ class DeliveryWorker:
     # -- one delivery ---------------------------------------------------------------------
 
     async def _send(self, delivery: Delivery) -> None:
+        with about(delivery.request_id):  # what is logged below names the request
+            await self._send_logged(delivery)
+
+    async def _send_logged(self, delivery: Delivery) -> None:
         started = time.monotonic()
         try:
             outcome = await self._attempt(delivery)
