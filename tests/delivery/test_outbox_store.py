@@ -162,3 +162,22 @@ async def test_replicas_claiming_at_once_take_each_delivery_once(
     )
     ids = [d.id for batch in batches for d in batch]
     assert len(ids) == len(set(ids)) == 40
+
+
+async def test_a_claim_leaves_resting_channels_alone_and_can_take_one_channel_only(
+    service: ApprovalService,
+) -> None:
+    """What the worker's circuit breaker asks of the store: skip the channels that rest,
+    and claim a single probe from one of them."""
+    for n in range(3):
+        await service.submit(refund_spec(tool_call_id=f"rest-{n}"), AGENT)
+    now = service.now() + timedelta(seconds=1)
+    until = now + timedelta(seconds=60)
+    without_a = await service.store.claim_deliveries("w", now, until, 10, skip=["a"])
+    assert [d.channel for d in without_a] == ["b"] * 3
+    probe = await service.store.claim_deliveries("w", now, until, 1, only="a")
+    assert [d.channel for d in probe] == ["a"] and probe[0].attempts == 1
+    rest = await service.store.claim_deliveries("w", now, until, 10, skip=["a"])
+    assert rest == []  # the other two of "a" were left for when it is up again
+    untouched = await service.store.list_deliveries(DeliveryQuery(channel="a"))
+    assert sorted(d.attempts for d in untouched) == [0, 0, 1]

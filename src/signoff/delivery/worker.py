@@ -28,6 +28,7 @@ import tenacity
 
 from signoff._util import new_id, stop_task
 from signoff.channels.base import Channel, DeliveryFailed, DeliveryRefused, Notice, NoticeType
+from signoff.delivery.breaker import Breakers
 from signoff.errors import SignoffError
 from signoff.jsonlog import about
 from signoff.service import ApprovalService
@@ -81,6 +82,8 @@ class DeliveryWorker:
             multiplier=opts.backoff_initial_s, max=opts.backoff_max_s, jitter=opts.backoff_jitter_s
         )
         self._retrying = tenacity.AsyncRetrying(wait=self._backoff)
+        #: channels that keep failing rest (the same backoff, per channel)
+        self.breakers = Breakers(self._wait_before)
 
     async def start(self) -> None:
         if not self._tasks:
@@ -135,7 +138,15 @@ class DeliveryWorker:
             return 0
         now = self.service.now()
         until = now + timedelta(seconds=self.options.lease_s)
-        claimed = await self.store.claim_deliveries(self.owner, now, until, room)
+        skip = self.breakers.skipped()
+        claimed = await self.store.claim_deliveries(self.owner, now, until, room, skip=skip)
+        for channel in self.breakers.due_probes():
+            if len(claimed) >= room:
+                break
+            probe = await self.store.claim_deliveries(self.owner, now, until, 1, only=channel)
+            if probe:
+                self.breakers.probing(channel)
+                claimed += probe
         for delivery in claimed:
             task = asyncio.create_task(self._send(delivery), name=f"signoff-deliver-{delivery.id}")
             self._inflight.add(task)
@@ -149,11 +160,15 @@ class DeliveryWorker:
 
     async def _next_delay(self, claimed: int) -> float:
         due = await self.store.next_delivery_due()
+        probe_in = self.breakers.next_probe_in()
         if due is None:
-            return self.options.poll_s
+            return self.options.poll_s if probe_in is None else min(probe_in, self.options.poll_s)
         wait = due.timestamp() - self.service.now().timestamp()
-        # something due but not claimed waits behind a delivery another replica is sending
+        # something due but not claimed waits behind a delivery another replica is sending,
+        # or for its resting channel's next probe
         floor = 0.25 if not claimed else 0.0
+        if not claimed and probe_in is not None and wait <= 0:
+            floor = max(floor, probe_in)
         return min(max(wait, floor), self.options.poll_s)
 
     # -- one delivery ---------------------------------------------------------------------
@@ -171,6 +186,8 @@ class DeliveryWorker:
         except Exception:
             log.exception("signoff: recording delivery %s failed", delivery.id)
             return
+        finally:
+            self.breakers.released(delivery.channel)
         if self.observe is not None:
             age = self.service.now().timestamp() - delivery.created_at.timestamp()
             self.observe(delivery.channel, outcome, delivery.attempts, max(age, 0.0))
@@ -202,19 +219,25 @@ class DeliveryWorker:
             async with asyncio.timeout(self.options.send_timeout_s):
                 receipt = await channel.send(notice)
         except DeliveryRefused as exc:
+            self.breakers.answered(delivery.channel)  # an answer: the channel is up
             return await self._give_up(delivery, exc.message)
         except DeliveryFailed as exc:
+            self.breakers.failed(delivery.channel)
             return await self._retry(delivery, exc.message, exc.retry_after)
         except TimeoutError:
+            self.breakers.failed(delivery.channel)
             why = f"the send took longer than {self.options.send_timeout_s:g} s"
             return await self._retry(delivery, why, None)
         except SignoffError as exc:
+            self.breakers.failed(delivery.channel)
             return await self._retry(delivery, exc.message, None)
         except Exception as exc:
             # a channel's bug: logged with its traceback; only the type is kept, since an
             # exception's text may quote a URL or a secret
             log.exception("signoff: channel %r failed to send %s", delivery.channel, delivery.id)
+            self.breakers.failed(delivery.channel)
             return await self._retry(delivery, f"the channel failed ({type(exc).__name__})", None)
+        self.breakers.answered(delivery.channel)
         done = await self.store.finish_delivery(
             delivery.id, self.owner, self.service.now(), receipt
         )
@@ -225,10 +248,7 @@ class DeliveryWorker:
             return await self._give_up(
                 delivery, f"{why} (gave up after {delivery.attempts} attempts)"
             )
-        # tenacity's wait strategies read only the attempt number from the call state
-        state = tenacity.RetryCallState(self._retrying, None, (), {})
-        state.attempt_number = delivery.attempts
-        wait = max(self._backoff(state), retry_after or 0.0)
+        wait = max(self._wait_before(delivery.attempts), retry_after or 0.0)
         retry_at = self.service.now() + timedelta(seconds=wait)
         await self.store.fail_delivery(delivery.id, self.owner, why, retry_at)
         log.info(
@@ -239,6 +259,13 @@ class DeliveryWorker:
             wait,
         )
         return "retry"
+
+    def _wait_before(self, attempt: int) -> float:
+        """The backoff after ``attempt`` failures (tenacity's exponential with jitter)."""
+        # tenacity's wait strategies read only the attempt number from the call state
+        state = tenacity.RetryCallState(self._retrying, None, (), {})
+        state.attempt_number = attempt
+        return float(self._backoff(state))
 
     async def _give_up(self, delivery: Delivery, why: str) -> str:
         await self.store.fail_delivery(delivery.id, self.owner, why, None)

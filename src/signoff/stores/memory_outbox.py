@@ -43,7 +43,14 @@ class MemoryOutbox(Outbox):
             )
 
     async def claim_deliveries(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        skip: Sequence[str] = (),
+        only: str | None = None,
     ) -> list[Delivery]:
         with self._lock:
             pending = sorted(
@@ -57,6 +64,8 @@ class MemoryOutbox(Outbox):
                 d
                 for d in pending
                 if first[(d.request_id, d.channel)] == d.seq
+                and d.channel not in skip
+                and (only is None or d.channel == only)
                 and d.due_at <= now
                 and (d.lease_until is None or d.lease_until <= now)
             ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -132,11 +133,19 @@ class Outbox(ABC):
 
     @abstractmethod
     async def claim_deliveries(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        skip: Sequence[str] = (),
+        only: str | None = None,
     ) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries to ``owner`` (each claim counts an
         attempt), oldest due first, never one behind an earlier pending delivery of the
-        same request and channel."""
+        same request and channel; none for a channel in ``skip`` (resting: see
+        :mod:`signoff.delivery.breaker`), and only ``only``'s when given."""
 
     @abstractmethod
     async def finish_delivery(

@@ -65,9 +65,17 @@ class PostgresOutbox(Outbox):
     _connection: Callable[[], Any]
 
     async def claim_deliveries(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        skip: Sequence[str] = (),
+        only: str | None = None,
     ) -> list[Delivery]:
         params = {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit}
+        params |= {"skip": list(skip), "only": only}
         rows = await self._rows("claim_deliveries", params)
         return sorted((delivery(row) for row in rows), key=lambda d: (d.due_at, d.seq))
 

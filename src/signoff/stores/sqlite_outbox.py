@@ -4,6 +4,7 @@ and are atomic across processes sharing the file."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -75,13 +76,22 @@ class SqliteOutbox(Outbox):
     _rows: Callable[..., list[Any]]
 
     async def claim_deliveries(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        *,
+        skip: Sequence[str] = (),
+        only: str | None = None,
     ) -> list[Delivery]:
         params = {
             "owner": owner,
             "now": now.timestamp(),
             "lease_until": lease_until.timestamp(),
             "limit": limit,
+            "skip": json.dumps(list(skip)),
+            "only": only,
         }
 
         def work(tx: Tx) -> list[Any]:

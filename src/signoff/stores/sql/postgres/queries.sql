@@ -159,6 +159,8 @@ WHERE d.seq IN (
     SELECT c.seq FROM deliveries AS c
     WHERE c.status = 'pending' AND c.due_at <= %(now)s
       AND (c.lease_until IS NULL OR c.lease_until <= %(now)s)
+      AND NOT (c.channel = ANY(%(skip)s::text[]))
+      AND (%(only)s::text IS NULL OR c.channel = %(only)s::text)
       AND NOT EXISTS (
           SELECT 1 FROM deliveries AS e
           WHERE e.request_id = c.request_id AND e.channel = c.channel

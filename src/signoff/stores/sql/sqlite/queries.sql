@@ -133,6 +133,8 @@ WHERE seq IN (
     SELECT d.seq FROM deliveries AS d
     WHERE d.status = 'pending' AND d.due_at <= :now
       AND (d.lease_until IS NULL OR d.lease_until <= :now)
+      AND d.channel NOT IN (SELECT value FROM json_each(:skip))
+      AND (:only IS NULL OR d.channel = :only)
       AND NOT EXISTS (
           SELECT 1 FROM deliveries AS e
           WHERE e.request_id = d.request_id AND e.channel = d.channel
