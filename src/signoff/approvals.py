@@ -96,13 +96,13 @@ class Approvals(ABC):
 
     async def history(self, call: ToolCall, lookback_s: float) -> history.History:
         """The agent's history for a session-aware limit (:mod:`signoff.history`), as of
-        now. Read from the store in this process; a gate on a server has no endpoint for it
-        yet, so such a limit fails closed there (asks)."""
-        raise UsageError("a gate on a server cannot read the agent's history of calls yet")
+        now: from the store in this process, or from the server (``GET /v1/history``). One
+        that cannot be read makes the limit fail closed (it asks)."""
+        raise UsageError("this gate cannot read the agent's history of calls")
 
     async def record_execution(self, call: ToolCall) -> None:
         """Add a call a session-aware limit let run without asking to the ledger."""
-        raise UsageError("a gate on a server cannot record the agent's history of calls yet")
+        raise UsageError("this gate cannot record the agent's history of calls")
 
     @abstractmethod
     async def save_run(self, record: RunRecord) -> RunRecord: ...

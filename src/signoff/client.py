@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from signoff.errors import (
 )
 from signoff.events import Event
 from signoff.follow import Feed, Interrupted, OnOpen, follow
+from signoff.history import HistoryRow
 from signoff.models import ApprovalRequest, DecisionKind, Page, RequestSpec, RunRecord
 from signoff.problems import error_from
 from signoff.sse_stream import SseStream
@@ -262,6 +264,27 @@ class Client:
     async def list_runs(self, *, status: str | None = None, limit: int = 100) -> list[RunRecord]:
         reply = await self._call("GET", "/v1/runs", params={"status": status, "limit": limit})
         return [RunRecord.model_validate(item) for item in json.loads(reply.body)["items"]]
+
+    async def history(self, lookback_s: float) -> tuple[list[HistoryRow], datetime, datetime]:
+        """The calling agent's calls in the last ``lookback_s`` seconds: (rows, the server's
+        now, since)."""
+        reply = await self._call("GET", "/v1/history", params={"lookback_s": lookback_s})
+        body = json.loads(reply.body)
+        rows = [
+            HistoryRow(
+                tool=i["tool"],
+                run_id=i["run_id"],
+                at=datetime.fromisoformat(i["at"]),
+                args=i["args"],
+                in_flight=i["in_flight"],
+            )
+            for i in body["items"]
+        ]
+        return rows, datetime.fromisoformat(body["now"]), datetime.fromisoformat(body["since"])
+
+    async def record_execution(self, tool: str, args: JSONObject, run_id: str | None) -> None:
+        body = {"tool": tool, "args": args, "run_id": run_id}
+        await self._call("POST", "/v1/executions", json_body=body)
 
     async def deliveries(self, **filters: Any) -> dict[str, Any]:
         """``GET /v1/deliveries`` (status, channel, request_id, before, limit): one page."""

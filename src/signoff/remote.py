@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Literal
 
+from signoff import history
 from signoff._util import stop_task
 from signoff.approvals import Approvals
 from signoff.client import Client
@@ -29,6 +30,7 @@ from signoff.models import (
     Run,
     RunRecord,
     Status,
+    ToolCall,
 )
 from signoff.types import JSONObject
 
@@ -255,6 +257,14 @@ class RemoteApprovals(Approvals):
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.agent.save_run(record)
+
+    async def history(self, call: ToolCall, lookback_s: float) -> history.History:
+        # the server answers for the token's agent, as of its own clock
+        rows, now, start = await self.agent.history(lookback_s)
+        return history.History(rows, run_id=call.run.run_id, now=now, since=start)
+
+    async def record_execution(self, call: ToolCall) -> None:
+        await self.agent.record_execution(call.tool_name, call.args_json, call.run.run_id)
 
     async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
         try:

@@ -39,6 +39,7 @@ from signoff.events import Event
 from signoff.follow import Feed, OnOpen, follow
 from signoff.grant_book import GrantBook
 from signoff.grants import GrantAsk
+from signoff.history_book import HistoryBook
 from signoff.jsonlog import about
 from signoff.keys import Keyring
 from signoff.models import (
@@ -91,6 +92,7 @@ class ApprovalService:
             keys = self._default_keys
         #: durable agent runs' checkpoints
         self.runs = RunBook(store, self.roles, self.now)
+        self.histories = HistoryBook(store, self.now)  #: agents' own calls (remote limits)
         #: standing grants: listed, revoked, and checked at every submission
         self.grants = GrantBook(store, self.roles, self.now)
         #: the audit log: sealed while the service runs (``sweep``), read and verified

@@ -118,7 +118,7 @@ async def test_a_run_limit_and_an_agent_limit_together_hold_without_a_run_id(
 
 
 async def test_a_history_that_cannot_be_read_asks() -> None:
-    # a gate on a server has no history endpoint yet: the limit fails closed
+    # a server that cannot be reached cannot tell the history: the limit fails closed
     gate = Gate("http://127.0.0.1:9", token="t", config=limit("run_count('pay', '1h') > 5"))
     tool(gate)
     try:

@@ -58,6 +58,7 @@ from signoff.server.handlers.requests import (
     outcome,
     wait_request,
 )
+from signoff.server.history_routes import HISTORY_ENDPOINTS
 from signoff.server.openapi import document
 
 
@@ -443,4 +444,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(401, 422),
     ),
     *DEVICE_ENDPOINTS,
+    *HISTORY_ENDPOINTS,
 )

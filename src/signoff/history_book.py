@@ -1,0 +1,57 @@
+"""An agent's own history of calls, over the API: what a gate that talks to a server reads
+for a session-aware limit (:mod:`signoff.history`), and where it records the calls such a
+limit let run without asking. Only an agent, and only its own: the agent is its token's
+subject, never a field of the body."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from signoff._util import new_id
+from signoff.canonical import json_problem
+from signoff.errors import Forbidden, InvalidArguments
+from signoff.history import HistoryRow, since
+from signoff.models import Principal
+from signoff.stores.base import Store
+from signoff.stores.history_store import Execution
+from signoff.types import JSONObject
+
+#: the longest window a limit may name (as the policy file's check): a year and a day
+MAX_LOOKBACK_S = 366 * 86400.0
+
+
+class HistoryBook:
+    def __init__(self, store: Store, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+
+    async def read(
+        self, agent: Principal, lookback_s: float
+    ) -> tuple[list[HistoryRow], datetime, datetime]:
+        """The agent's calls in the last ``lookback_s`` seconds, as of now: (rows, now,
+        since)."""
+        _own(agent, "read a history of calls")
+        if not 0 < lookback_s <= MAX_LOOKBACK_S:
+            raise InvalidArguments(f"lookback_s must be above 0 and at most {MAX_LOOKBACK_S:g}")
+        now = self._now()
+        start = since(now, lookback_s)
+        return await self._store.history(agent.sub, start), now, start
+
+    async def record(
+        self, agent: Principal, tool: str, args: JSONObject, run_id: str | None
+    ) -> Execution:
+        """Add a call that ran without asking to the agent's ledger."""
+        _own(agent, "record a call")
+        for what, value in (("tool", tool), ("args", args), ("run_id", run_id)):
+            if (problem := json_problem(value)) is not None:
+                raise InvalidArguments(f"{what}: {problem}")
+        now = self._now()
+        execution = Execution(new_id("ex"), tool, agent.sub, run_id, args, now)
+        await self._store.record_execution(execution)
+        return execution
+
+
+def _own(principal: Principal, what: str) -> None:
+    if principal.kind != "agent":
+        raise Forbidden(f"only an agent may {what}: its own")

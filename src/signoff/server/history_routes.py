@@ -1,0 +1,95 @@
+"""An agent's own history of calls (session-aware limits on a gate that talks to a server):
+read it, and record a call a limit let run without asking. Declared like the rest of the
+API: the same table builds the routes and their part of the OpenAPI document."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from signoff.errors import InvalidArguments
+from signoff.server.endpoints import Ctx, Endpoint, Query
+from signoff.server.parsing import ok, parse
+
+
+class HistoryItemOut(BaseModel):
+    tool: str
+    run_id: str | None
+    at: datetime
+    args: dict[str, Any]
+    #: pending, or approved and not yet used: it may still run
+    in_flight: bool
+
+
+class HistoryOut(BaseModel):
+    now: datetime
+    since: datetime
+    items: list[HistoryItemOut]
+
+
+class ExecutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = Field(min_length=1, max_length=200)
+    args: dict[str, Any]
+    run_id: str | None = Field(default=None, max_length=200)
+
+
+class ExecutionOut(BaseModel):
+    id: str
+
+
+async def read_history(ctx: Ctx) -> Response:
+    raw = ctx.query("lookback_s")
+    try:
+        lookback = float(raw) if raw is not None else math.nan
+    except ValueError:
+        lookback = math.nan
+    if not math.isfinite(lookback):
+        raise InvalidArguments("lookback_s must be a number of seconds")
+    rows, now, start = await ctx.state.service.histories.read(ctx.who, lookback)
+    items = [
+        HistoryItemOut(tool=r.tool, run_id=r.run_id, at=r.at, args=r.args, in_flight=r.in_flight)
+        for r in rows
+    ]
+    return ok(HistoryOut(now=now, since=start, items=items))
+
+
+async def record_execution(ctx: Ctx) -> Response:
+    body = parse(ExecutionIn, ctx.body)
+    done = await ctx.state.service.histories.record(ctx.who, body.tool, body.args, body.run_id)
+    return ok(ExecutionOut(id=done.id))
+
+
+HISTORY_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        method="GET",
+        path="/v1/history",
+        name="read_history",
+        summary="The calling agent's own calls in a window (for session-aware limits)",
+        handler=read_history,
+        query=(
+            Query(
+                "lookback_s",
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 366 * 86400},
+                "How far back, in seconds.",
+            ),
+        ),
+        responses={200: HistoryOut},
+        errors=(401, 403, 422),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/executions",
+        name="record_execution",
+        summary="Record a call a session-aware limit let the calling agent run unasked",
+        handler=record_execution,
+        body=ExecutionIn,
+        responses={200: ExecutionOut},
+        errors=(400, 401, 403, 413, 422),
+    ),
+)

@@ -1,0 +1,49 @@
+"""Session-aware limits on a gate that talks to a server: the agent's own history of calls
+over the API (GET /v1/history, POST /v1/executions)."""
+
+from __future__ import annotations
+
+from signoff import CallStatus, Gate, Run
+from tests.server.conftest import Live
+from tests.test_limits import PUBLISHER, refunds, refunds_config
+
+RUN_1 = Run(agent_id="support", run_id="run-1")
+RUN_2 = Run(agent_id="support", run_id="run-2")
+
+
+async def test_a_remote_gate_keeps_a_runs_running_total(live: Live) -> None:
+    gate = Gate(live.url, token=live.agent_token("support"), config=refunds_config())
+    ran = refunds(gate)
+    try:
+
+        async def refund(amount: float, run: Run = RUN_1) -> CallStatus:
+            outcome = await gate.call("issue_refund", {"amount": amount}, run=run, wait=False)
+            return outcome.status
+
+        assert await refund(200) is CallStatus.EXECUTED
+        assert await refund(200) is CallStatus.EXECUTED
+        assert await refund(200) is CallStatus.PENDING  # 600 in the run: it asks
+        assert await refund(450, RUN_2) is CallStatus.EXECUTED  # another run: from zero
+        assert ran == [200, 200, 450]
+        [pending] = await live.service.pending(PUBLISHER)
+        assert pending.final_args == {"amount": 200}
+    finally:
+        await gate.aclose()
+    # what ran unasked is on the server's ledger, under the token's agent
+    rows = await live.service.store.history("support", pending.created_at.replace(year=2000))
+    assert sorted((r.run_id, r.args["amount"]) for r in rows if not r.in_flight) == [
+        ("run-1", 200),
+        ("run-1", 200),
+        ("run-2", 450),
+    ]
+
+
+async def test_the_history_is_the_reading_agents_own(live: Live) -> None:
+    async with live.client(live.agent_token("agent-a")) as a:
+        body = {"tool": "pay", "args": {"amount": 5}, "run_id": "r"}
+        assert (await a.post("/v1/executions", json=body)).status_code == 200
+        [item] = (await a.get("/v1/history", params={"lookback_s": 3600})).json()["items"]
+        assert item["tool"] == "pay" and item["args"] == {"amount": 5}
+    async with live.client(live.agent_token("agent-b")) as b:
+        seen = (await b.get("/v1/history", params={"lookback_s": 3600})).json()
+        assert seen["items"] == []
