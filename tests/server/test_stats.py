@@ -109,3 +109,17 @@ def test_the_period_starts_where_since_says(text: str | None, expected: datetime
 def test_a_period_that_cannot_be_read_is_refused(text: str) -> None:
     with pytest.raises(InvalidArguments):
         parse_since(text, NOW)
+
+
+def test_an_answer_in_the_tools_place_is_a_decision_not_a_rejection() -> None:
+    respond, reject = DecisionKind.RESPOND, DecisionKind.REJECT
+    requests = [
+        request(1, "refund", Status.RESPONDED, [("ann", respond, 30)], 30),
+        request(2, "refund", Status.REJECTED, [("ann", reject, 10)], 10),
+    ]
+    out = summarize(requests, T0, T0 + timedelta(days=1), truncated=False)
+    assert (out.overall.decisions, out.overall.responded, out.overall.approval_rate) == (2, 1, 0.0)
+    [refund] = out.tools
+    assert (refund.decisions, refund.rejected, refund.responded) == (2, 1, 1)
+    [ann] = out.approvers
+    assert (ann.decisions, ann.rejected, ann.responded) == (2, 1, 1)

@@ -223,6 +223,9 @@ class MeOut(BaseModel):
 class Timing(BaseModel):
     decisions: int
     approved: int
+    #: answered in the tool's place (``respond``): a decision, neither an approval nor a
+    #: rejection
+    responded: int = 0
     approval_rate: float | None = Field(description="approved / decisions; null with none.")
     median_s: float | None = Field(description="Median seconds from request to decision.")
     p90_s: float | None = Field(description="90th percentile of the same.")

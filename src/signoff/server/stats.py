@@ -170,6 +170,14 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(value, 3)
 
 
+#: the statuses a person's decision settles, and that decision's kind
+_SETTLED_BY = {
+    Status.APPROVED: DecisionKind.APPROVE,
+    Status.REJECTED: DecisionKind.REJECT,
+    Status.RESPONDED: DecisionKind.RESPOND,
+}
+
+
 class _Tally:
     """Decisions and their times, for one tool, approver or day."""
 
@@ -177,19 +185,23 @@ class _Tally:
         self.seconds: list[float] = []
         self.approved = 0
         self.rejected = 0
+        self.responded = 0
 
-    def add(self, approved: bool, seconds: float) -> None:
+    def add(self, kind: DecisionKind, seconds: float) -> None:
         self.seconds.append(max(0.0, seconds))
-        if approved:
+        if kind is DecisionKind.APPROVE:
             self.approved += 1
+        elif kind is DecisionKind.RESPOND:
+            self.responded += 1  # answered in the tool's place: not a rejection
         else:
             self.rejected += 1
 
     def timing(self) -> Timing:
-        decisions = self.approved + self.rejected
+        decisions = self.approved + self.rejected + self.responded
         return Timing(
             decisions=decisions,
             approved=self.approved,
+            responded=self.responded,
             approval_rate=round(self.approved / decisions, 4) if decisions else None,
             median_s=percentile(self.seconds, 0.5),
             p90_s=percentile(self.seconds, 0.9),
@@ -209,18 +221,17 @@ def summarize(
         total += 1
         counts[request.tool][request.status] += 1
         tools.setdefault(request.tool, _Tally())
-        if request.status in (Status.APPROVED, Status.REJECTED) and request.decided_at:
+        settled = _SETTLED_BY.get(request.status)
+        if settled is not None and request.decided_at:
             # the request's time to decision: from asking to the decision that settled it
             seconds = (request.decided_at - request.created_at).total_seconds()
-            approved = request.status is Status.APPROVED
-            overall.add(approved, seconds)
-            tools[request.tool].add(approved, seconds)
-            days[request.decided_at.date().isoformat()].add(approved, seconds)
+            overall.add(settled, seconds)
+            tools[request.tool].add(settled, seconds)
+            days[request.decided_at.date().isoformat()].add(settled, seconds)
         for decision in request.decisions:
             # each approver's own decisions, quorum votes included
             approvers[decision.by].add(
-                decision.decision is DecisionKind.APPROVE,
-                (decision.at - request.created_at).total_seconds(),
+                decision.decision, (decision.at - request.created_at).total_seconds()
             )
     return StatsOut(
         since=since,
