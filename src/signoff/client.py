@@ -231,10 +231,14 @@ class Client:
         *,
         reason: str | None = None,
         seen_digests: Mapping[str, str] | None = None,
+        grant: JSONObject | None = None,
+        response: Any = None,
     ) -> list[DecisionResult]:
+        """Decide several requests the same way; each succeeds or fails on its own.
+        ``grant`` and ``response`` as for :meth:`decide`."""
         body: dict[str, Any] = {"ids": list(ids), "decision": str(DecisionKind(decision))}
-        if reason is not None:
-            body["reason"] = reason
+        given = {"reason": reason, "grant": grant, "response": response}
+        body.update({k: v for k, v in given.items() if v is not None})
         if seen_digests:
             body["seen_digests"] = dict(seen_digests)
         reply = await self._call("POST", "/v1/decisions", json_body=body)

@@ -323,23 +323,20 @@ class ApprovalService:
         principal: Principal,
         decision: DecisionKind | str,
         *,
-        reason: str | None = None,
         seen_digests: Mapping[str, str] | None = None,
-        via: str = "api",
+        **same: Any,
     ) -> list[tuple[str, ApprovalRequest | SignoffError]]:
-        """Decide several requests; each one succeeds or fails on its own. ``seen_digests``
-        gives, per id, the ``args_digest`` the approver was shown."""
+        """Decide several requests the same way (``same``: :meth:`decide`'s reason, via,
+        grant, response), each on its own; ``seen_digests``: per id, the ``args_digest``
+        shown. A decision no request could take as asked raises, deciding none."""
+        shape = {"reason": None, "response": None, "via": "api", **same}
+        decisions.asked(principal, decision, modified_args=None, seen_digest=None, **shape)
         results: list[tuple[str, ApprovalRequest | SignoffError]] = []
         seen = seen_digests or {}
         for request_id in ids:
             try:
                 request = await self.decide(
-                    request_id,
-                    principal,
-                    decision,
-                    reason=reason,
-                    seen_digest=seen.get(request_id),
-                    via=via,
+                    request_id, principal, decision, seen_digest=seen.get(request_id), **same
                 )
             except SignoffError as exc:
                 results.append((request_id, exc))

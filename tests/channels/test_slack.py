@@ -19,7 +19,13 @@ from signoff import Gate, Policy
 from signoff.channels.base import DeliveryFailed, DeliveryRefused, NoticeType
 from signoff.channels.registry import channel_class
 from signoff.channels.slack import SlackChannel, SlackSettings
-from signoff.channels.slack.blocks import ACTION_APPROVE, ACTION_EDIT, ACTION_REJECT
+from signoff.channels.slack.blocks import (
+    ACTION_APPROVE,
+    ACTION_EDIT,
+    ACTION_GRANT,
+    ACTION_REJECT,
+    ACTION_RESPOND,
+)
 from signoff.errors import ConfigError
 from signoff.models import ApprovalRequest, Principal, Status
 from signoff.outcome import CallStatus
@@ -67,7 +73,7 @@ async def current(world: SlackWorld, request: ApprovalRequest) -> ApprovalReques
 # -- the message ---------------------------------------------------------------------------
 
 
-async def test_a_request_is_posted_with_its_context_and_three_buttons(world: SlackWorld) -> None:
+async def test_a_request_is_posted_with_its_context_and_its_buttons(world: SlackWorld) -> None:
     request = await submit(world)
     receipt = await world.post_request(request)
     assert receipt == {"channel": CHANNELS["#agent-approvals"], "ts": receipt["ts"]}
@@ -87,7 +93,13 @@ async def test_a_request_is_posted_with_its_context_and_three_buttons(world: Sla
         f"<https://signoff.example.com/requests/{request.id}|Open in signoff>",
     ):
         assert expected in shown, expected
-    assert buttons(call["blocks"]) == [ACTION_APPROVE, ACTION_REJECT, ACTION_EDIT]
+    assert buttons(call["blocks"]) == [
+        ACTION_APPROVE,
+        ACTION_REJECT,
+        ACTION_EDIT,
+        ACTION_GRANT,
+        ACTION_RESPOND,
+    ]
     # buttons carry the request and the digest of what was shown, never the arguments
     for block in call["blocks"]:
         for element in block.get("elements", []) if block["type"] == "actions" else []:
@@ -105,6 +117,17 @@ async def test_hidden_details_and_no_edit_for_a_configured_tool(clock: ManualClo
             assert secret not in shown
         assert "not shown in Slack" in shown and "issue_refund" in shown
         assert buttons(world.slack.message(receipt).blocks) == [ACTION_APPROVE, ACTION_REJECT]
+
+
+async def test_the_buttons_are_what_the_policy_lets_approvers_do(world: SlackWorld) -> None:
+    policy = {"min_role": "publisher", "timeout_s": 300, "editable": ["amount"]}
+    only = await submit(world, policy={**policy, "decisions": ["approve", "reject"]})
+    receipt = await world.post_request(only)
+    shown = buttons(world.slack.message(receipt).blocks)
+    assert shown == [ACTION_APPROVE, ACTION_REJECT, ACTION_GRANT]  # no edit, no answer
+    answers = await submit(world, policy={**policy, "decisions": ["respond", "reject"]})
+    receipt = await world.post_request(answers)
+    assert buttons(world.slack.message(receipt).blocks) == [ACTION_REJECT, ACTION_RESPOND]
 
 
 # -- deciding from Slack, with the agent's call following ------------------------------------
@@ -144,6 +167,34 @@ async def decide_in_slack(how: str, world: SlackWorld, receipt: JSONObject, gate
         response = await world.interact(world.submit("U0ALICE", modal, reason))
         assert response.status_code == 200 and response.content == b""  # closes the form
         return
+    if how == "grant":
+        await world.interact(world.click("U0ALICE", receipt, ACTION_GRANT))
+        modal = world.opened_view()
+        assert modal["callback_id"] == "signoff_grant"
+        assert "Later calls by" in text_of(modal["blocks"])
+        unchosen: JSONObject = {"grant_scope": {"value": {"selected_option": None}}}
+        response = await world.interact(world.submit("U0ALICE", modal, unchosen))
+        assert set(response.json()["errors"]) == {"grant_scope", "grant_ttl"}
+        chosen = {
+            "grant_scope": {"value": {"selected_option": {"value": "identical"}}},
+            "grant_ttl": {"value": {"selected_option": {"value": "1h"}}},
+            "note": {"value": {"value": "Known customer"}},
+        }
+        response = await world.interact(world.submit("U0ALICE", modal, chosen))
+        assert response.status_code == 200 and response.content == b""
+        return
+    if how == "respond":
+        await world.interact(world.click("U0ALICE", receipt, ACTION_RESPOND))
+        modal = world.opened_view()
+        assert modal["callback_id"] == "signoff_respond"
+        for text in ("   ", "null"):
+            blank = {"response": {"value": {"value": text}}}
+            response = await world.interact(world.submit("U0ALICE", modal, blank))
+            assert set(response.json()["errors"]) == {"response"}
+        answer = {"response": {"value": {"value": '{"refunded": false, "by": "phone"}'}}}
+        response = await world.interact(world.submit("U0ALICE", modal, answer))
+        assert response.status_code == 200 and response.content == b""
+        return
     await world.interact(world.click("U0ALICE", receipt, ACTION_EDIT))
     modal = world.opened_view()
     field = modal["blocks"][1]
@@ -154,7 +205,7 @@ async def decide_in_slack(how: str, world: SlackWorld, receipt: JSONObject, gate
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("how", ["approve", "reject", "edit"])
+@pytest.mark.parametrize("how", ["approve", "reject", "edit", "grant", "respond"])
 async def test_a_decision_in_slack_decides_the_agents_call(how: str) -> None:
     gate, ran = gated()
     async with gate:
@@ -180,8 +231,13 @@ async def test_a_decision_in_slack_decides_the_agents_call(how: str) -> None:
         assert outcome.status is CallStatus.REJECTED and ran == []
         assert "Dup" in (outcome.message or "") and decision.reason == "Dup"
         assert final.text == "Rejected: issue_refund"
+    elif how == "respond":
+        assert outcome.status is CallStatus.RESPONDED and ran == []
+        assert outcome.result == {"refunded": False, "by": "phone"}
+        assert final.text == "Responded: issue_refund"
+        assert "Answered in the tool's place" in text_of(final.blocks)
     else:
-        amount = 300 if how == "approve" else 120.5
+        amount = 120.5 if how == "edit" else 300
         assert outcome.status is CallStatus.EXECUTED
         assert ran == [{"order_id": "ORD-7", "amount": amount}]
         assert outcome.result == f"refunded {float(amount)} on ORD-7"
@@ -189,6 +245,19 @@ async def test_a_decision_in_slack_decides_the_agents_call(how: str) -> None:
         if how == "edit":
             assert decision.modified_args == {"amount": 120.5}
             assert "*Edited by an approver*" in text_of(final.blocks)
+        if how == "grant":
+            assert decision.grant_id is not None and decision.reason == "Known customer"
+            assert f"and granted `{decision.grant_id}`" in text_of(final.blocks)
+            # the same call again runs at once, under the grant; other arguments still ask
+            again = await gate.call("issue_refund", {"order_id": "ORD-7", "amount": 300})
+            assert again.status is CallStatus.EXECUTED and len(ran) == 2
+            assert again.request is not None
+            [covered] = again.request.decisions
+            assert (covered.via, covered.grant_id) == ("grant", decision.grant_id)
+            other = await gate.call(
+                "issue_refund", {"order_id": "ORD-7", "amount": 301}, wait=False
+            )
+            assert other.status is CallStatus.PENDING
 
 
 async def _pending(gate: Gate) -> list[ApprovalRequest]:

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from signoff.channels.slack.blocks import ACTION_APPROVE, ACTION_EDIT, ACTION_REJECT
+from signoff.channels.slack.blocks import (
+    ACTION_APPROVE,
+    ACTION_EDIT,
+    ACTION_GRANT,
+    ACTION_REJECT,
+    ACTION_RESPOND,
+    ButtonValue,
+)
+from signoff.channels.slack.modals import Opened
 from signoff.models import ApprovalRequest, Principal, Status
 from tests.channels.slack_world import (
     SECRET,
@@ -175,6 +183,9 @@ async def test_an_unknown_slack_user_is_told_and_changes_nothing(
         ("U0ERIN", ACTION_APPROVE, "role 'editor' may not decide this request"),
         ("U0ERIN", ACTION_REJECT, "Your role (editor) may not decide this request"),
         ("U0ERIN", ACTION_EDIT, "Your role (editor) may not decide this request"),
+        ("U0ERIN", ACTION_GRANT, "Your role (editor) may not decide this request"),
+        ("U0ERIN", ACTION_RESPOND, "Your role (editor) may not decide this request"),
+        ("U0SUPPORT", ACTION_GRANT, "You requested this call"),
         ("U0SUPPORT", ACTION_APPROVE, "you requested this call"),
         ("U0SUPPORT", ACTION_REJECT, "You requested this call"),
     ],
@@ -234,6 +245,73 @@ async def test_a_form_opened_before_an_edit_cannot_approve_the_new_arguments(
     assert "The arguments changed" in answer["errors"]["field-0"]
     now = await world.service.get(request.id, READER)
     assert now.final_args["amount"] == 9 and [d.by for d in now.decisions] == ["paul"]
+
+
+def forged_form(world: SlackWorld, callback: str, request: ApprovalRequest, receipt: Any) -> Any:
+    """A form Slack never showed (no button offered it): its submission, made up."""
+    message = world.slack.message(receipt)
+    opened = Opened(request.id, request.args_digest, message.channel, message.ts)
+    return {"callback_id": callback, "private_metadata": opened.encode(), "blocks": []}
+
+
+GRANT_FOR_AN_HOUR = {
+    "grant_scope": {"value": {"selected_option": {"value": "tool"}}},
+    "grant_ttl": {"value": {"selected_option": {"value": "1h"}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("scope", "ttl"), [("everything", "1h"), ("tool", "100y"), ("tool", "0"), (None, None)]
+)
+async def test_a_grant_form_only_grants_what_it_offered(
+    world: SlackWorld, scope: str | None, ttl: str | None
+) -> None:
+    request, receipt = await posted(world)
+    form = forged_form(world, "signoff_grant", request, receipt)
+    values = {
+        "grant_scope": {"value": {"selected_option": {"value": scope}}},
+        "grant_ttl": {"value": {"selected_option": {"value": ttl}}},
+    }
+    answer = (await world.interact(world.submit("U0ALICE", form, values))).json()
+    assert answer["response_action"] == "errors"
+    await unchanged(world, request)
+    assert await world.service.grants.list(READER) == []
+
+
+async def test_no_grant_or_answer_where_the_policy_does_not_allow_it(world: SlackWorld) -> None:
+    policy = {"min_role": "publisher", "timeout_s": 300, "decisions": ["reject"]}
+    request, receipt = await posted(world, policy=policy)
+    assert buttons(world.slack.message(receipt).blocks) == [ACTION_REJECT]
+    grant = forged_form(world, "signoff_grant", request, receipt)
+    await world.interact(world.submit("U0ALICE", grant, GRANT_FOR_AN_HOUR))
+    answer = {"response": {"value": {"value": "done"}}}
+    respond = forged_form(world, "signoff_respond", request, receipt)
+    await world.interact(world.submit("U0ALICE", respond, answer))
+    told = world.slack.ephemeral_to("U0ALICE")
+    assert len(told) == 2 and all("does not let approvers" in t for t in told)
+    await unchanged(world, request)
+    # a made-up button for a verb the message does not offer is refused before any form
+    value = ButtonValue("respond", request.id, request.args_digest).encode()
+    click = world.click("U0ALICE", receipt, ACTION_REJECT)
+    click["actions"][0] |= {"action_id": ACTION_RESPOND, "value": value}
+    await world.interact(click)
+    assert "cannot be decided that way (respond)" in world.slack.ephemeral_to("U0ALICE")[-1]
+    assert world.slack.called("views.open") == []
+
+
+async def test_a_grant_form_opened_before_an_edit_grants_nothing(world: SlackWorld) -> None:
+    policy = {"min_role": "publisher", "timeout_s": 300, "editable": ["amount"], "quorum": 2}
+    request, receipt = await posted(world, policy=policy)
+    await world.interact(world.click("U0ALICE", receipt, ACTION_GRANT))
+    form = world.opened_view()
+    await world.service.decide(
+        request.id, Principal(sub="paul", role="publisher"), "approve", modified_args={"amount": 9}
+    )
+    await world.interact(world.submit("U0ALICE", form, GRANT_FOR_AN_HOUR))
+    assert "arguments changed" in world.slack.ephemeral_to("U0ALICE")[-1]
+    now = await world.service.get(request.id, READER)
+    assert [d.by for d in now.decisions] == ["paul"]
+    assert await world.service.grants.list(READER) == []
 
 
 # -- bodies ---------------------------------------------------------------------------------

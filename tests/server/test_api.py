@@ -242,6 +242,30 @@ async def test_batch(live: Live) -> None:
     is_problem(no_reason, 422)
 
 
+async def test_batch_respond_answers_each_in_the_tools_place(live: Live) -> None:
+    ids = [(await create(live, {**REFUND, "tool_call_id": f"r{i}"}))["id"] for i in range(2)]
+    no_respond = await create(
+        live,
+        {**REFUND, "tool_call_id": "n", "policy": {**REFUND["policy"], "decisions": ["approve"]}},
+    )
+    answer = {"refunded": False, "note": "Handled by phone"}
+    async with live.client(live.approver_token()) as c:
+        missing = await c.post("/v1/decisions", json={"ids": ids, "decision": "respond"})
+        is_problem(missing, 422)
+        r = await c.post(
+            "/v1/decisions",
+            json={"ids": [*ids, no_respond["id"]], "decision": "respond", "response": answer},
+        )
+    assert r.status_code == 200, r.text
+    results = {x["id"]: x for x in r.json()["results"]}
+    for request_id in ids:
+        assert results[request_id]["status"] == 200
+        decided = results[request_id]["request"]
+        assert decided["status"] == "responded"
+        assert decided["decisions"][-1]["response"] == answer
+    assert results[no_respond["id"]]["status"] == 403
+
+
 # -- the agent's verbs ----------------------------------------------------------------------
 
 

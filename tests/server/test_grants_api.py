@@ -78,3 +78,33 @@ async def test_bad_grants_are_clear_problems(live: Live) -> None:
     async with live.client(live.agent_token()) as agent:
         is_problem(await agent.get("/v1/grants"), 403)
         is_problem(await agent.delete("/v1/grants/grt_x"), 403)
+
+
+async def test_a_batch_approval_grants_for_each_request(live: Live) -> None:
+    first = await submit(live)
+    other = await submit(live, args={"order_id": "ORD-2", "amount": 5}, tool_call_id="toolu_9")
+    async with live.client(live.approver_token()) as paul:
+        bad = {"ids": [first["id"]], "decision": "approve", "grant": {"ttl": "100y"}}
+        is_problem(await paul.post("/v1/decisions", json=bad), 422)
+        rejected = {"ids": [first["id"]], "decision": "reject", "reason": "no"}
+        is_problem(await paul.post("/v1/decisions", json={**rejected, "grant": {"ttl": "1h"}}), 422)
+        body = {
+            "ids": [first["id"], other["id"]],
+            "decision": "approve",
+            "grant": {"ttl": "1h", "scope": "identical"},
+        }
+        response = await paul.post("/v1/decisions", json=body)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert [r["status"] for r in results] == [200, 200]
+        grant_ids = {r["request"]["decisions"][-1]["grant_id"] for r in results}
+        assert len(grant_ids) == 2 and None not in grant_ids
+        listed = (await paul.get("/v1/grants")).json()["items"]
+        assert {g["id"] for g in listed} == grant_ids
+    # each grant covers its own arguments: both identical calls are approved at once
+    again = await submit(live, tool_call_id="toolu_10")
+    assert again["status"] == "approved" and again["decisions"][0]["via"] == "grant"
+    repeat = await submit(live, args={"order_id": "ORD-2", "amount": 5}, tool_call_id="toolu_11")
+    assert repeat["status"] == "approved"
+    changed = await submit(live, args={"order_id": "ORD-2", "amount": 6}, tool_call_id="toolu_12")
+    assert changed["status"] == "pending"

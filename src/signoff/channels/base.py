@@ -125,6 +125,8 @@ class Decide(Protocol):
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
         via: str = "api",
+        grant: JSONObject | None = None,
+        response: Any = None,
     ) -> ApprovalRequest: ...
 
 

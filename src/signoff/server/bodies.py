@@ -105,6 +105,8 @@ class BatchApproveIn(_In):
     reason: str | None = Field(default=None, max_length=10_000)
     #: per request id, the ``args_digest`` the approver was shown
     seen_digests: dict[str, SeenDigest] | None = Field(default=None, max_length=200)
+    #: also grant, for each approved request, the same agent's later calls (no edits)
+    grant: GrantIn | None = None
 
 
 class BatchRejectIn(_In):
@@ -114,8 +116,21 @@ class BatchRejectIn(_In):
     seen_digests: dict[str, SeenDigest] | None = Field(default=None, max_length=200)
 
 
+class BatchRespondIn(_In):
+    ids: list[str] = Field(min_length=1, max_length=200)
+    decision: Literal["respond"]
+    #: what the model receives in place of each tool's result (any JSON but null)
+    response: Any = Field(description="The tools' answer, as the approver writes it (JSON).")
+    reason: str | None = Field(default=None, max_length=10_000)
+    seen_digests: dict[str, SeenDigest] | None = Field(default=None, max_length=200)
+
+
 class BatchIn(
-    RootModel[Annotated[BatchApproveIn | BatchRejectIn, Field(discriminator="decision")]]
+    RootModel[
+        Annotated[
+            BatchApproveIn | BatchRejectIn | BatchRespondIn, Field(discriminator="decision")
+        ]
+    ]
 ):
     """Decide several requests the same way; each succeeds or fails on its own."""
 

@@ -37,7 +37,25 @@ CONTEXT_ITEMS_MAX = 20
 ACTION_APPROVE = "signoff_approve"
 ACTION_REJECT = "signoff_reject"
 ACTION_EDIT = "signoff_edit"
-VERBS = {ACTION_APPROVE: "approve", ACTION_REJECT: "reject", ACTION_EDIT: "edit"}
+#: approve, and trust the same agent's later calls for a while (a standing grant)
+ACTION_GRANT = "signoff_grant"
+#: answer in the tool's place (the tool does not run)
+ACTION_RESPOND = "signoff_respond"
+VERBS = {
+    ACTION_APPROVE: "approve",
+    ACTION_REJECT: "reject",
+    ACTION_EDIT: "edit",
+    ACTION_GRANT: "grant",
+    ACTION_RESPOND: "respond",
+}
+#: the policy's ``decisions`` entry each verb needs (a grant is an approval)
+NEEDS = {
+    "approve": "approve",
+    "reject": "reject",
+    "edit": "edit",
+    "grant": "approve",
+    "respond": "respond",
+}
 
 _RISK = {
     "low": ":large_green_circle:",
@@ -227,6 +245,9 @@ def _context_sections(request: ApprovalRequest) -> list[JSONObject]:
 def _decided(decision: Decision, look: Look) -> str:
     via = f" via {mrkdwn(decision.via, 50)}" if decision.via else ""
     line = f"by {look.who(decision.by, decision.role)}{via} · {date(decision.at)}"
+    if decision.grant_id:
+        what = "under standing grant" if decision.via == "grant" else "and granted"
+        line += f" · {what} `{mrkdwn(decision.grant_id, 100)}`"
     if decision.reason:
         line += "\n>" + mrkdwn(decision.reason, 1000).replace("\n", "\n>")
     return line
@@ -263,6 +284,17 @@ def _status_lines(request: ApprovalRequest, look: Look) -> list[str]:
     ]
 
 
+def offers(request: ApprovalRequest, look: Look) -> list[str]:
+    """The verbs this message offers for ``request``: what its policy's ``decisions``
+    allow, and nothing that needs the details where this channel hides them (an edit, a
+    grant, an answer in the tool's place)."""
+    allowed = request.policy.decisions
+    verbs = [verb for verb, needs in NEEDS.items() if needs in allowed]
+    if look.hides(request):
+        return [verb for verb in verbs if verb in ("approve", "reject")]
+    return [verb for verb in verbs if verb != "edit" or request.policy.editable]
+
+
 def _actions(request: ApprovalRequest, look: Look) -> JSONObject:
     def button(action: str, label: str, digest: str | None) -> JSONObject:
         value = ButtonValue(VERBS[action], request.id, digest).encode()
@@ -273,17 +305,24 @@ def _actions(request: ApprovalRequest, look: Look) -> JSONObject:
             "value": value,
         }
 
-    approve = {**button(ACTION_APPROVE, "Approve", request.args_digest), "style": "primary"}
-    if request.risk.value == "critical":
-        approve["confirm"] = {
-            "title": {"type": "plain_text", "text": "Approve this call?"},
-            "text": {"type": "mrkdwn", "text": f"`{mrkdwn(request.tool, 200)}` will run."},
-            "confirm": {"type": "plain_text", "text": "Approve"},
-            "deny": {"type": "plain_text", "text": "Not yet"},
-        }
-    elements = [approve, {**button(ACTION_REJECT, "Reject", None), "style": "danger"}]
-    if request.policy.editable and not look.hides(request):
-        elements.append(button(ACTION_EDIT, "Edit", request.args_digest))
+    offered = offers(request, look)
+    elements: list[JSONObject] = []
+    if "approve" in offered:
+        approve = {**button(ACTION_APPROVE, "Approve", request.args_digest), "style": "primary"}
+        if request.risk.value == "critical":
+            approve["confirm"] = {
+                "title": {"type": "plain_text", "text": "Approve this call?"},
+                "text": {"type": "mrkdwn", "text": f"`{mrkdwn(request.tool, 200)}` will run."},
+                "confirm": {"type": "plain_text", "text": "Approve"},
+                "deny": {"type": "plain_text", "text": "Not yet"},
+            }
+        elements.append(approve)
+    if "reject" in offered:
+        elements.append({**button(ACTION_REJECT, "Reject", None), "style": "danger"})
+    more = ((ACTION_EDIT, "Edit"), (ACTION_GRANT, "Approve for…"), (ACTION_RESPOND, "Answer"))
+    for action, label in more:
+        if VERBS[action] in offered:
+            elements.append(button(action, label, request.args_digest))
     # a new block id on every update, so Slack clients drop the old buttons' state
     return {
         "type": "actions",

@@ -18,43 +18,53 @@ message was posted all leave the request as it was, and the clicker is told why.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol
-from urllib.parse import parse_qs
 
-from slack_sdk.signature import Clock, SignatureVerifier
+from slack_sdk.signature import SignatureVerifier
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from signoff._util import to_datetime
 from signoff.argschema import schema_errors
 from signoff.channels.base import ChannelContext
-from signoff.channels.slack.blocks import VERBS, ButtonValue, Look, clip
+from signoff.channels.slack.blocks import VERBS, ButtonValue, Look, clip, offers
 from signoff.channels.slack.modals import (
     CALLBACK_EDIT,
+    CALLBACK_GRANT,
     CALLBACK_REJECT,
+    CALLBACK_RESPOND,
     REASON_BLOCK,
+    RESPONSE_BLOCK,
+    SCOPE_BLOCK,
     Opened,
     dig,
     edit_modal,
-    editable_fields,
     field_block,
+    grant_modal,
     read_edit,
+    read_grant,
+    read_note,
     read_reason,
+    read_response,
     reject_modal,
+    respond_modal,
     schema_error_block,
 )
 from signoff.channels.slack.settings import SlackSettings
+from signoff.channels.slack.verify import (
+    WINDOW_S,
+    ContextClock,
+    read_body,
+    read_payload,
+    unverified,
+)
 from signoff.errors import (
     Conflict,
     Forbidden,
     NotFound,
-    PayloadTooLarge,
-    RequestTimeout,
     SignoffError,
     UsageError,
 )
@@ -81,26 +91,11 @@ class SlackChannel(Protocol):
 
 log = logging.getLogger("signoff.channels.slack")
 
-#: Slack's window for a request's timestamp, either way (seconds)
-WINDOW_S = 300
-#: the largest interaction accepted (a payload carries the whole message it came from)
-MAX_BODY = 2_000_000
-BODY_TIMEOUT_S = 10.0
 VIA = "slack"
 NOT_AN_APPROVER = (
     "You are not an approver here: your Slack account is not linked to a signoff identity, "
     "so this changed nothing. An admin can add you to the channel's `users`."
 )
-
-
-class _ContextClock(Clock):
-    """slack-sdk's clock, reading the service's."""
-
-    def __init__(self, context: ChannelContext) -> None:
-        self._now = context.now
-
-    def now(self) -> float:
-        return self._now()
 
 
 class Interactions:
@@ -114,7 +109,7 @@ class Interactions:
     def start(self, context: ChannelContext) -> None:
         self.context = context
         secret = self.channel.settings.signing_secret.get_secret_value()
-        self.verifier = SignatureVerifier(secret, clock=_ContextClock(context))
+        self.verifier = SignatureVerifier(secret, clock=ContextClock(context))
 
     # -- the endpoint ---------------------------------------------------------------------
 
@@ -123,12 +118,12 @@ class Interactions:
         if context is None or verifier is None:
             return problem(503, "the Slack channel is not started")
         try:
-            body = await _read_body(request)
+            body = await read_body(request)
         except SignoffError as exc:
             return from_error(exc)
         timestamp = request.headers.get("x-slack-request-timestamp")
         signature = request.headers.get("x-slack-signature")
-        why = _unverified(verifier, context, body, timestamp, signature)
+        why = unverified(verifier, context, body, timestamp, signature)
         if why is not None or timestamp is None or signature is None:
             # not audited: an unsigned request is anyone's, and must not grow the audit log
             log.warning("slack channel %s: interaction refused: %s", self.channel.name, why)
@@ -137,7 +132,7 @@ class Interactions:
         if not await context.spend(key, to_datetime(int(timestamp) + WINDOW_S + 1)):
             log.warning("slack channel %s: a replayed interaction refused", self.channel.name)
             return problem(409, "this interaction was already received", code="replayed")
-        payload = _payload(body)
+        payload = read_payload(body)
         if payload is None:
             return problem(400, "the body has no JSON payload", code="bad_request")
         settings = self.channel.settings
@@ -178,18 +173,15 @@ class Interactions:
         if value.verb == "approve":
             await self._decide(where, value.request_id, principal, seen_digest=value.digest)
             return
-        # Reject and Edit open a modal: look first, so nobody fills in a form for nothing
+        # the other verbs open a form: look first, so nobody fills in a form for nothing
         request = await self._pending(where, value.request_id)
         if request is None:
             return
-        refusal = self._refusal(request, principal)
-        if value.verb == "edit" and refusal is None:
-            if self.channel.look.hides(request) or not editable_fields(request):
-                refusal = "This request cannot be edited in Slack: open it in signoff."
-            elif value.digest != request.args_digest:
-                await self.channel.refresh(where.channel, where.ts, request.id)
-                await self._tell(where, _CHANGED)
-                return
+        refusal = self._refusal(request, principal, value.verb)
+        if refusal is None and value.verb != "reject" and value.digest != request.args_digest:
+            await self.channel.refresh(where.channel, where.ts, request.id)
+            await self._tell(where, _CHANGED)
+            return
         if refusal is not None:
             await self._context().refused(request.id, value.verb, refusal)
             await self._tell(where, f"{refusal} The request stays pending.")
@@ -198,11 +190,8 @@ class Interactions:
             await self._tell(where, "Slack sent no trigger for a form: click again.")
             return
         opened = Opened(request.id, request.args_digest, where.channel, where.ts)
-        view = (
-            reject_modal(request, opened) if value.verb == "reject" else edit_modal(request, opened)
-        )
         try:
-            await self.channel.open_view(trigger, view)
+            await self.channel.open_view(trigger, _FORMS[value.verb](request, opened))
         except SignoffError as exc:
             log.warning("slack channel %s: views.open failed: %s", self.channel.name, exc)
             await self._tell(where, "Slack could not open the form in time: click again.")
@@ -213,26 +202,47 @@ class Interactions:
         view = payload.get("view")
         callback = dig(view, "callback_id")
         opened = Opened.decode(dig(view, "private_metadata"))
-        if opened is None or callback not in (CALLBACK_REJECT, CALLBACK_EDIT):
+        if opened is None or callback not in _FIRST_BLOCK:
             return Response(status_code=200)
         where = _Where(opened.channel, opened.ts, dig(payload, "user", "id"))
-        first_block = REASON_BLOCK if callback == CALLBACK_REJECT else field_block(0)
+        first_block = _FIRST_BLOCK[callback]
         verb = "reject" if callback == CALLBACK_REJECT else "approve"
+        verb = "respond" if callback == CALLBACK_RESPOND else verb
         user = self.channel.settings.users.get(str(where.user))
         if user is None:
             await self._context().refused(opened.request_id, verb, _unknown(where))
             return _errors({first_block: NOT_AN_APPROVER})
         principal = _as_principal(user.sub, user.role)
         values = dig(view, "state", "values")
+        decide: dict[str, Any] = {"kind": verb, "reason": read_note(values)}
         if callback == CALLBACK_REJECT:
             reason = read_reason(values)
             if reason is None:
                 return _errors({REASON_BLOCK: "A reason is required: the agent is told it."})
-            self.channel.spawn(
-                self._decide(where, opened.request_id, principal, kind="reject", reason=reason),
-                "reject",
-            )
-            return Response(status_code=200)
+            decide["reason"] = reason
+        elif callback == CALLBACK_RESPOND:
+            decide["response"], errors = read_response(values)
+            if errors:
+                return _errors(errors)
+        elif callback == CALLBACK_GRANT:
+            decide["grant"], errors = read_grant(values)
+            if errors:
+                return _errors(errors)
+        else:
+            edited = await self._edited(opened, values, first_block)
+            if isinstance(edited, JSONResponse):
+                return edited
+            decide["modified_args"] = edited or None
+        if callback != CALLBACK_REJECT:
+            decide["seen_digest"] = opened.digest
+        work = self._decide(where, opened.request_id, principal, **decide)
+        self.channel.spawn(work, _VERB_OF.get(callback, verb))
+        return Response(status_code=200)
+
+    async def _edited(
+        self, opened: Opened, values: Any, first_block: str
+    ) -> JSONObject | JSONResponse:
+        """The arguments an Edit form changed, or the form's errors to show."""
         try:
             request = await self._context().get_request(opened.request_id)
         except NotFound:
@@ -241,26 +251,13 @@ class Interactions:
             return _errors({first_block: _already(request)})
         if opened.digest != request.args_digest:
             return _errors({first_block: _CHANGED})
-        changed, note, errors = read_edit(request, values)
+        changed, _, errors = read_edit(request, values)
         if not errors and changed and request.args_schema is not None:
             # checked here so the approver sees it in the form; decide checks it again
             problems = await schema_errors(request.args_schema, {**request.final_args, **changed})
             for text in problems:
                 errors.setdefault(schema_error_block(request, text), clip(text, 300))
-        if errors:
-            return _errors(errors)
-        self.channel.spawn(
-            self._decide(
-                where,
-                request.id,
-                principal,
-                reason=note,
-                modified_args=changed or None,
-                seen_digest=opened.digest,
-            ),
-            "edit",
-        )
-        return Response(status_code=200)
+        return _errors(errors) if errors else changed
 
     # -- deciding -------------------------------------------------------------------------
 
@@ -274,6 +271,8 @@ class Interactions:
         reason: str | None = None,
         modified_args: JSONObject | None = None,
         seen_digest: str | None = None,
+        grant: JSONObject | None = None,
+        response: Any = None,
     ) -> None:
         try:
             decided = await self._context().decide(
@@ -284,6 +283,8 @@ class Interactions:
                 modified_args=modified_args,
                 seen_digest=seen_digest,
                 via=VIA,
+                grant=grant,
+                response=response,
             )
         except Conflict as exc:
             await self.channel.refresh(where.channel, where.ts, request_id)
@@ -342,9 +343,11 @@ class Interactions:
             return None
         return request
 
-    def _refusal(self, request: ApprovalRequest, principal: Principal) -> str | None:
-        """Why ``principal`` may not decide ``request`` (checked before a form is opened;
+    def _refusal(self, request: ApprovalRequest, principal: Principal, verb: str) -> str | None:
+        """Why ``principal`` may not ``verb`` ``request`` (checked before a form is opened;
         the decision itself is checked again by the service)."""
+        if verb not in offers(request, self.channel.look):
+            return f"This request cannot be decided that way ({verb}) in Slack."
         if not self._context().roles.admits(principal.role, request.policy.min_role):
             return (
                 f"Your role ({principal.role}) may not decide this request: it needs "
@@ -374,6 +377,23 @@ class _Where:
         self.user = user if isinstance(user, str) else None
 
 
+#: the form each button opens
+_FORMS = {
+    "reject": reject_modal,
+    "edit": edit_modal,
+    "grant": grant_modal,
+    "respond": respond_modal,
+}
+#: where a form's first problem is shown
+_FIRST_BLOCK = {
+    CALLBACK_REJECT: REASON_BLOCK,
+    CALLBACK_EDIT: field_block(0),
+    CALLBACK_GRANT: SCOPE_BLOCK,
+    CALLBACK_RESPOND: RESPONSE_BLOCK,
+}
+#: what a form's work is called in the log
+_VERB_OF = {CALLBACK_EDIT: "edit", CALLBACK_GRANT: "grant"}
+
 _CHANGED = (
     "The arguments changed since this was shown to you (another approver edited them). "
     "The message now shows the current ones: look again."
@@ -401,52 +421,3 @@ def _already(request: ApprovalRequest) -> str:
 
 def _errors(errors: dict[str, str]) -> JSONResponse:
     return JSONResponse({"response_action": "errors", "errors": errors})
-
-
-def _unverified(
-    verifier: SignatureVerifier,
-    context: ChannelContext,
-    body: bytes,
-    timestamp: str | None,
-    signature: str | None,
-) -> str | None:
-    """Why the request is not Slack's, or None."""
-    if not timestamp or not signature:
-        return "the X-Slack-Request-Timestamp and X-Slack-Signature headers are required"
-    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
-        return "X-Slack-Request-Timestamp is not a Unix time"
-    if abs(context.now() - int(timestamp)) > WINDOW_S:
-        return "the request's timestamp is more than 5 minutes away"
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return "the body is not UTF-8"
-    if not verifier.is_valid(body=body, timestamp=timestamp, signature=signature):
-        return "the signature does not verify"
-    return None
-
-
-def _payload(body: bytes) -> JSONObject | None:
-    try:
-        fields = parse_qs(body.decode("utf-8"), strict_parsing=False, max_num_fields=20)
-        data = json.loads(fields["payload"][0])
-    except (KeyError, IndexError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
-                chunks.append(chunk)
-    except TimeoutError as exc:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
-    return b"".join(chunks)

@@ -19,6 +19,14 @@ from signoff.types import JSONObject
 
 CALLBACK_REJECT = "signoff_reject"
 CALLBACK_EDIT = "signoff_edit"
+CALLBACK_GRANT = "signoff_grant"
+CALLBACK_RESPOND = "signoff_respond"
+SCOPE_BLOCK = "grant_scope"
+TTL_BLOCK = "grant_ttl"
+RESPONSE_BLOCK = "response"
+#: how long a grant made in Slack may last (the API takes any time from a minute to a week)
+GRANT_TTLS = {"15m": "15 minutes", "1h": "1 hour", "8h": "8 hours", "1d": "1 day", "7d": "7 days"}
+GRANT_TTL_DEFAULT = "1h"
 REASON_BLOCK = "reason"
 REASON_ACTION = "reason"
 NOTE_BLOCK = "note"
@@ -92,6 +100,99 @@ def reject_modal(request: ApprovalRequest, opened: Opened) -> JSONObject:
                     "max_length": 2000,
                 },
             },
+        ],
+    }
+
+
+def _note_block() -> JSONObject:
+    return {
+        "type": "input",
+        "block_id": NOTE_BLOCK,
+        "optional": True,
+        "label": _title("Note (optional)"),
+        "element": {"type": "plain_text_input", "action_id": INPUT_ACTION, "max_length": 2000},
+    }
+
+
+def _choice(value: str, text: str) -> JSONObject:
+    return {"text": _title(text), "value": value}
+
+
+def grant_modal(request: ApprovalRequest, opened: Opened) -> JSONObject:
+    """Approve, and approve the same agent's later calls without asking for a while: the
+    identical call, or any call of the tool (CONTRACT.md §9)."""
+    tool = plain(request.tool, 40)
+    scopes = [
+        _choice("identical", "Identical calls (these exact arguments)"),
+        _choice("tool", f"Any call of {tool}"),
+    ]
+    ttls = [_choice(value, text) for value, text in GRANT_TTLS.items()]
+    agent = mrkdwn(request.requested_by, 200)
+    explain = (
+        f"Later calls by *{agent}* are approved at once until the grant ends or someone "
+        "revokes it. A changed tool schema voids it."
+    )
+    return {
+        "type": "modal",
+        "callback_id": CALLBACK_GRANT,
+        "private_metadata": opened.encode(),
+        "title": _title("Approve and trust"),
+        "submit": _title("Approve"),
+        "close": _title("Cancel"),
+        "blocks": [
+            _summary(request),
+            {"type": "section", "text": {"type": "mrkdwn", "text": explain}},
+            {
+                "type": "input",
+                "block_id": SCOPE_BLOCK,
+                "label": _title("Also approve, without asking"),
+                "element": {
+                    "type": "radio_buttons",
+                    "action_id": INPUT_ACTION,
+                    "options": scopes,
+                    "initial_option": scopes[0],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": TTL_BLOCK,
+                "label": _title("For"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": INPUT_ACTION,
+                    "options": ttls,
+                    "initial_option": _choice(GRANT_TTL_DEFAULT, GRANT_TTLS[GRANT_TTL_DEFAULT]),
+                },
+            },
+            _note_block(),
+        ],
+    }
+
+
+def respond_modal(request: ApprovalRequest, opened: Opened) -> JSONObject:
+    """Answer in the tool's place: the tool does not run; the model receives the answer."""
+    return {
+        "type": "modal",
+        "callback_id": CALLBACK_RESPOND,
+        "private_metadata": opened.encode(),
+        "title": _title("Answer instead"),
+        "submit": _title("Send answer"),
+        "close": _title("Cancel"),
+        "blocks": [
+            _summary(request),
+            {
+                "type": "input",
+                "block_id": RESPONSE_BLOCK,
+                "label": _title("The tool's result, as the agent will receive it"),
+                "hint": _title("JSON, or plain text. The tool does not run."),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": INPUT_ACTION,
+                    "multiline": True,
+                    "max_length": INPUT_MAX,
+                },
+            },
+            _note_block(),
         ],
     }
 
@@ -197,15 +298,7 @@ def edit_modal(request: ApprovalRequest, opened: Opened) -> JSONObject:
         if isinstance(description, str) and description:
             block["hint"] = _title(plain(description, 2000))
         blocks.append(block)
-    blocks.append(
-        {
-            "type": "input",
-            "block_id": NOTE_BLOCK,
-            "optional": True,
-            "label": _title("Note (optional)"),
-            "element": {"type": "plain_text_input", "action_id": INPUT_ACTION, "max_length": 2000},
-        }
-    )
+    blocks.append(_note_block())
     return {
         "type": "modal",
         "callback_id": CALLBACK_EDIT,
@@ -274,8 +367,39 @@ def read_edit(
             continue
         if name not in request.final_args or request.final_args[name] != value:
             changed[name] = value
+    return changed, read_note(values), errors
+
+
+def read_note(values: Any) -> str | None:
     note = dig(values, NOTE_BLOCK, INPUT_ACTION, "value")
-    return changed, (note.strip() or None) if isinstance(note, str) else None, errors
+    return (note.strip() or None) if isinstance(note, str) else None
+
+
+def read_grant(values: Any) -> tuple[JSONObject | None, dict[str, str]]:
+    """From a submitted grant modal: the grant (``{"ttl", "scope"}``), or the problems."""
+    scope = dig(values, SCOPE_BLOCK, INPUT_ACTION, "selected_option", "value")
+    ttl = dig(values, TTL_BLOCK, INPUT_ACTION, "selected_option", "value")
+    errors: dict[str, str] = {}
+    if scope not in ("identical", "tool"):
+        errors[SCOPE_BLOCK] = "Choose which calls to approve without asking."
+    if ttl not in GRANT_TTLS:
+        errors[TTL_BLOCK] = "Choose how long."
+    return (None if errors else {"ttl": ttl, "scope": scope}), errors
+
+
+def read_response(values: Any) -> tuple[Any, dict[str, str]]:
+    """From a submitted answer modal: the answer (JSON where the text is JSON, else the
+    text itself), or the problems."""
+    text = dig(values, RESPONSE_BLOCK, INPUT_ACTION, "value")
+    if not isinstance(text, str) or not text.strip():
+        return None, {RESPONSE_BLOCK: "Write the answer the agent receives."}
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return text.strip(), {}
+    if value is None:
+        return None, {RESPONSE_BLOCK: "null is not an answer: write what the tool would return."}
+    return value, {}
 
 
 def read_reason(values: Any) -> str | None:

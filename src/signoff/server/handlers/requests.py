@@ -14,8 +14,10 @@ from signoff.models import ApprovalRequest, RequestSpec, Risk, Status
 from signoff.problems import problem_dict, status_for
 from signoff.server.bodies import (
     ApproveIn,
+    BatchApproveIn,
     BatchIn,
     BatchOut,
+    BatchRespondIn,
     CancelIn,
     DecisionIn,
     OutcomeIn,
@@ -109,6 +111,7 @@ async def decide(ctx: Ctx) -> Response:
 
 async def decide_batch(ctx: Ctx) -> Response:
     body = parse(BatchIn, ctx.body).root
+    grant = body.grant.model_dump() if isinstance(body, BatchApproveIn) and body.grant else None
     results = await ctx.state.service.decide_many(
         list(dict.fromkeys(body.ids)),
         ctx.who,
@@ -116,6 +119,8 @@ async def decide_batch(ctx: Ctx) -> Response:
         reason=body.reason,
         seen_digests=body.seen_digests,
         via=via(ctx.request),
+        grant=grant,
+        response=body.response if isinstance(body, BatchRespondIn) else None,
     )
     out: list[dict[str, Any]] = []
     for request_id, result in results:
