@@ -19,7 +19,7 @@ from signoff.grants import GrantAsk, parse_ask
 from signoff.models import ApprovalRequest, DecisionKind, Principal
 from signoff.types import JSONObject
 
-__all__ = ["DecisionInput", "asked", "disallowed", "not_editable"]
+__all__ = ["DecisionInput", "asked", "disallowed", "json_or_text", "not_editable", "typed_answer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +114,27 @@ def not_editable(req: ApprovalRequest, modified: JSONObject) -> str | None:
         allowed = req.policy.editable or "none"
         return f"not editable: {outside}; the policy allows editing {allowed}"
     return None
+
+
+def json_or_text(text: str) -> Any:
+    """What a person typed (a form, a terminal, a text message): JSON where it parses
+    (an object, a number, true), else the text itself. NaN and Infinity are text."""
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return text
+
+
+def typed_answer(text: str) -> Any:
+    """A tool's answer as a person typed it (:func:`json_or_text`); InvalidArguments for
+    nothing, or ``null``, which answers nothing."""
+    if not text.strip():
+        raise InvalidArguments("write the answer the agent receives in the tool's place")
+    value = json_or_text(text.strip())
+    if value is None:
+        raise InvalidArguments("null is no answer: write what the tool would have returned")
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -69,6 +69,40 @@ async def test_a_rejection_with_a_reason_and_a_json_user_claim(
     assert two.status is Status.REJECTED and "no reason given" in str(two.decisions[0].reason)
 
 
+async def test_a_response_answers_in_the_tools_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with ablying(tmp_path, monkeypatch) as a:
+        request = await a.rig.submit()
+        only_approve = await a.rig.submit(
+            policy={"min_role": "publisher", "timeout_s": 300, "decisions": ["approve"]}
+        )
+        answer = {"refunded": False, "note": "handled by phone"}
+        empty = await a.respond(
+            "alice", "publisher", {"decision": "responded", "requestId": request.id}
+        )
+        done = await a.respond(
+            "alice",
+            "publisher",
+            {"decision": "responded", "requestId": request.id, "response": answer},
+        )
+        refused = await a.respond(
+            "alice",
+            "publisher",
+            {"decision": "responded", "requestId": only_approve.id, "response": "done"},
+        )
+        answered, untouched = await a.rig.get(request.id), await a.rig.get(only_approve.id)
+    assert empty["outcome"] == "refused" and "needs `response`" in empty["detail"]
+    assert (done["requestId"], done["outcome"], done["status"]) == (
+        request.id,
+        "decided",
+        "responded",
+    )
+    assert answered.decisions[0].response == answer and answered.decisions[0].via == "ably"
+    assert refused["outcome"] == "refused" and "does not let approvers respond" in refused["detail"]
+    assert untouched.status is Status.PENDING
+
+
 def test_the_key_is_never_shown_and_must_go_over_tls() -> None:
     settings = AblySettings.model_validate({"key": ABLY_KEY})
     assert "ably-key-secret" not in repr(settings)

@@ -122,6 +122,47 @@ async def test_an_edit_that_breaks_the_schema_is_refused_and_keeps_the_link() ->
             assert (await rig.get(request.id)).status is Status.APPROVED
 
 
+async def test_an_answer_in_the_tools_place_from_the_page() -> None:
+    with smtp_server() as (inbox, port):
+        channel = email_channel(port)
+        async with rigged(channel) as rig:
+            request = await rig.submit()
+            no_answers = await rig.submit(
+                policy={"min_role": "publisher", "timeout_s": 300, "decisions": ["approve"]}
+            )
+            for each in (request, no_answers):
+                await channel.send(rig.notice(each, channel))
+            link, other = (link_in(m) for m in inbox.to(BOB))
+            async with rig.client() as http:
+                page = (await http.get(link)).text
+                assert 'value="respond"' in page and "Send answer" in page
+                other_page = (await http.get(other)).text
+                assert 'value="respond"' not in other_page and 'value="reject"' not in other_page
+                fields = form_fields(page)
+                for blank in (" ", "null"):
+                    refused = await http.post(
+                        link, data={**fields, "decision": "respond", "response": blank}
+                    )
+                    assert refused.status_code == 422, refused.text  # the link is not spent
+                answer = '{"refunded": false, "note": "called the customer"}'
+                done = await http.post(
+                    link, data={**fields, "decision": "respond", "response": answer}
+                )
+                assert done.status_code == 200 and "Answered" in done.text
+                # a page without the form cannot answer either: the policy refuses it
+                fields = form_fields(other_page)
+                forged = await http.post(
+                    other, data={**fields, "decision": "respond", "response": "done"}
+                )
+                assert forged.status_code == 403, forged.text
+            answered = await rig.get(request.id)
+            assert (await rig.get(no_answers.id)).status is Status.PENDING
+    assert answered.status is Status.RESPONDED
+    [decision] = answered.decisions
+    assert decision.response == {"refunded": False, "note": "called the customer"}
+    assert (decision.by, decision.via) == ("bob", "email")
+
+
 def test_the_smtp_password_is_never_shown() -> None:
     settings = EmailSettings.model_validate(
         {

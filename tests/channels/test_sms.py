@@ -83,3 +83,28 @@ def test_without_its_extra_the_module_says_what_to_install(
     monkeypatch.delitem(sys.modules, "signoff.channels.sms", raising=False)
     with pytest.raises(MissingDependency, match=r"signoff\[sms\]"):
         importlib.import_module("signoff.channels.sms")
+
+
+async def test_answer_responds_in_the_tools_place_where_the_policy_allows() -> None:
+    async with texting() as t:
+        request = await t.rig.submit()
+        await t.channel.send(t.rig.notice(request, t.channel))
+        assert "ANSWER" in t.twilio.sent[-1]["Body"]
+        code = t.code_for(BOB_PHONE)
+        bare = await t.reply(BOB_PHONE, f"ANSWER {code}  ")
+        assert said(bare) == f"Say what the agent receives: ANSWER {code} &lt;text&gt;."
+        done = await t.reply(BOB_PHONE, f"answer {code} Refunded by phone: ref 991")
+        assert said(done) == "Answered: issue_refund will not run; the agent receives your answer."
+        answered = await t.rig.get(request.id)
+        only_yes = await t.rig.submit(
+            policy={"min_role": "publisher", "timeout_s": 300, "decisions": ["approve"]}
+        )
+        await t.channel.send(t.rig.notice(only_yes, t.channel))
+        body = t.twilio.sent[-1]["Body"]
+        assert "ANSWER" not in body and "NO " not in body and "Reply YES" in body
+        refused = await t.reply(BOB_PHONE, f"ANSWER {t.code_for(BOB_PHONE)} done")
+        assert said(refused).startswith("Not decided: the policy does not let approvers respond")
+        assert (await t.rig.get(only_yes.id)).status is Status.PENDING
+    assert answered.status is Status.RESPONDED
+    assert answered.decisions[0].response == "Refunded by phone: ref 991"
+    assert (answered.decisions[0].by, answered.decisions[0].via) == ("bob", "sms")

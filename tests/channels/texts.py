@@ -50,7 +50,7 @@ class Texting:
         texts = [m["Body"] for m in self.twilio.sent if m["To"] == number]
         if request_id is not None:
             texts = texts[-1:]
-        found = re.search(r"Reply YES (\d{6})", texts[-1])
+        found = re.search(r"(?:YES|NO|ANSWER) (\d{6})", texts[-1])
         assert found is not None, texts
         return found.group(1)
 

@@ -152,6 +152,29 @@ async def test_a_recipient_whose_role_is_too_low_decides_nothing() -> None:
             assert refusal["actor"]["sub"] == "erin" and refusal["via"] == "email"
 
 
+async def test_an_answer_in_the_tools_place_is_held_to_the_same_rules() -> None:
+    with smtp_server() as (inbox, port):
+        channel = email_channel(port)
+        async with rigged(channel) as rig:
+            request = await rig.submit(min_role="publisher")
+            await channel.send(rig.notice(request, channel))
+            erins, bobs = link_in(inbox.to(ERIN)[0]), link_in(inbox.to(BOB)[0])
+            async with rig.client() as http:
+                fields = form_fields((await http.get(erins)).text)
+                low = {**fields, "decision": "respond", "response": "done"}
+                assert (await http.post(erins, data=low)).status_code == 403  # an editor
+                fields = form_fields((await http.get(bobs)).text)
+                huge = {**fields, "decision": "respond", "response": "x" * 10_001}
+                refused = await http.post(bobs, data=huge)
+                assert refused.status_code == 422 and "longer than 10,000" in refused.text
+                # refused before the link was spent: the right answer still goes through
+                fine = {**fields, "decision": "respond", "response": "<b>handled</b>"}
+                assert (await http.post(bobs, data=fine)).status_code == 200
+            answered = await rig.get(request.id)
+    assert answered.status is Status.RESPONDED
+    assert [(d.by, d.response) for d in answered.decisions] == [("bob", "<b>handled</b>")]
+
+
 async def test_agent_written_markup_is_shown_as_text() -> None:
     evil = "<script>alert(1)</script>"
     with smtp_server() as (inbox, port):
@@ -236,6 +259,22 @@ async def test_a_number_whose_role_is_too_low_decides_nothing() -> None:
         assert (await t.rig.get(request.id)).status is Status.PENDING
         [refusal] = await t.rig.audit("decision.refused")
         assert refusal["actor"]["sub"] == "erin" and refusal["via"] == "sms"
+
+
+async def test_an_sms_answer_needs_the_role_and_the_current_code() -> None:
+    async with texting() as t:
+        request = await t.rig.submit(policy=QUORUM_2)
+        await t.channel.send(t.rig.notice(request, t.channel))
+        low = await t.reply(ERIN_PHONE, f"ANSWER {t.code_for(ERIN_PHONE)} done")
+        assert said(low).startswith("Not decided: role 'editor'")
+        code = t.code_for(BOB_PHONE)
+        await t.rig.service.decide(
+            request.id, Principal(sub="ada", role="admin"), "approve", modified_args={"amount": 9}
+        )
+        stale = await t.reply(BOB_PHONE, f"ANSWER {code} done")
+        assert "No open request" in said(stale)
+        now = await t.rig.get(request.id)
+        assert now.status is Status.PENDING and [d.by for d in now.decisions] == ["ada"]
 
 
 async def test_a_code_stops_working_when_the_arguments_change() -> None:

@@ -62,6 +62,9 @@ _DECISIONS = {
     "approve": DecisionKind.APPROVE,
     "rejected": DecisionKind.REJECT,
     "reject": DecisionKind.REJECT,
+    #: an answer in the tool's place (``data.response``), where the policy allows it
+    "responded": DecisionKind.RESPOND,
+    "respond": DecisionKind.RESPOND,
 }
 
 
@@ -253,7 +256,11 @@ class AblyChannel(Channel):
         data, headers = _object(message.data), _object(_object(raw.get("extras")).get("headers"))
         kind = _DECISIONS.get(str(data.get("decision", "")).lower())
         if kind is None:
-            raise _Refused(f"{principal.sub}: decision must be 'approved' or 'rejected'")
+            raise _Refused(
+                f"{principal.sub}: decision must be 'approved', 'rejected' or 'responded'"
+            )
+        if kind is DecisionKind.RESPOND and data.get("response") is None:
+            raise _Refused(f"{principal.sub}: a response needs `response`: what the model gets")
         target = await self._target(data, headers)
         if target is None:
             raise _Refused(f"{principal.sub}: names no pending request")
@@ -274,6 +281,7 @@ class AblyChannel(Channel):
                 reason=reason[:2000] if reason else None,
                 seen_digest=seen if isinstance(seen, str) else None,
                 via="ably",
+                response=data.get("response") if kind is DecisionKind.RESPOND else None,
             )
         except SignoffError as exc:  # the service audited the refusal itself
             return {"requestId": target, "outcome": "refused", "detail": exc.message}

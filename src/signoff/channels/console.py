@@ -22,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from signoff._util import human_duration
-from signoff.errors import SignoffError
+from signoff.decisions import json_or_text, typed_answer
+from signoff.errors import InvalidArguments, SignoffError
 from signoff.models import ApprovalRequest, DecisionKind
 from signoff.safe_text import printable
 from signoff.safe_text import shown as safe
@@ -117,14 +118,6 @@ class LineReader:
             loop.remove_reader(fd)
 
 
-def parse_value(text: str) -> Any:
-    """What an approver typed: JSON when it parses (numbers, true, lists), else the text."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 async def ask(request: ApprovalRequest, prompt: Prompt, console: Console) -> Answer | None:
     """Ask what to do with ``request``; None means leave it for someone else."""
     allowed = request.policy.decisions
@@ -152,10 +145,12 @@ async def ask(request: ApprovalRequest, prompt: Prompt, console: Console) -> Ans
                 return Answer(DecisionKind.APPROVE, modified_args=edits)
             continue
         if answer in ("r", "respond") and "respond" in allowed:
-            text = ""
-            while not text:
-                text = (await prompt("Answer in the tool's place (JSON, or text): ")).strip()
-            return Answer(DecisionKind.RESPOND, response=parse_value(text))
+            while True:
+                text = await prompt("Answer in the tool's place (JSON, or text): ")
+                try:
+                    return Answer(DecisionKind.RESPOND, response=typed_answer(text))
+                except InvalidArguments as exc:
+                    console.print(exc.message)
         if answer in ("s", "skip"):
             return None
         console.print(f"Please answer {choices}.")
@@ -169,7 +164,7 @@ async def _edit(request: ApprovalRequest, prompt: Prompt, console: Console) -> J
         shown = json.dumps(current, ensure_ascii=False)
         text = (await prompt(printable(f"  {name} [{shown}]: "))).strip()
         if text:
-            value = parse_value(text)
+            value = json_or_text(text)
             if value != current:
                 edits[name] = value
     if not edits:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from email.message import EmailMessage
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
@@ -50,15 +50,20 @@ from signoff.channels.people import (
     context_of,
     same,
 )
+from signoff.decisions import typed_answer
 from signoff.errors import (
     Conflict,
     Forbidden,
+    InvalidArguments,
     MissingDependency,
     NotFound,
     SignoffError,
 )
 from signoff.models import ApprovalRequest, DecisionKind, Status
 from signoff.types import JSONObject
+
+#: the longest answer in the tool's place the page takes (its textarea's maxlength)
+MAX_ANSWER_CHARS = 10_000
 
 try:
     import aiosmtplib
@@ -252,7 +257,8 @@ class EmailChannel(Channel):
                     title="Refused",
                 )
             current = await self._current(link)
-            kind, reason, changes = await self._read_decision(form, current)
+            asked = await self._read_decision(form, current)
+            kind = asked.pop("decision")
             spent_until = to_datetime(link.expires)
             if not await context.spend(f"email:{self.name}:{link.nonce}", spent_until):
                 await context.refused(link.request_id, "email.decide", "link used already")
@@ -268,8 +274,7 @@ class EmailChannel(Channel):
                 link.request_id,
                 link.person.principal(self.name, link.address),
                 kind,
-                reason=reason,
-                modified_args=changes,
+                **asked,
                 seen_digest=digest,
                 via="email",
             )
@@ -305,44 +310,31 @@ class EmailChannel(Channel):
 
     async def _read_decision(
         self, form: dict[str, str], current: ApprovalRequest
-    ) -> tuple[DecisionKind, str | None, JSONObject | None]:
-        """What the pressed button asks for, checked before the link is spent: a typo in
-        an edit must not cost the link."""
+    ) -> dict[str, Any]:
+        """What the pressed button asks for (``decision`` and decide's keywords), checked
+        before the link is spent: a typo in an edit or an answer must not cost the link."""
         choice = form.get("decision")
         if choice == "approve":
-            return DecisionKind.APPROVE, None, None
+            return {"decision": DecisionKind.APPROVE}
         if choice == "reject":
             reason = form.get("reason", "").strip()
             if not reason:
                 raise LinkRefused("A rejection needs a reason.", status=422, title="Not sent")
-            return DecisionKind.REJECT, reason[:2000], None
+            return {"decision": DecisionKind.REJECT, "reason": reason[:2000]}
+        if choice == "respond":
+            text = form.get("response", "")
+            if len(text) > MAX_ANSWER_CHARS:
+                message = f"The answer is longer than {MAX_ANSWER_CHARS:,} characters."
+                raise LinkRefused(message, status=422, title="Not sent")
+            try:
+                answer = typed_answer(text)
+            except InvalidArguments as exc:
+                message = exc.message.capitalize() + "."
+                raise LinkRefused(message, status=422, title="Not sent") from exc
+            return {"decision": DecisionKind.RESPOND, "response": answer}
         if choice != "edit":
             raise LinkRefused("Press one of the page's buttons.", status=400, title="Not sent")
-        changes: JSONObject = {}
-        for field, text in form.items():
-            if not field.startswith("arg."):
-                continue
-            name = field[4:]
-            if name not in current.policy.editable or name not in current.final_args:
-                raise LinkRefused(f"{name} may not be changed.", status=422, title="Not sent")
-            value = typed(current.final_args[name], text)
-            if value != current.final_args[name]:
-                changes[name] = value
-        if not changes:
-            raise LinkRefused(
-                "Nothing was changed; press Approve to approve as it is.",
-                status=422,
-                title="Not sent",
-            )
-        if current.args_schema is not None:
-            errors = await schema_errors(current.args_schema, {**current.final_args, **changes})
-            if errors:
-                raise LinkRefused(
-                    "The changed arguments do not fit the tool: " + "; ".join(errors),
-                    status=422,
-                    title="Not sent",
-                )
-        return DecisionKind.APPROVE, None, changes
+        return {"decision": DecisionKind.APPROVE, "modified_args": await _edits(form, current)}
 
     async def _refusal(self, link: Link, error: SignoffError) -> HTMLResponse:
         """The decision was refused (the service audited it): say why, plainly."""
@@ -359,3 +351,32 @@ class EmailChannel(Channel):
         if isinstance(error, NotFound):
             return ui.message("Not found", error.message, 404)
         return ui.message("Not decided", error.message, 422)
+
+
+async def _edits(form: dict[str, str], current: ApprovalRequest) -> JSONObject:
+    """The arguments an "approve with changes" form changed, checked against the tool."""
+    changes: JSONObject = {}
+    for field, text in form.items():
+        if not field.startswith("arg."):
+            continue
+        name = field[4:]
+        if name not in current.policy.editable or name not in current.final_args:
+            raise LinkRefused(f"{name} may not be changed.", status=422, title="Not sent")
+        value = typed(current.final_args[name], text)
+        if value != current.final_args[name]:
+            changes[name] = value
+    if not changes:
+        raise LinkRefused(
+            "Nothing was changed; press Approve to approve as it is.",
+            status=422,
+            title="Not sent",
+        )
+    if current.args_schema is not None:
+        errors = await schema_errors(current.args_schema, {**current.final_args, **changes})
+        if errors:
+            raise LinkRefused(
+                "The changed arguments do not fit the tool: " + "; ".join(errors),
+                status=422,
+                title="Not sent",
+            )
+    return changes

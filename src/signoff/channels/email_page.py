@@ -169,22 +169,37 @@ def decided_text(request: ApprovalRequest) -> str:
 
 
 def review(request: ApprovalRequest, *, who: str, csrf: str, now: datetime) -> HTMLResponse:
-    """The link's page: the request in full and three forms. Each form posts back to this
+    """The link's page: the request in full and a form for each decision its policy allows
+    (approve, reject, answer in the tool's place, approve with changes). Each posts back to this
     same URL with the page's token and the digest of the arguments shown."""
     hidden = (
         f'<input type="hidden" name="csrf" value="{e(csrf)}">'
         f'<input type="hidden" name="digest" value="{e(request.args_digest)}">'
     )
-    forms = [
-        f'<form method="post">{hidden}<input type="hidden" name="decision" value="approve">'
-        '<button type="submit" class="approve">Approve</button></form>',
-        f'<form method="post">{hidden}<input type="hidden" name="decision" value="reject">'
-        '<label for="reason">Why not? (the agent is told)</label>'
-        '<textarea id="reason" name="reason" rows="3" required maxlength="2000"></textarea>'
-        '<button type="submit" class="reject">Reject</button></form>',
-    ]
+    allowed = request.policy.decisions
+    forms = []
+    if "approve" in allowed:
+        forms.append(
+            f'<form method="post">{hidden}<input type="hidden" name="decision" value="approve">'
+            '<button type="submit" class="approve">Approve</button></form>'
+        )
+    if "reject" in allowed:
+        forms.append(
+            f'<form method="post">{hidden}<input type="hidden" name="decision" value="reject">'
+            '<label for="reason">Why not? (the agent is told)</label>'
+            '<textarea id="reason" name="reason" rows="3" required maxlength="2000"></textarea>'
+            '<button type="submit" class="reject">Reject</button></form>'
+        )
+    if "respond" in allowed:
+        forms.append(
+            f'<form method="post">{hidden}<input type="hidden" name="decision" value="respond">'
+            '<label for="response">Answer in the tool\'s place: the tool does not run, the '
+            "agent receives this as its result (JSON, or plain text)</label>"
+            '<textarea id="response" name="response" rows="4" required maxlength="10000">'
+            '</textarea><button type="submit" class="respond">Send answer</button></form>'
+        )
     editable = [name for name in request.policy.editable if name in request.final_args]
-    if editable:
+    if editable and "edit" in allowed:
         fields = "".join(
             f'<label for="arg-{e(name)}">{e(name)}</label>'
             f'<input type="text" id="arg-{e(name)}" name="arg.{e(name)}" '
@@ -210,8 +225,11 @@ def result(request: ApprovalRequest, kind: DecisionKind) -> HTMLResponse:
         detail = "Approved. The agent may now run the tool with the arguments shown."
     elif request.status is Status.REJECTED:
         detail = "Rejected. The agent is told your reason."
+    elif request.status is Status.RESPONDED:
+        detail = "Answered. The tool does not run; the agent receives your answer."
     else:
         have, need = len(request.approvals), request.policy.quorum
         detail = f"Your approval is recorded: {have} of {need} approvals so far."
-    title = "Rejected" if kind is DecisionKind.REJECT else "Approved"
+    titles = {DecisionKind.REJECT: "Rejected", DecisionKind.RESPOND: "Answered"}
+    title = titles.get(kind, "Approved")
     return page(title, f"<p>{e(detail)}</p><pre>{e(arguments_text(request.final_args))}</pre>")

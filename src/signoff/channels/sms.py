@@ -7,7 +7,8 @@
 - The code is an HMAC (server key) of the channel, the request, the number and the digest of
   the arguments, so nothing is stored, any replica knows it, and a code stops working when
   the arguments change (nobody approves arguments they were not sent).
-- The reply ``YES <code>`` or ``NO <code> <reason>`` arrives at ``POST
+- The reply ``YES <code>``, ``NO <code> <reason>`` or ``ANSWER <code> <text>`` (the tool's
+  result in its place, where the policy's ``decisions`` allow it) arrives at ``POST
   /channels/sms/{name}/inbound``. It is believed only with a valid ``X-Twilio-Signature``
   (the auth token's HMAC over the public URL and the form), from the configured account and
   a configured number; a message id is handled once; a code decides once; each number has
@@ -21,7 +22,7 @@ import base64
 import logging
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
@@ -49,7 +50,14 @@ from signoff.channels.people import (
     same,
     short,
 )
-from signoff.errors import ConfigError, MissingDependency, PayloadTooLarge, SignoffError
+from signoff.decisions import typed_answer
+from signoff.errors import (
+    ConfigError,
+    InvalidArguments,
+    MissingDependency,
+    PayloadTooLarge,
+    SignoffError,
+)
 from signoff.models import ApprovalRequest, DecisionKind, Status
 from signoff.types import JSONObject
 
@@ -73,7 +81,16 @@ SEEN_FOR_S = 2 * 86_400.0
 _SENT = frozenset({NoticeType.REQUEST, NoticeType.ESCALATED})
 _YES = frozenset({"YES", "Y", "APPROVE"})
 _NO = frozenset({"NO", "N", "REJECT"})
-USAGE = "Reply YES <code> to approve or NO <code> <reason> to reject."
+_ANSWER = frozenset({"ANSWER"})
+_KINDS = {
+    **dict.fromkeys(_YES, DecisionKind.APPROVE),
+    **dict.fromkeys(_NO, DecisionKind.REJECT),
+    **dict.fromkeys(_ANSWER, DecisionKind.RESPOND),
+}
+USAGE = (
+    "Reply YES <code> to approve, NO <code> <reason> to reject, or ANSWER <code> <text> to "
+    "answer in the tool's place."
+)
 
 
 class SmsSettings(ChannelSettings):
@@ -144,7 +161,7 @@ class SmsChannel(Channel):
             f"signoff: {short(request.tool, 40)} needs your OK"
             + (f": {reason}" if reason else "")
             + f" ({request.risk.value} risk, expires {request.expires_at:%H:%M} UTC). "
-            f"Reply YES {code} or NO {code} <reason>."
+            + _choices(request, code)
         )
 
     async def send(self, notice: Notice) -> JSONObject | None:
@@ -216,11 +233,11 @@ class SmsChannel(Channel):
         if person is None:
             await context.refused(None, "sms.reply", f"unknown number {number[:32]}")
             return "This number may not decide approval requests here."
-        words = form.get("Body", "").split()
-        verb = words[0].upper() if words else ""
-        if verb not in _YES | _NO or len(words) < 2 or not words[1].isdigit():
+        words = form.get("Body", "").split(maxsplit=2)
+        kind = _KINDS.get(words[0].upper()) if words else None
+        if kind is None or len(words) < 2 or not words[1].isdigit():
             return USAGE
-        code, reason = words[1], " ".join(words[2:])[:1000]
+        code, rest = words[1], words[2].strip() if len(words) > 2 else ""
         if not await self._attempt(number):
             await context.refused(None, "sms.reply", f"too many replies from {number}")
             return "Too many replies from this number; try again later or use the dashboard."
@@ -235,9 +252,9 @@ class SmsChannel(Channel):
                 else "That code matches several requests; decide on the dashboard."
             )
         target = found[0]
-        kind = DecisionKind.APPROVE if verb in _YES else DecisionKind.REJECT
-        if kind is DecisionKind.REJECT and not reason:
-            return f"Say why: NO {code} <reason>."
+        said = _what_was_said(kind, code, rest)
+        if isinstance(said, str):
+            return said
         used = f"sms:{self.name}:code:{target.id}:{number}:{code}"
         if not await context.spend(used, target.expires_at):
             await context.refused(target.id, "sms.reply", "code used already")
@@ -247,21 +264,13 @@ class SmsChannel(Channel):
                 target.id,
                 person.principal(self.name, number),
                 kind,
-                reason=reason or None,
+                **said,
                 seen_digest=target.args_digest,
                 via="sms",
             )
         except SignoffError as exc:
             return f"Not decided: {short(exc.message, 200)}"
-        tool = short(decided.tool, 40)
-        if decided.status is Status.APPROVED:
-            return f"Approved: {tool} may run now."
-        if decided.status is Status.REJECTED:
-            return f"Rejected: {tool} will not run; the agent is told why."
-        return (
-            f"Your approval of {tool} is recorded: {len(decided.approvals)} of "
-            f"{decided.policy.quorum} so far."
-        )
+        return _told(decided)
 
     async def _attempt(self, number: str) -> bool:
         """Take one of the number's replies for this window; False when none is left. The
@@ -320,6 +329,44 @@ class _Http(AsyncHttpClient):  # type: ignore[misc]  # the twilio package is unt
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _what_was_said(kind: DecisionKind, code: str, rest: str) -> dict[str, Any] | str:
+    """Decide's keywords for a reply's text after the code, or what to ask for instead."""
+    if kind is DecisionKind.REJECT and not rest:
+        return f"Say why: NO {code} <reason>."
+    if kind is DecisionKind.RESPOND:
+        try:
+            return {"response": typed_answer(rest)}
+        except InvalidArguments:
+            return f"Say what the agent receives: ANSWER {code} <text>."
+    return {"reason": rest[:1000] or None}
+
+
+def _told(decided: ApprovalRequest) -> str:
+    """What the sender is told after their decision was taken."""
+    tool = short(decided.tool, 40)
+    if decided.status is Status.APPROVED:
+        return f"Approved: {tool} may run now."
+    if decided.status is Status.REJECTED:
+        return f"Rejected: {tool} will not run; the agent is told why."
+    if decided.status is Status.RESPONDED:
+        return f"Answered: {tool} will not run; the agent receives your answer."
+    return (
+        f"Your approval of {tool} is recorded: {len(decided.approvals)} of "
+        f"{decided.policy.quorum} so far."
+    )
+
+
+def _choices(request: ApprovalRequest, code: str) -> str:
+    """The replies this request takes, as its policy's ``decisions`` allow."""
+    allowed = request.policy.decisions
+    said = [f"YES {code}"] if "approve" in allowed else []
+    said += [f"NO {code} <reason>"] if "reject" in allowed else []
+    said += [f"ANSWER {code} <text>"] if "respond" in allowed else []
+    if len(said) > 1:
+        said[-1] = "or " + said[-1]
+    return "Reply " + (", " if len(said) > 2 else " ").join(said) + "."
 
 
 def _said(exc: TwilioException) -> str:

@@ -114,14 +114,14 @@ def show(
 
 def parse_sets(pairs: list[str]) -> JSONObject:
     """``--set amount=100 --set note="hi"`` → ``{"amount": 100, "note": "hi"}``."""
-    from signoff.channels.console import parse_value
+    from signoff.decisions import json_or_text
 
     edits: JSONObject = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise InvalidArguments(f"malformed --set {pair!r}: use --set name=value")
-        edits[name.strip()] = parse_value(value)
+        edits[name.strip()] = json_or_text(value)
     return edits
 
 

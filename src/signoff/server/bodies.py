@@ -127,9 +127,7 @@ class BatchRespondIn(_In):
 
 class BatchIn(
     RootModel[
-        Annotated[
-            BatchApproveIn | BatchRejectIn | BatchRespondIn, Field(discriminator="decision")
-        ]
+        Annotated[BatchApproveIn | BatchRejectIn | BatchRespondIn, Field(discriminator="decision")]
     ]
 ):
     """Decide several requests the same way; each succeeds or fails on its own."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from signoff.channels.slack.blocks import clip, mrkdwn, plain
+from signoff.decisions import typed_answer
+from signoff.errors import InvalidArguments
 from signoff.models import ApprovalRequest
 from signoff.types import JSONObject
 
@@ -391,15 +393,10 @@ def read_response(values: Any) -> tuple[Any, dict[str, str]]:
     """From a submitted answer modal: the answer (JSON where the text is JSON, else the
     text itself), or the problems."""
     text = dig(values, RESPONSE_BLOCK, INPUT_ACTION, "value")
-    if not isinstance(text, str) or not text.strip():
-        return None, {RESPONSE_BLOCK: "Write the answer the agent receives."}
     try:
-        value = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return text.strip(), {}
-    if value is None:
-        return None, {RESPONSE_BLOCK: "null is not an answer: write what the tool would return."}
-    return value, {}
+        return typed_answer(text if isinstance(text, str) else ""), {}
+    except InvalidArguments as exc:
+        return None, {RESPONSE_BLOCK: exc.message.capitalize() + "."}
 
 
 def read_reason(values: Any) -> str | None:
