@@ -14,24 +14,47 @@ tool the candidate config says nothing about is "code".
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from signoff._util import parse_duration
-from signoff.config import Config
-from signoff.models import ApprovalRequest, DecisionKind, PolicySnapshot, Status, ToolCall
+from signoff.access import require_auditor
+from signoff.config import Config, parse_config
+from signoff.errors import ConfigError, InvalidArguments
+from signoff.models import (
+    ApprovalRequest,
+    DecisionKind,
+    PolicySnapshot,
+    Principal,
+    Status,
+    ToolCall,
+)
 from signoff.policy import Terms, floor
+from signoff.roles import RoleLadder
 from signoff.shadow import ShadowRecord, shadow_records
 from signoff.stores.base import Store
 from signoff.types import JSONObject
 
-__all__ = ["ReplayReport", "Replayed", "cutoff", "replay", "store_history"]
+__all__ = [
+    "ReplayReport",
+    "Replayed",
+    "candidate_from_text",
+    "cutoff",
+    "replay",
+    "replay_stored",
+    "store_history",
+]
 
 #: calls whose treatment changes that a report lists one by one; the counts cover all
 MAX_LISTED = 500
 PAGE = 200
+#: the largest candidate policy file taken as text (the API's body, the dashboard's form)
+MAX_CANDIDATE_BYTES = 256 * 1024
+#: what a candidate given as text is read for: its policies (it never sends or signs in)
+_POLICY_KEYS = ("roles", "defaults", "always_require_approval", "tools", "auth")
 
 #: the kinds of change, the loudest first
 CHANGES = {
@@ -119,6 +142,8 @@ class ReplayReport:
             "changed": {kind: self.changed[kind] for kind in order if self.changed[kind]},
             "changes": [c.to_json() for c in changes],
             "changes_truncated": not self.listed_all,
+            #: what each kind of change means, loudest first (for a reader of the report)
+            "change_kinds": dict(CHANGES),
         }
 
 
@@ -245,3 +270,42 @@ async def store_history(
         await asyncio.sleep(0)
     async for record in shadow_records(store, since):
         yield record
+
+
+def candidate_from_text(text: str) -> Config:
+    """A candidate policy file given as text (the API, the dashboard): its policies only.
+    Its channels and routes are not read — a replay evaluates policies, it sends nothing —
+    so a candidate copied from a live file needs none of that file's secrets. Every problem
+    is InvalidArguments naming the key."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CANDIDATE_BYTES:
+        raise InvalidArguments(f"config: larger than {MAX_CANDIDATE_BYTES // 1024} KiB")
+    try:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise InvalidArguments(f"config: invalid TOML: {exc}") from exc
+    policies = {key: value for key, value in data.items() if key in _POLICY_KEYS}
+    try:
+        return parse_config(policies, source="candidate", environ={})
+    except ConfigError as exc:
+        raise InvalidArguments(f"config: {exc.message}") from exc
+
+
+async def replay_stored(
+    store: Store,
+    roles: RoleLadder,
+    principal: Principal,
+    candidate: Config | str,
+    since: str | None,
+    now: datetime,
+) -> ReplayReport:
+    """Replay ``candidate`` (a Config, or a policy file's text) over the stored history
+    from ``since`` (a duration back from ``now``) for ``principal``: the highest role's
+    read, as the audit log it draws from. Nobody else's candidate is even parsed."""
+    require_auditor(principal, roles, "the history for a policy replay")
+    if isinstance(candidate, str):
+        candidate = candidate_from_text(candidate)
+    try:
+        start = cutoff(since, now)
+    except ConfigError as exc:
+        raise InvalidArguments(f"since: {exc.message}") from exc
+    return await replay(candidate, store_history(store, start), since=start)

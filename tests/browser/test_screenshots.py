@@ -142,6 +142,23 @@ async def seed_queue(served: Served) -> str:
     return refund.request.id
 
 
+#: a candidate for the replay screenshot: let the small refunds through, ask an admin
+#: about account deletions, and deny posts outright
+REPLAY_CANDIDATE = """[[tools]]
+name = "issue_refund"
+when = "args.n > 3"
+min_role = "publisher"
+
+[[tools]]
+name = "delete_account"
+min_role = "admin"
+
+[[tools]]
+name = "publish_post"
+deny = "true"
+"""
+
+
 async def shoot(page: Page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
@@ -178,6 +195,13 @@ async def test_screenshots_of_the_queue_a_request_and_the_stats(
         await expect(auditor.locator('[data-role="audit-ok"]')).to_be_visible()
         await expect(auditor.locator("#history li.card").first).to_be_visible()
         await shoot(auditor, "history.png", full_page=False)  # a week of it: the top
+
+        await auditor.goto(f"{seeded.live.url}/replay")
+        await auditor.get_by_label("Candidate policy file (TOML)").fill(REPLAY_CANDIDATE)
+        await auditor.get_by_label("Calls made in").select_option("30d")
+        await auditor.get_by_role("button", name="Replay", exact=True).click()
+        await expect(auditor.locator("[data-role=replay-changed] li").first).to_be_visible()
+        await shoot(auditor, "replay.png")
 
         phone = await open_page("paul", "publisher", target=seeded, viewport=PHONE)
         await expect(phone.locator("li.card")).to_have_count(4)

@@ -157,3 +157,67 @@ async def test_replay_through_a_server_needs_a_reader_and_matches_the_store(
         one_line_failure(agent)
     finally:
         await stop_live(server, task)
+
+
+# -- over HTTP (POST /v1/policy/replay) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"config": "x = ["}, "invalid TOML"),
+        ({"config": "[[tools]]\nname = 'a'\nmin_role = 'god'\n"}, "unknown role"),
+        ({"config": "[[tools]]\nname = 'a'\nwhen = 'args.x >'\n"}, "invalid CEL"),
+        ({"config": "[[tools]]\nname = 'a'\ncolour = 'blue'\n"}, "tools.0.colour"),
+        ({"config": "[[tools]]\nname = 'a'\n", "since": "yesterday"}, "since"),
+        ({"config": "[[tools]]\nname = 'a'\n", "since": "-1d"}, "since"),
+        ({"config": ""}, "config"),
+        ({"config": "a = 1", "extra": True}, "extra"),
+        ({"since": "7d"}, "config"),
+        ({"config": "a = '" + "x" * 300_000 + "'"}, "config"),
+        ({"config": "a = " + "[" * 2000 + "]" * 2000}, "config"),
+    ],
+)
+async def test_a_bad_replay_over_http_is_a_clear_problem(
+    tmp_path: Path, body: dict[str, object], says: str
+) -> None:
+    from tests.server.conftest import start_live, stop_live
+
+    live, server, task = await start_live(tmp_path)
+    try:
+        async with live.client(live.approver_token("ada", "admin")) as ada:
+            response = await ada.post("/v1/policy/replay", json=body)
+        assert response.status_code in (413, 422), response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        if response.status_code == 422:
+            assert says in response.json()["detail"], response.json()
+    finally:
+        await stop_live(server, task)
+
+
+async def test_a_candidate_over_http_imports_no_code_and_reaches_no_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the candidate's policies are read: an app to import, channels to connect to, an
+    identity provider to ask — none of them is touched by a replay."""
+    from tests.server.conftest import start_live, stop_live
+
+    marker = tmp_path / "imported"
+    (tmp_path / "evil_replay_app.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable, were anything to import it
+    candidate = (
+        "[runs]\napps = ['evil_replay_app:app']\n\n"
+        "[channels.hook]\ntype = 'webhook'\nurl = 'http://127.0.0.1:9/x'\n\n"
+        "[[tools]]\nname = 'issue_refund'\nwhen = 'args.amount > 100'\n"
+    )
+    live, server, task = await start_live(tmp_path)
+    try:
+        spec = RequestSpec(tool="issue_refund", args={"amount": 500})
+        await live.service.submit(spec, AGENT)
+        async with live.client(live.approver_token("ada", "admin")) as ada:
+            response = await ada.post("/v1/policy/replay", json={"config": candidate})
+        assert response.status_code == 200, response.text
+        assert response.json()["tools"]["issue_refund"]["verdicts"] == {"ask": 1}
+    finally:
+        await stop_live(server, task)
+    assert not marker.exists()

@@ -55,12 +55,14 @@ PAGES = {
     "/history": ("history", "History"),
     "/stats": ("stats", "Stats"),
     "/deliveries": ("deliveries", "Deliveries"),
+    "/replay": ("replay", "Policy replay"),
 }
 NAV = (
     ("/", "Queue"),
     ("/history", "History"),
     ("/stats", "Stats"),
     ("/deliveries", "Deliveries"),
+    ("/replay", "Replay"),
     ("/devices", "Devices"),
 )
 

@@ -60,6 +60,7 @@ from signoff.server.handlers.requests import (
 )
 from signoff.server.history_routes import HISTORY_ENDPOINTS
 from signoff.server.openapi import document
+from signoff.server.replay_routes import REPLAY_ENDPOINTS
 
 
 async def openapi(ctx: Ctx) -> Response:
@@ -445,4 +446,5 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     *DEVICE_ENDPOINTS,
     *HISTORY_ENDPOINTS,
+    *REPLAY_ENDPOINTS,
 )

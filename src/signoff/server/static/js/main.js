@@ -3,12 +3,13 @@
 import { deliveriesPage } from "./deliveries.js";
 import { historyPage } from "./history.js";
 import { queuePage } from "./queue.js";
+import { replayPage } from "./replay.js";
 import { requestPage } from "./request.js";
 import { statsPage } from "./stats.js";
 import { h } from "./dom.js";
 import { errorText } from "./ui.js";
 
-const PAGES = { queue: queuePage, request: requestPage, history: historyPage, stats: statsPage, deliveries: deliveriesPage };
+const PAGES = { queue: queuePage, request: requestPage, history: historyPage, stats: statsPage, deliveries: deliveriesPage, replay: replayPage };
 
 const page = PAGES[document.body.dataset.page];
 if (page) {

@@ -4,7 +4,7 @@ import { api, whoAmI } from "./api.js";
 import { $, h, show } from "./dom.js";
 import { barChart, dayChart } from "./charts.js";
 import { duration, setServerTime } from "./time.js";
-import { errorText } from "./ui.js";
+import { errorText, table } from "./ui.js";
 
 // an approver this fast who approves nearly everything is probably not reading any more
 const FATIGUE = { minDecisions: 10, medianUnderS: 10, rateAtLeast: 0.95 };
@@ -168,18 +168,4 @@ function fillDays(stats) {
     if (days.length > 400) break;
   }
   return days;
-}
-
-function table(headers, rows) {
-  const numeric = (value) => typeof value === "number";
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      { class: "data" },
-      h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))),
-      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell, i) => (i === 0 ? h("th", { scope: "row" }, cell) : h("td", { class: numeric(cell) ? "num" : null }, cell)))))),
-    ),
-  );
 }

@@ -39,3 +39,18 @@ export function escalationLines(request) {
     h("li", { dataset: { step: String(e.step) } }, `Step ${e.step} fired ${when(e.at)}: notified `, e.notify.length ? e.notify.join(", ") : "no channel"),
   );
 }
+
+/** A data table: the first cell of each row is its header; numbers align right. */
+export function table(headers, rows) {
+  const numeric = (value) => typeof value === "number";
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "data" },
+      h("thead", {}, h("tr", {}, headers.map((name) => h("th", { scope: "col" }, name)))),
+      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell, i) => (i === 0 ? h("th", { scope: "row" }, cell) : h("td", { class: numeric(cell) ? "num" : null }, cell)))))),
+    ),
+  );
+}
