@@ -118,6 +118,77 @@ async def test_a_condition_that_fails_replays_as_ask_with_its_reason(
     assert only == "ask"
 
 
+RUNNING_TOTAL = {
+    "tools": [
+        {
+            "name": "issue_refund",
+            "when": "run_sum('issue_refund', 'amount', '24h') + double(args.amount) > 500.0",
+        }
+    ]
+}
+
+
+async def refund(
+    service: ApprovalService, clock: ManualClock, run_id: str, amount: int, then: str | None
+) -> str:
+    """A refund asked for in ``run_id`` a minute after the last; ``then`` it was approved or
+    rejected a second later (None: left pending)."""
+    clock.advance(60)
+    spec = RequestSpec(
+        tool="issue_refund",
+        args={"amount": amount},
+        run=Run(agent_id=AGENT.sub, run_id=run_id),
+        policy=PolicySpec(min_role="publisher"),
+    )
+    request_id = (await service.submit(spec, AGENT)).request.id
+    clock.advance(1)
+    if then == "approve":
+        await service.decide(request_id, PUBLISHER, DecisionKind.APPROVE)
+    elif then == "reject":
+        await service.decide(request_id, PUBLISHER, DecisionKind.REJECT, reason="no")
+    return request_id
+
+
+async def test_a_running_total_limit_replays_on_the_history_as_it_was(
+    service: ApprovalService, store: Store, clock: ManualClock
+) -> None:
+    from signoff.replay import replay_one, replay_store
+    from signoff.stores.history_store import Execution
+
+    a = await refund(service, clock, "r1", 200, "approve")  # 0 + 200: run
+    b = await refund(service, clock, "r1", 300, "reject")  # 200 + 300 = 500, not over: run
+    c = await refund(service, clock, "r1", 200, "approve")  # the rejected 300 never ran: run
+    clock.advance(60)  # 50 more ran unasked under a limit: on the ledger
+    ran = Execution("ex_1", "issue_refund", AGENT.sub, "r1", {"amount": 50}, service.now())
+    await store.record_execution(ran)
+    d = await refund(service, clock, "r1", 100, None)  # 200 + 200 + 50 + 100 = 550: ask
+    e = await refund(service, clock, "r2", 100, "approve")  # another run starts at 0: run
+    f = await refund(service, clock, "r3", 400, None)  # run
+    g = await refund(service, clock, "r3", 200, "approve")  # f is in flight: 600, ask
+    clock.advance(60)
+    await service.decide(f, PUBLISHER, DecisionKind.REJECT, reason="later")  # after g
+
+    config = parse_config(RUNNING_TOTAL)
+    report = await replay_store(store, config, None)
+    assert dict(report.counts["issue_refund"]) == {"run": 5, "ask": 2}
+    verdicts = {c.id: c.verdict for c in report.changes}
+    assert verdicts == {a: "run", b: "run", c: "run", e: "run", f: "run"}  # d and g: no change
+    assert {c.id: c.change for c in report.changes}[b] == "run_rejected"
+
+    # a period that starts after the first calls still sees them in its limits' window
+    since = service.now() - timedelta(seconds=200)
+    recent = await replay_store(store, config, since)
+    assert recent.total == 3 and dict(recent.counts["issue_refund"]) == {"run": 2, "ask": 1}
+
+    # without the ledger (a server's API does not give it) such a limit cannot be judged:
+    # every call asks, with the reason
+    blind = await replay(config, store_history(store, None))
+    assert dict(blind.counts["issue_refund"]) == {"ask": 7}
+    alone = await replay_one(config, await service.get(a, PUBLISHER))
+    assert alone.verdict == "ask" and "history of calls could not be read" in str(alone.note)
+    assert {d, g}.isdisjoint(verdicts)
+
+
 def test_cutoff_takes_durations_and_clamps_what_no_date_can_hold() -> None:
     now = datetime(2026, 1, 10, tzinfo=UTC)
     assert cutoff("7d", now) == now - timedelta(days=7)

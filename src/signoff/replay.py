@@ -16,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from signoff._util import parse_duration
 from signoff.access import require_auditor
 from signoff.config import Config, parse_config
 from signoff.errors import ConfigError, InvalidArguments
+from signoff.history import since as history_since
 from signoff.models import (
     ApprovalRequest,
     DecisionKind,
@@ -33,9 +34,11 @@ from signoff.models import (
     ToolCall,
 )
 from signoff.policy import Terms, floor
+from signoff.replay_history import PastHistory
 from signoff.roles import RoleLadder
 from signoff.shadow import ShadowRecord, shadow_records
 from signoff.stores.base import Store
+from signoff.stores.history_store import Execution
 from signoff.types import JSONObject
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "candidate_from_text",
     "cutoff",
     "replay",
+    "replay_store",
     "replay_stored",
     "store_history",
 ]
@@ -53,6 +57,7 @@ MAX_LISTED = 500
 PAGE = 200
 #: the largest candidate policy file taken as text (the API's body, the dashboard's form)
 MAX_CANDIDATE_BYTES = 256 * 1024
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: what a candidate given as text is read for: its policies (it never sends or signs in)
 _POLICY_KEYS = ("roles", "defaults", "always_require_approval", "tools", "auth")
 
@@ -165,18 +170,43 @@ async def replay(
     history: AsyncIterable[ApprovalRequest | ShadowRecord],
     *,
     since: datetime | None = None,
+    ledger: Sequence[Execution] | None = None,
 ) -> ReplayReport:
-    """Evaluate ``config`` against every call in ``history`` (from ``since`` on)."""
+    """Evaluate ``config`` against every call in ``history`` (from ``since`` on). Where
+    its limits read an agent's history (:mod:`signoff.history`), each call is judged on the
+    history as it was then (:mod:`signoff.replay_history`): the calls in ``history`` before
+    it (which must then reach back a limit's window before ``since``) and ``ledger``'s
+    unasked runs. Without a ledger such a limit cannot be judged, and asks (fails closed)."""
     report = ReplayReport(since=since, config=config.source)
-    async for item in history:
-        at = item.created_at if isinstance(item, ApprovalRequest) else item.at
-        if since is not None and at < since:
-            continue
-        report.add(await replay_one(config, item))
+    if history_lookback(config) is None:
+        async for item in history:
+            if since is None or _at(item) >= since:
+                report.add(await replay_one(config, item))
+        return report
+    items = [item async for item in history]
+    past = None
+    if ledger is not None:
+        past = PastHistory((i for i in items if isinstance(i, ApprovalRequest)), ledger)
+    for item in sorted(items, key=_at):
+        if since is None or _at(item) >= since:
+            report.add(await replay_one(config, item, past))
+        await asyncio.sleep(0)
     return report
 
 
-async def replay_one(config: Config, item: ApprovalRequest | ShadowRecord) -> Replayed:
+def history_lookback(config: Config) -> float | None:
+    """How far back the longest of ``config``'s limits looks (seconds), or None."""
+    found = [p.history_lookback for p in config.tools.values() if p.history_lookback is not None]
+    return max(found) if found else None
+
+
+def _at(item: ApprovalRequest | ShadowRecord) -> datetime:
+    return item.created_at if isinstance(item, ApprovalRequest) else item.at
+
+
+async def replay_one(
+    config: Config, item: ApprovalRequest | ShadowRecord, past: PastHistory | None = None
+) -> Replayed:
     tool, args, run, call_id = item.tool, item.args, item.run, item.tool_call_id
     operator = config.operator_policy(tool)
     # the floor alone decides the terms: what an agent proposed is not the candidate's
@@ -191,7 +221,12 @@ async def replay_one(config: Config, item: ApprovalRequest | ShadowRecord) -> Re
     if entry is None:
         verdict = "code"
     else:
-        found = await entry.verdict(ToolCall(tool, args, tool_call_id=call_id, run=run))
+        history = None
+        if past is not None and entry.history_lookback is not None:
+            agent = item.requested_by if isinstance(item, ApprovalRequest) else run.agent_id
+            history = past.at(agent, run.run_id, _at(item), entry.history_lookback)
+        call = ToolCall(tool, args, tool_call_id=call_id, run=run)
+        found = await entry.verdict(call, history)
         verdict, note = found.kind.value, found.note
     then_role: str | None
     if isinstance(item, ApprovalRequest):
@@ -308,4 +343,16 @@ async def replay_stored(
         start = cutoff(since, now)
     except ConfigError as exc:
         raise InvalidArguments(f"since: {exc.message}") from exc
-    return await replay(candidate, store_history(store, start), since=start)
+    return await replay_store(store, candidate, start)
+
+
+async def replay_store(store: Store, candidate: Config, start: datetime | None) -> ReplayReport:
+    """Replay ``candidate`` over a store's history from ``start``: its requests and shadow
+    records and, where the candidate's limits read an agent's history, the ledger of
+    unasked runs, read from a limit's window before ``start``."""
+    lookback = history_lookback(candidate)
+    if lookback is None:
+        return await replay(candidate, store_history(store, start), since=start)
+    read_from = None if start is None else history_since(start, lookback)
+    ledger = await store.ledger(read_from or EPOCH)
+    return await replay(candidate, store_history(store, read_from), since=start, ledger=ledger)

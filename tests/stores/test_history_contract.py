@@ -47,6 +47,19 @@ async def test_the_ledger_reads_back_the_agents_runs_in_the_window(store: Store)
     assert len(await store.history("support", NOW - timedelta(hours=3))) == 3
 
 
+async def test_the_whole_ledger_reads_back_every_agents_runs_oldest_first(store: Store) -> None:
+    await store.record_execution(ran(1, ago_s=60))
+    await store.record_execution(ran(2, agent="other", ago_s=120))
+    await store.record_execution(ran(3, ago_s=7200))  # before the start
+    await store.record_execution(ran(4, run_id=None))
+    found = await store.ledger(NOW - timedelta(hours=1))
+    assert [e.id for e in found] == ["ex_0002", "ex_0001", "ex_0004"]
+    assert found[0] == ran(2, agent="other", ago_s=120)  # every field as written
+    assert found[2].run_id is None and found[2].at.tzinfo is not None
+    assert len(await store.ledger(NOW - timedelta(hours=3))) == 4
+    assert await store.ledger(NOW + timedelta(seconds=1)) == []
+
+
 async def test_requests_count_while_they_may_run_and_never_once_they_cannot(
     store: Store,
 ) -> None:

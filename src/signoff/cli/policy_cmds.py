@@ -25,7 +25,7 @@ from signoff.cli._common import (
 from signoff.config import load_config
 from signoff.errors import UsageError
 from signoff.models import ApprovalRequest
-from signoff.replay import CHANGES, ReplayReport, cutoff, replay, store_history
+from signoff.replay import CHANGES, ReplayReport, cutoff, replay, replay_store
 from signoff.safe_text import printable
 from signoff.shadow import ShadowRecord
 
@@ -67,7 +67,7 @@ def policy_replay(
 
         store = connect(db or _settings().db_url).store
         async with store:
-            return await replay(candidate, store_history(store, start), since=start)
+            return await replay_store(store, candidate, start)
 
     async def from_server(client: Client) -> ReplayReport:
         return await replay(candidate, server_history(client, start), since=start)

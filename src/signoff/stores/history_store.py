@@ -67,3 +67,8 @@ class HistoryStore(ABC):
     async def history(self, agent: str, since: datetime) -> list[HistoryRow]:
         """The agent's history: its ledger rows at or after ``since``, its pending requests
         and its requests approved at or after ``since`` (see :func:`request_row`)."""
+
+    @abstractmethod
+    async def ledger(self, since: datetime) -> list[Execution]:
+        """Every agent's ledger rows at or after ``since``, oldest first (for a policy
+        replay: what ran without asking, as it happened)."""

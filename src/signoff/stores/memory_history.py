@@ -27,3 +27,8 @@ class MemoryHistory(HistoryStore):
         rows = [HistoryRow(e.tool, e.run_id, e.at, e.args) for e in ran]
         counted = (request_row(r, since) for r in requests if r.requested_by == agent)
         return rows + [row for row in counted if row is not None]
+
+    async def ledger(self, since: datetime) -> list[Execution]:
+        with self._lock:
+            found = [e for e in self._executions if e.at >= since]
+        return sorted(found, key=lambda e: (e.at, e.id))

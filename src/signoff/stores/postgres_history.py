@@ -3,6 +3,7 @@ one autocommit statement each, outside any transaction."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -39,3 +40,10 @@ class PostgresHistory(HistoryStore):
             if row := request_row(self._parsed.parse(body, version, request_id), since):
                 rows.append(row)
         return rows
+
+    async def ledger(self, since: datetime) -> list[Execution]:
+        rows = await self._rows("ledger_since", {"since": since})
+        return [
+            Execution(ex_id, tool, agent, run_id, json.loads(args), at.astimezone(UTC))
+            for ex_id, tool, agent, run_id, args, at in rows
+        ]

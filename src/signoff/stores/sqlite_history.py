@@ -4,6 +4,7 @@ write."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -53,3 +54,12 @@ class SqliteHistory(HistoryStore):
             if row := request_row(self._parsed.parse(body, version, request_id), since):
                 rows.append(row)
         return rows
+
+    async def ledger(self, since: datetime) -> list[Execution]:
+        def read(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(_Q["ledger_since"], {"since": since.timestamp()}).fetchall()
+
+        return [
+            Execution(ex_id, tool, agent, run_id, json.loads(args), to_datetime(at))
+            for ex_id, tool, agent, run_id, args, at in self._read(read)
+        ]

@@ -338,6 +338,10 @@ VALUES (%(id)s, %(tool)s, %(agent_id)s, %(run_id)s, %(args)s, %(at)s);
 -- name: executions_since
 SELECT tool, run_id, args, at FROM executions WHERE agent_id = %(agent)s AND at >= %(since)s;
 
+-- name: ledger_since
+-- every agent's unasked runs from a time on, oldest first (a policy replay reads them)
+SELECT id, tool, agent_id, run_id, args, at FROM executions WHERE at >= %(since)s ORDER BY at, id;
+
 -- name: counted_requests
 -- an agent's requests that count toward its limits (signoff.history): pending ones of any
 -- age, approved ones since the window's start
