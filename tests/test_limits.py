@@ -3,6 +3,7 @@ running total per run, counts per agent, calls in flight, in CEL and in code."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +84,80 @@ async def test_refunds_run_until_the_runs_total_would_pass_500(
     assert (await refund(gate, 100)).status is CallStatus.EXECUTED
     assert (await refund(gate, 0.01)).status is CallStatus.PENDING
     assert ran == [200, 200, 450, 100]
+
+
+async def test_calls_at_the_same_moment_never_pass_the_line_together(
+    limited: tuple[Gate, list[float]], store: Store
+) -> None:
+    """Ten refunds of 100 at once, under a 500 line: each call reserves its place in the
+    history before it reads it, so at most five run (a race may ask more often, never run
+    past the line); the asked ones give their reservations back once their requests exist."""
+    gate, ran = limited
+    outcomes = await asyncio.gather(*(refund(gate, 100, call_id=f"c{n}") for n in range(10)))
+    statuses = [o.status for o in outcomes]
+    # in one process an agent's limited calls are judged in turn: exactly five fit
+    assert statuses.count(CallStatus.EXECUTED) == 5 and ran == [100] * 5
+    assert statuses.count(CallStatus.PENDING) == 5
+    rows = await store.history("support", datetime(2000, 1, 1, tzinfo=UTC))
+    ledger = [r for r in rows if r.execution_id is not None]
+    assert len(ledger) == 5  # the asked calls gave their reservations back
+    assert len([r for r in rows if r.in_flight]) == 5
+
+
+async def test_a_denied_call_gives_its_reservation_back(store: Store) -> None:
+    config = parse_config(
+        {
+            "tools": [
+                {
+                    "name": "issue_refund",
+                    "deny": "run_count('issue_refund', '1h') >= 2",
+                    "when": False,
+                }
+            ]
+        }
+    )
+    gate = gate_on(store, config)
+    ran = refunds(gate)
+    try:
+        statuses = [(await refund(gate, 10)).status for _ in range(4)]
+        rows = await store.history("support", datetime(2000, 1, 1, tzinfo=UTC))
+    finally:
+        await gate.aclose()
+    executed, rejected = CallStatus.EXECUTED, CallStatus.REJECTED
+    assert statuses == [executed, executed, rejected, rejected]
+    assert len(rows) == 2 and ran == [10, 10]  # the denied calls left nothing behind
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_gates_in_two_processes_never_pass_the_line_together(
+    kind: str, tmp_path: Path, postgres_url: str
+) -> None:
+    """Two gates with stores of their own on one database (two processes, or replicas):
+    their calls race through the reservations, and the line holds."""
+    from signoff.stores.postgres import PostgresStore
+    from signoff.stores.sqlite import SqliteStore
+
+    def opened() -> Store:
+        if kind == "sqlite":
+            return SqliteStore(tmp_path / "shared.db")
+        return PostgresStore.from_url(postgres_url, min_size=1)
+
+    gates = [gate_on(opened(), refunds_config()) for _ in range(2)]
+    ran = [refunds(g) for g in gates]
+    try:
+        for round_ in range(3):  # a few rounds, each in a run of its own
+            run = Run(agent_id="support", run_id=f"race-{round_}")
+            before = sum(sum(r) for r in ran)
+            calls = [
+                refund(g, 100, run, call_id=f"{run.run_id}-{i}-{n}")
+                for i, g in enumerate(gates)
+                for n in range(5)
+            ]
+            await asyncio.gather(*calls)
+            assert sum(sum(r) for r in ran) - before <= 500  # the run's line held
+    finally:
+        for g in gates:
+            await g.aclose()
 
 
 async def test_an_approved_refund_counts_with_the_approved_amount(

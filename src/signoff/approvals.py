@@ -100,8 +100,13 @@ class Approvals(ABC):
         that cannot be read makes the limit fail closed (it asks)."""
         raise UsageError("this gate cannot read the agent's history of calls")
 
-    async def record_execution(self, call: ToolCall) -> None:
-        """Add a call a session-aware limit let run without asking to the ledger."""
+    async def record_execution(self, call: ToolCall) -> str:
+        """Add a call to the ledger of calls a session-aware limit lets run without asking
+        (a reservation, made before the limit is judged); the row's id."""
+        raise UsageError("this gate cannot record the agent's history of calls")
+
+    async def void_execution(self, call: ToolCall, execution_id: str) -> None:
+        """Withdraw a reservation: the call asked, or was denied, instead of running."""
         raise UsageError("this gate cannot record the agent's history of calls")
 
     @abstractmethod
@@ -176,7 +181,7 @@ class LocalApprovals(Approvals):
         rows = await self.service.store.history(call.run.agent_id, start)
         return history.History(rows, run_id=call.run.run_id, now=now, since=start)
 
-    async def record_execution(self, call: ToolCall) -> None:
+    async def record_execution(self, call: ToolCall) -> str:
         run = call.run
         execution = Execution(
             id=new_id("ex"),
@@ -187,6 +192,10 @@ class LocalApprovals(Approvals):
             at=self.service.now(),
         )
         await self.service.store.record_execution(execution)
+        return execution.id
+
+    async def void_execution(self, call: ToolCall, execution_id: str) -> None:
+        await self.service.store.void_execution(execution_id, call.run.agent_id)
 
     async def save_run(self, record: RunRecord) -> RunRecord:
         return await self.service.runs.save(record, self._agent(Run(agent_id=record.agent_id)))

@@ -12,11 +12,13 @@ is what the model should see.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from signoff import tracing
@@ -43,6 +45,9 @@ from signoff.tools import GatedTool
 
 log = logging.getLogger(__name__)
 
+#: locks that take an agent's limited calls in this process one at a time (by agent, striped)
+LIMIT_STRIPES = 64
+
 
 class CallPath(Settlement):
     """The Gate's call path (a part of :class:`signoff.gate.Gate`): arguments, hooks and
@@ -52,6 +57,8 @@ class CallPath(Settlement):
     config: Config
     approvals: Approvals
     _hooks: list[Hook]
+    #: the event loop the limit locks belong to, and the locks
+    _limit_locks: tuple[asyncio.AbstractEventLoop, list[asyncio.Lock]] | None = None
 
     def policy_for(self, tool: GatedTool[Any, Any]) -> Policy:
         raise NotImplementedError  # the Gate's
@@ -158,12 +165,12 @@ class CallPath(Settlement):
             return False
         if isinstance(answer, RequestApproval):
             return True
-        return (await self._verdict(tool.policy, call)).kind is VerdictKind.ASK
+        return (await self._judge(tool.policy, call)).kind is VerdictKind.ASK
 
-    async def _verdict(self, policy: Policy, call: ToolCall) -> Verdict:
+    async def _judge(self, policy: Policy, call: ToolCall, reserved: str | None = None) -> Verdict:
         """The policy's verdict; for one over the agent's history (:mod:`signoff.history`),
-        given the history read now, before it is evaluated and outside any write. A read
-        that fails leaves the history out, so such a condition asks (fails closed)."""
+        on the history read now (less the call's own reservation), outside any write. A
+        read that fails leaves the history out, so such a condition asks (fails closed)."""
         if policy.history_lookback is None:
             return await policy.verdict(call)
         try:
@@ -172,18 +179,47 @@ class CallPath(Settlement):
         except Exception as exc:
             log.warning("signoff: could not read the history for %s: %r", call.tool_name, exc)
             return await policy.verdict(call)
-        return await policy.verdict(call, history)
+        return await policy.verdict(
+            call, history if reserved is None else history.without(reserved)
+        )
 
-    async def _recorded(self, call: ToolCall) -> bool:
-        """Add a call a limit lets run to the agent's history, before it runs, so the next
-        call's limit counts it; False when that failed (the call then asks: unrecorded, it
-        would be invisible to every later limit)."""
+    async def _reserve_and_judge(
+        self, policy: Policy, call: ToolCall
+    ) -> tuple[Verdict, str | None]:
+        """For a policy over the agent's history: add the call to the ledger first, then
+        judge it on the history less its own row; the verdict and the reservation.
+
+        Two calls at once (other processes, replicas) each see the other's reservation, so
+        two calls that only fit under a line one at a time never both run: a race asks, it
+        never overshoots. In this process an agent's limited calls take turns, so parallel
+        tool calls are judged one after another, exactly. A call that could not be added
+        asks (unrecorded, no later limit would see it)."""
+        async with self._limit_lock(call.run.agent_id):
+            try:
+                await self.start()
+                reserved = await self.approvals.record_execution(call)
+            except Exception as exc:
+                log.error("signoff: could not add %s to its history: %r", call.tool_name, exc)
+                note = "the call could not be added to its history"
+                return Verdict(VerdictKind.ASK, note=note), None
+            return await self._judge(policy, call, reserved), reserved
+
+    def _limit_lock(self, agent: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._limit_locks is None or self._limit_locks[0] is not loop:
+            # a gate may outlive its event loop (asyncio.run twice): new loop, new locks
+            self._limit_locks = (loop, [asyncio.Lock() for _ in range(LIMIT_STRIPES)])
+        return self._limit_locks[1][hash(agent) % LIMIT_STRIPES]
+
+    async def _unreserve(self, call: ToolCall, reserved: str | None) -> None:
+        """Withdraw a call's reservation: it asked, or was denied, instead of running. A
+        failure leaves it counted (later limits over-count: they ask, never overshoot)."""
+        if reserved is None:
+            return
         try:
-            await self.approvals.record_execution(call)
+            await self.approvals.void_execution(call, reserved)
         except Exception as exc:
-            log.error("signoff: could not record the run of %s: %r", call.tool_name, exc)
-            return False
-        return True
+            log.error("signoff: could not withdraw %s from its history: %r", call.tool_name, exc)
 
     async def _record_shadow(
         self,
@@ -338,24 +374,29 @@ class CallPath(Settlement):
                 tool_call_id=tool_call_id,
             )
         override = answer if isinstance(answer, RequestApproval) else None
-        # the policy's deny holds whatever a hook says: a hook may ask more, never less
-        limited = policy.history_lookback is not None
-        # a policy that reads no history goes straight to its verdict: no frame in between
-        verdict = await (self._verdict(policy, call) if limited else policy.verdict(call))
+        # the policy's deny holds whatever a hook says: a hook may ask more, never less.
+        # A policy that reads no history goes straight to its verdict: no frame in between
+        if policy.history_lookback is None:
+            verdict, reserved = await policy.verdict(call), None
+        else:
+            verdict, reserved = await self._reserve_and_judge(policy, call)
         if tool.name in self.config.shadow_tools:
             # shadow mode never blocks, not even a deny: it records what would have happened
+            # (and runs all the same, so its reservation stands: its limits count it)
             await self._record_shadow(tool, call, policy, verdict, override)
-            if limited:
-                await self._recorded(call)  # it runs all the same: its limits count it
             return await self._execute(tool, call, kwargs, execute=execute)
         if verdict.kind is VerdictKind.DENY:
+            await self._unreserve(call, reserved)
             return await self._denied(tool, call, policy)
         if override is None and verdict.kind is VerdictKind.RUN:
-            if not limited or await self._recorded(call):
-                return await self._execute(tool, call, kwargs, execute=execute)
-            verdict = Verdict(VerdictKind.ASK, note="the call could not be added to its history")
+            # a reservation stands: it is the ledger's record that the call ran unasked
+            return await self._execute(tool, call, kwargs, execute=execute)
         note = None if override is not None else verdict.note
-        return await self._ask(tool, call, policy, override, note, wait=wait, execute=execute)
+        # the reservation goes once the request exists: never a moment with neither counted
+        submitted = None if reserved is None else partial(self._unreserve, call, reserved)
+        return await self._ask(
+            tool, call, policy, override, note, wait=wait, execute=execute, submitted=submitted
+        )
 
 
 def seen_of(request: str | ApprovalRequest, seen_digest: str | None) -> tuple[str, str | None]:

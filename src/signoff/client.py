@@ -281,14 +281,21 @@ class Client:
                 at=datetime.fromisoformat(i["at"]),
                 args=i["args"],
                 in_flight=i["in_flight"],
+                execution_id=i.get("execution_id"),
             )
             for i in body["items"]
         ]
         return rows, datetime.fromisoformat(body["now"]), datetime.fromisoformat(body["since"])
 
-    async def record_execution(self, tool: str, args: JSONObject, run_id: str | None) -> None:
+    async def record_execution(self, tool: str, args: JSONObject, run_id: str | None) -> str:
+        """Add a call to the calling agent's ledger (``POST /v1/executions``); its id."""
         body = {"tool": tool, "args": args, "run_id": run_id}
-        await self._call("POST", "/v1/executions", json_body=body)
+        reply = await self._call("POST", "/v1/executions", json_body=body)
+        return str(json.loads(reply.body)["id"])
+
+    async def void_execution(self, execution_id: str) -> None:
+        """Withdraw one of the calling agent's ledger rows (``DELETE /v1/executions/{id}``)."""
+        await self._call("DELETE", f"/v1/executions/{quote(execution_id, safe='')}")
 
     async def deliveries(self, **filters: Any) -> dict[str, Any]:
         """``GET /v1/deliveries`` (status, channel, request_id, before, limit): one page."""

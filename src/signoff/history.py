@@ -89,6 +89,8 @@ class HistoryRow:
     args: JSONObject
     #: pending, or approved and not yet used: it may still run
     in_flight: bool = False
+    #: the ledger row's id (a call that ran, or is reserved to run, without asking)
+    execution_id: str | None = None
 
 
 class History:
@@ -141,6 +143,12 @@ class History:
     def in_flight(self, tool: str) -> int:
         """The agent's requests for ``tool`` that are pending, or approved and not yet used."""
         return sum(1 for r in self._rows if r.tool == tool and r.in_flight)
+
+    def without(self, execution_id: str) -> History:
+        """This history less one ledger row: a call's own reservation, which it is not
+        judged against (:meth:`signoff.call_path.CallPath` reserves before it reads)."""
+        rows = (r for r in self._rows if r.execution_id != execution_id)
+        return History(rows, run_id=self.run_id, now=self.now, since=self.since)
 
     def functions(self) -> dict[str, Any]:
         """The CEL functions, bound to this snapshot."""

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from signoff._util import new_id
 from signoff.canonical import json_problem
-from signoff.errors import Forbidden, InvalidArguments
+from signoff.errors import Forbidden, InvalidArguments, NotFound
 from signoff.history import HistoryRow, since
 from signoff.models import Principal
 from signoff.stores.base import Store
@@ -50,6 +50,12 @@ class HistoryBook:
         execution = Execution(new_id("ex"), tool, agent.sub, run_id, args, now)
         await self._store.record_execution(execution)
         return execution
+
+    async def void(self, agent: Principal, execution_id: str) -> None:
+        """Withdraw one of the agent's own ledger rows; NotFound for any other."""
+        _own(agent, "withdraw a call from its history")
+        if not await self._store.void_execution(execution_id, agent.sub):
+            raise NotFound(f"no call {execution_id!r} in your history")
 
 
 def _own(principal: Principal, what: str) -> None:

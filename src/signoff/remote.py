@@ -263,8 +263,11 @@ class RemoteApprovals(Approvals):
         rows, now, start = await self.agent.history(lookback_s)
         return history.History(rows, run_id=call.run.run_id, now=now, since=start)
 
-    async def record_execution(self, call: ToolCall) -> None:
-        await self.agent.record_execution(call.tool_name, call.args_json, call.run.run_id)
+    async def record_execution(self, call: ToolCall) -> str:
+        return await self.agent.record_execution(call.tool_name, call.args_json, call.run.run_id)
+
+    async def void_execution(self, call: ToolCall, execution_id: str) -> None:
+        await self.agent.void_execution(execution_id)
 
     async def get_run(self, run_id: str, agent_id: str | None = None) -> RunRecord | None:
         try:

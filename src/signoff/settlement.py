@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
 from signoff import receipts, tracing
@@ -139,7 +139,9 @@ class Settlement:
         *,
         wait: bool = True,
         execute: bool = True,
+        submitted: Callable[[], Awaitable[None]] | None = None,
     ) -> Outcome:
+        """Ask a human; ``submitted`` runs once the request exists (or could not be made)."""
         reason = await policy.reason_text(call)
         context = await policy.context_for(call)
         min_role, risk, quorum = policy.min_role, policy.risk, policy.quorum
@@ -176,7 +178,11 @@ class Settlement:
         )
         try:
             await self.start()
-            request = await self.approvals.submit(spec)
+            try:
+                request = await self.approvals.submit(spec)
+            finally:
+                if submitted is not None:
+                    await submitted()
             if request.status is Status.PENDING:
                 if not wait:
                     return Outcome(

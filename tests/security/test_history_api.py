@@ -55,3 +55,26 @@ async def test_a_bad_record_is_refused_and_nothing_is_written(live: Live, body: 
         assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
         seen = (await agent.get("/v1/history", params={"lookback_s": 3600})).json()
     assert seen["items"] == []
+
+
+async def test_only_the_agent_itself_withdraws_its_own_reservation(live: Live) -> None:
+    async with (
+        live.client(live.agent_token("support")) as support,
+        live.client(live.agent_token("mallory")) as mallory,
+        live.client(live.approver_token("ada", "admin")) as ada,
+    ):
+        made = await support.post("/v1/executions", json={"tool": "pay", "args": {"n": 1}})
+        assert made.status_code == 200, made.text
+        execution_id = made.json()["id"]
+        # another agent cannot learn of it, nor withdraw it: a 404 like an unknown id
+        assert (await mallory.delete(f"/v1/executions/{execution_id}")).status_code == 404
+        assert (await ada.delete(f"/v1/executions/{execution_id}")).status_code == 403
+        assert (await support.delete("/v1/executions/ex_unknown")).status_code == 404
+        seen = (await support.get("/v1/history", params={"lookback_s": 60})).json()["items"]
+        assert [i["execution_id"] for i in seen] == [execution_id]
+        gone = await support.delete(f"/v1/executions/{execution_id}")
+        assert gone.status_code == 200 and gone.json() == {"id": execution_id}
+        again = await support.delete(f"/v1/executions/{execution_id}")
+        assert again.status_code == 404
+        assert again.headers["content-type"].startswith("application/problem+json")
+        assert (await support.get("/v1/history", params={"lookback_s": 60})).json()["items"] == []

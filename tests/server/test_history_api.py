@@ -3,6 +3,9 @@ over the API (GET /v1/history, POST /v1/executions)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 from signoff import CallStatus, Gate, Run
 from tests.server.conftest import Live
 from tests.test_limits import PUBLISHER, refunds, refunds_config
@@ -47,3 +50,28 @@ async def test_the_history_is_the_reading_agents_own(live: Live) -> None:
     async with live.client(live.agent_token("agent-b")) as b:
         seen = (await b.get("/v1/history", params={"lookback_s": 3600})).json()
         assert seen["items"] == []
+
+
+async def test_remote_gates_racing_keep_the_line(live: Live) -> None:
+    """Two gates of one agent (two processes) call at once: their reservations on the
+    server keep the run's total under the line; the asked calls give theirs back."""
+    gates = [
+        Gate(live.url, token=live.agent_token("support"), config=refunds_config()) for _ in range(2)
+    ]
+    ran = [refunds(g) for g in gates]
+    try:
+        calls = [
+            g.call("issue_refund", {"amount": 100}, run=RUN_1, tool_call_id=f"g{i}-{n}", wait=False)
+            for i, g in enumerate(gates)
+            for n in range(5)
+        ]
+        outcomes = await asyncio.gather(*calls)
+    finally:
+        for g in gates:
+            await g.aclose()
+    assert sum(sum(r) for r in ran) <= 500
+    executed = sum(o.status is CallStatus.EXECUTED for o in outcomes)
+    assert executed == len(ran[0]) + len(ran[1]) >= 1
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    rows = await live.service.store.history("support", since)
+    assert len([r for r in rows if r.execution_id is not None]) == executed

@@ -23,6 +23,8 @@ class HistoryItemOut(BaseModel):
     args: dict[str, Any]
     #: pending, or approved and not yet used: it may still run
     in_flight: bool
+    #: a ledger row's id (a call that ran, or is reserved to run, without asking), else null
+    execution_id: str | None = None
 
 
 class HistoryOut(BaseModel):
@@ -53,7 +55,14 @@ async def read_history(ctx: Ctx) -> Response:
         raise InvalidArguments("lookback_s must be a number of seconds")
     rows, now, start = await ctx.state.service.histories.read(ctx.who, lookback)
     items = [
-        HistoryItemOut(tool=r.tool, run_id=r.run_id, at=r.at, args=r.args, in_flight=r.in_flight)
+        HistoryItemOut(
+            tool=r.tool,
+            run_id=r.run_id,
+            at=r.at,
+            args=r.args,
+            in_flight=r.in_flight,
+            execution_id=r.execution_id,
+        )
         for r in rows
     ]
     return ok(HistoryOut(now=now, since=start, items=items))
@@ -63,6 +72,11 @@ async def record_execution(ctx: Ctx) -> Response:
     body = parse(ExecutionIn, ctx.body)
     done = await ctx.state.service.histories.record(ctx.who, body.tool, body.args, body.run_id)
     return ok(ExecutionOut(id=done.id))
+
+
+async def void_execution(ctx: Ctx) -> Response:
+    await ctx.state.service.histories.void(ctx.who, ctx.path("id"))
+    return ok(ExecutionOut(id=ctx.path("id")))
 
 
 HISTORY_ENDPOINTS: tuple[Endpoint, ...] = (
@@ -91,5 +105,14 @@ HISTORY_ENDPOINTS: tuple[Endpoint, ...] = (
         body=ExecutionIn,
         responses={200: ExecutionOut},
         errors=(400, 401, 403, 413, 422),
+    ),
+    Endpoint(
+        method="DELETE",
+        path="/v1/executions/{id}",
+        name="void_execution",
+        summary="Withdraw a reservation: the call asked, or was denied, instead of running",
+        handler=void_execution,
+        responses={200: ExecutionOut},
+        errors=(401, 403, 404),
     ),
 )

@@ -52,8 +52,10 @@ def request_row(request: ApprovalRequest, since: datetime) -> HistoryRow | None:
     )
 
 
-def execution_row(tool: str, run_id: str | None, args: str, at: datetime) -> HistoryRow:
-    return HistoryRow(tool=tool, run_id=run_id, at=at, args=json.loads(args))
+def execution_row(
+    tool: str, run_id: str | None, args: str, at: datetime, execution_id: str
+) -> HistoryRow:
+    return HistoryRow(tool, run_id, at, json.loads(args), execution_id=execution_id)
 
 
 class HistoryStore(ABC):
@@ -67,6 +69,11 @@ class HistoryStore(ABC):
     async def history(self, agent: str, since: datetime) -> list[HistoryRow]:
         """The agent's history: its ledger rows at or after ``since``, its pending requests
         and its requests approved at or after ``since`` (see :func:`request_row`)."""
+
+    @abstractmethod
+    async def void_execution(self, execution_id: str, agent: str) -> bool:
+        """Withdraw ``agent``'s ledger row (a reservation for a call that then asked, or
+        was denied); False when it has no such row."""
 
     @abstractmethod
     async def ledger(self, since: datetime) -> list[Execution]:

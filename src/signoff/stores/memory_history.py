@@ -24,9 +24,18 @@ class MemoryHistory(HistoryStore):
         with self._lock:
             ran = [e for e in self._executions if e.agent_id == agent and e.at >= since]
             requests = [v.request for v in self._requests.values()]
-        rows = [HistoryRow(e.tool, e.run_id, e.at, e.args) for e in ran]
+        rows = [HistoryRow(e.tool, e.run_id, e.at, e.args, execution_id=e.id) for e in ran]
         counted = (request_row(r, since) for r in requests if r.requested_by == agent)
         return rows + [row for row in counted if row is not None]
+
+    async def void_execution(self, execution_id: str, agent: str) -> bool:
+        with self._lock:
+            kept = [
+                e for e in self._executions if not (e.id == execution_id and e.agent_id == agent)
+            ]
+            found = len(kept) < len(self._executions)
+            self._executions[:] = kept
+        return found
 
     async def ledger(self, since: datetime) -> list[Execution]:
         with self._lock:

@@ -35,11 +35,18 @@ class PostgresHistory(HistoryStore):
         params = {"agent": agent, "since": since}
         ran = await self._rows("executions_since", params)
         asked = await self._rows("counted_requests", params)
-        rows = [execution_row(tool, run, args, at.astimezone(UTC)) for tool, run, args, at in ran]
+        rows = [
+            execution_row(tool, run, args, at.astimezone(UTC), ex_id)
+            for tool, run, args, at, ex_id in ran
+        ]
         for version, body, request_id in asked:
             if row := request_row(self._parsed.parse(body, version, request_id), since):
                 rows.append(row)
         return rows
+
+    async def void_execution(self, execution_id: str, agent: str) -> bool:
+        params = {"id": execution_id, "agent": agent}
+        return bool(await self._rows("delete_execution", params))
 
     async def ledger(self, since: datetime) -> list[Execution]:
         rows = await self._rows("ledger_since", {"since": since})

@@ -49,11 +49,21 @@ class SqliteHistory(HistoryStore):
             return ran, asked
 
         ran, asked = self._read(read)
-        rows = [execution_row(tool, run, args, to_datetime(at)) for tool, run, args, at in ran]
+        rows = [
+            execution_row(tool, run, args, to_datetime(at), ex_id)
+            for tool, run, args, at, ex_id in ran
+        ]
         for version, body, request_id in asked:
             if row := request_row(self._parsed.parse(body, version, request_id), since):
                 rows.append(row)
         return rows
+
+    async def void_execution(self, execution_id: str, agent: str) -> bool:
+        params = {"id": execution_id, "agent": agent}
+        gone = await self._write(
+            lambda tx: tx.conn.execute(_Q["delete_execution"], params).fetchall()
+        )
+        return bool(gone)
 
     async def ledger(self, since: datetime) -> list[Execution]:
         def read(conn: sqlite3.Connection) -> list[Any]:

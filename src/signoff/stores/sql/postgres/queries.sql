@@ -336,7 +336,11 @@ INSERT INTO executions (id, tool, agent_id, run_id, args, at)
 VALUES (%(id)s, %(tool)s, %(agent_id)s, %(run_id)s, %(args)s, %(at)s);
 
 -- name: executions_since
-SELECT tool, run_id, args, at FROM executions WHERE agent_id = %(agent)s AND at >= %(since)s;
+SELECT tool, run_id, args, at, id FROM executions WHERE agent_id = %(agent)s AND at >= %(since)s;
+
+-- name: delete_execution
+-- a reservation withdrawn: the call asked (or was denied) rather than ran
+DELETE FROM executions WHERE id = %(id)s AND agent_id = %(agent)s RETURNING id;
 
 -- name: ledger_since
 -- every agent's unasked runs from a time on, oldest first (a policy replay reads them)

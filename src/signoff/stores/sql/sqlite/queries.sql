@@ -284,7 +284,11 @@ INSERT INTO executions (id, tool, agent_id, run_id, args, at)
 VALUES (:id, :tool, :agent_id, :run_id, :args, :at);
 
 -- name: executions_since
-SELECT tool, run_id, args, at FROM executions WHERE agent_id = :agent AND at >= :since;
+SELECT tool, run_id, args, at, id FROM executions WHERE agent_id = :agent AND at >= :since;
+
+-- name: delete_execution
+-- a reservation withdrawn: the call asked (or was denied) rather than ran
+DELETE FROM executions WHERE id = :id AND agent_id = :agent RETURNING id;
 
 -- name: ledger_since
 -- every agent's unasked runs from a time on, oldest first (a policy replay reads them)
