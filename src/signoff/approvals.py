@@ -9,7 +9,6 @@ gate holds, and the server verifies them.
 
 from __future__ import annotations
 
-import logging
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, Literal
@@ -32,8 +31,6 @@ from signoff.service import ApprovalService
 from signoff.shadow import ShadowRecord
 from signoff.stores.history_store import Execution
 from signoff.types import JSONObject
-
-log = logging.getLogger(__name__)
 
 
 class Approvals(ABC):
@@ -90,9 +87,9 @@ class Approvals(ABC):
         """The live events, as an approver sees them (see :mod:`signoff.follow`)."""
 
     async def record_shadow(self, record: ShadowRecord) -> None:
-        """Audit a shadow-mode call's verdict (:mod:`signoff.shadow`). Kept by the approval
-        service in this process; a gate on a server has no endpoint for it yet."""
-        log.warning("signoff: shadow verdict of %s not recorded: no local store", record.tool)
+        """Audit a shadow-mode call's verdict (:mod:`signoff.shadow`): in this process's
+        store, or on the server (``POST /v1/shadow-verdicts``)."""
+        raise UsageError("this gate cannot record shadow-mode verdicts")
 
     async def history(self, call: ToolCall, lookback_s: float) -> history.History:
         """The agent's history for a session-aware limit (:mod:`signoff.history`), as of

@@ -35,6 +35,7 @@ from signoff.follow import Feed, Interrupted, OnOpen, follow
 from signoff.history import HistoryRow
 from signoff.models import ApprovalRequest, DecisionKind, Page, RequestSpec, RunRecord
 from signoff.problems import error_from
+from signoff.shadow import ShadowRecord
 from signoff.sse_stream import SseStream
 from signoff.types import JSONObject
 
@@ -292,6 +293,23 @@ class Client:
         body = {"tool": tool, "args": args, "run_id": run_id}
         reply = await self._call("POST", "/v1/executions", json_body=body)
         return str(json.loads(reply.body)["id"])
+
+    async def record_shadow(self, record: ShadowRecord) -> None:
+        """Audit a shadow-mode verdict on the server (``POST /v1/shadow-verdicts``): the
+        agent is the token's subject, the time the server's."""
+        body: dict[str, Any] = {
+            "tool": record.tool,
+            "verdict": record.verdict,
+            "args": record.args,
+            "run_id": record.run.run_id,
+            "session_id": record.run.session_id,
+            "tool_call_id": record.tool_call_id,
+            "min_role": record.min_role,
+            "quorum": record.quorum,
+            "reason": record.reason,
+            "note": record.note,
+        }
+        await self._call("POST", "/v1/shadow-verdicts", json_body=body)
 
     async def void_execution(self, execution_id: str) -> None:
         """Withdraw one of the calling agent's ledger rows (``DELETE /v1/executions/{id}``)."""

@@ -6,6 +6,7 @@ subject, never a field of the body."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from signoff._util import new_id
@@ -13,6 +14,7 @@ from signoff.canonical import json_problem
 from signoff.errors import Forbidden, InvalidArguments, NotFound
 from signoff.history import HistoryRow, since
 from signoff.models import Principal
+from signoff.shadow import ShadowRecord
 from signoff.stores.base import Store
 from signoff.stores.history_store import Execution
 from signoff.types import JSONObject
@@ -50,6 +52,20 @@ class HistoryBook:
         execution = Execution(new_id("ex"), tool, agent.sub, run_id, args, now)
         await self._store.record_execution(execution)
         return execution
+
+    async def record_shadow(self, agent: Principal, record: ShadowRecord) -> ShadowRecord:
+        """Audit what a shadow-mode tool's policy would have done with one of the agent's
+        calls, as the agent's own gate judged it (:mod:`signoff.shadow`): the agent is its
+        token's subject and the time the server's, whatever the record says. The record as
+        audited."""
+        _own(agent, "record a shadow-mode verdict")
+        for what, value in (("args", record.args), ("run", record.run.model_dump(mode="json"))):
+            if (problem := json_problem(value)) is not None:
+                raise InvalidArguments(f"{what}: {problem}")
+        run = record.run.model_copy(update={"agent_id": agent.sub})
+        own = replace(record, run=run, at=self._now(), position=None)
+        await self._store.append_audit(own.entry())
+        return own
 
     async def void(self, agent: Principal, execution_id: str) -> None:
         """Withdraw one of the agent's own ledger rows; NotFound for any other."""

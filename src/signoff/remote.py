@@ -32,6 +32,7 @@ from signoff.models import (
     Status,
     ToolCall,
 )
+from signoff.shadow import ShadowRecord
 from signoff.types import JSONObject
 
 #: after a request's expiry, how long a disconnected waiter keeps trying to learn its fate
@@ -265,6 +266,9 @@ class RemoteApprovals(Approvals):
 
     async def record_execution(self, call: ToolCall) -> str:
         return await self.agent.record_execution(call.tool_name, call.args_json, call.run.run_id)
+
+    async def record_shadow(self, record: ShadowRecord) -> None:
+        await self.agent.record_shadow(record)
 
     async def void_execution(self, call: ToolCall, execution_id: str) -> None:
         await self.agent.void_execution(execution_id)

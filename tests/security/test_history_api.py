@@ -78,3 +78,52 @@ async def test_only_the_agent_itself_withdraws_its_own_reservation(live: Live) -
         assert again.status_code == 404
         assert again.headers["content-type"].startswith("application/problem+json")
         assert (await support.get("/v1/history", params={"lookback_s": 60})).json()["items"] == []
+
+
+SHADOW = {"tool": "pay", "verdict": "ask", "args": {"amount": 5}}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({**SHADOW, "verdict": "approve"}, 422),
+        ({**SHADOW, "args": [1]}, 422),
+        ({**SHADOW, "agent_id": "mallory"}, 422),  # the agent is the token's, never a field
+        ({**SHADOW, "quorum": 0}, 422),
+        ({**SHADOW, "reason": "x" * 10_001}, 422),
+        ({**SHADOW, "tool": ""}, 422),
+        ({k: v for k, v in SHADOW.items() if k != "verdict"}, 422),
+    ],
+)
+async def test_a_bad_shadow_verdict_is_refused_and_nothing_is_written(
+    live: Live, body: dict[str, object], status: int
+) -> None:
+    from signoff.shadow import shadow_records
+
+    async with live.client(live.agent_token("support")) as support:
+        r = await support.post("/v1/shadow-verdicts", json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert [x async for x in shadow_records(live.service.store)] == []
+
+
+async def test_only_an_agent_records_shadow_verdicts_and_as_itself(live: Live) -> None:
+    from signoff.shadow import shadow_records
+
+    async with (
+        live.client(live.approver_token("ada", "admin")) as ada,
+        live.client(None) as nobody,
+        live.client(live.agent_token("support")) as support,
+    ):
+        assert (await ada.post("/v1/shadow-verdicts", json=SHADOW)).status_code == 403
+        assert (await nobody.post("/v1/shadow-verdicts", json=SHADOW)).status_code == 401
+        nan = b'{"tool": "pay", "verdict": "run", "args": {"amount": NaN}}'
+        bad = await support.post(
+            "/v1/shadow-verdicts", content=nan, headers={"content-type": "application/json"}
+        )
+        assert bad.status_code in (400, 422)
+        made = await support.post("/v1/shadow-verdicts", json=SHADOW)
+        assert made.status_code == 201, made.text
+        assert made.json()["agent_id"] == "support"
+    [record] = [x async for x in shadow_records(live.service.store)]
+    assert record.run.agent_id == "support" and record.verdict == "ask"

@@ -75,3 +75,34 @@ async def test_remote_gates_racing_keep_the_line(live: Live) -> None:
     since = datetime(2000, 1, 1, tzinfo=UTC)
     rows = await live.service.store.history("support", since)
     assert len([r for r in rows if r.execution_id is not None]) == executed
+
+
+async def test_a_remote_gates_shadow_tool_is_recorded_on_the_server(live: Live) -> None:
+    from signoff.shadow import shadow_records
+    from tests.test_shadow import refund_config, refund_tool
+
+    gate = Gate(live.url, token=live.agent_token("support"), config=refund_config("shadow"))
+    ran = refund_tool(gate)
+    spoofed = Run(agent_id="someone-else", run_id="run-s")
+    try:
+        for amount in (50, 500, 5000):  # would run, ask, deny: each runs at once
+            outcome = await gate.call(
+                "issue_refund", {"order_id": "A", "amount": amount}, run=spoofed
+            )
+            assert outcome.status is CallStatus.EXECUTED
+    finally:
+        await gate.aclose()
+    assert ran == [50, 500, 5000]
+    records = [r async for r in shadow_records(live.service.store)]
+    assert [(r.verdict, r.args["amount"]) for r in records] == [
+        ("run", 50),
+        ("ask", 500),
+        ("deny", 5000),
+    ]
+    # the agent is the token's, whatever run the gate named; the terms are the floor's
+    assert {r.run.agent_id for r in records} == {"support"}
+    assert {r.run.run_id for r in records} == {"run-s"}
+    assert (records[1].min_role, records[1].quorum) == ("publisher", 2)
+    async with live.client(live.approver_token("paul", "publisher")) as paul:
+        stats = (await paul.get("/v1/stats", params={"since": "1d"})).json()["shadow"]
+    assert stats["tools"] == [{"tool": "issue_refund", "run": 1, "ask": 1, "deny": 1}]

@@ -5,15 +5,17 @@ API: the same table builds the routes and their part of the OpenAPI document."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from signoff.errors import InvalidArguments
+from signoff.models import Run
 from signoff.server.endpoints import Ctx, Endpoint, Query
 from signoff.server.parsing import ok, parse
+from signoff.shadow import ShadowRecord
 
 
 class HistoryItemOut(BaseModel):
@@ -74,6 +76,51 @@ async def record_execution(ctx: Ctx) -> Response:
     return ok(ExecutionOut(id=done.id))
 
 
+class ShadowIn(BaseModel):
+    """What a shadow-mode tool's policy would have done with one call, as the agent's own
+    gate judged it (``mode = "shadow"``: the call ran without asking)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str = Field(min_length=1, max_length=200)
+    verdict: Literal["run", "ask", "deny"]
+    args: dict[str, Any]
+    run_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    tool_call_id: str | None = Field(default=None, max_length=500)
+    min_role: str | None = Field(default=None, max_length=100)
+    quorum: int = Field(default=1, ge=1, le=100)
+    reason: str | None = Field(default=None, max_length=10_000)
+    note: str | None = Field(default=None, max_length=2_000)
+
+
+class ShadowOut(BaseModel):
+    tool: str
+    verdict: str
+    agent_id: str
+    at: datetime
+
+
+async def record_shadow(ctx: Ctx) -> Response:
+    body = parse(ShadowIn, ctx.body)
+    given = ShadowRecord(
+        tool=body.tool,
+        verdict=body.verdict,
+        args=body.args,
+        # the agent is the token's: the book sets it, and the time, whatever was sent
+        run=Run(agent_id=ctx.who.sub, run_id=body.run_id, session_id=body.session_id),
+        at=datetime.now(UTC),
+        min_role=body.min_role,
+        quorum=body.quorum,
+        reason=body.reason,
+        note=body.note,
+        tool_call_id=body.tool_call_id,
+    )
+    done = await ctx.state.service.histories.record_shadow(ctx.who, given)
+    out = ShadowOut(tool=done.tool, verdict=done.verdict, agent_id=done.run.agent_id, at=done.at)
+    return ok(out, 201)
+
+
 async def void_execution(ctx: Ctx) -> Response:
     await ctx.state.service.histories.void(ctx.who, ctx.path("id"))
     return ok(ExecutionOut(id=ctx.path("id")))
@@ -104,6 +151,16 @@ HISTORY_ENDPOINTS: tuple[Endpoint, ...] = (
         handler=record_execution,
         body=ExecutionIn,
         responses={200: ExecutionOut},
+        errors=(400, 401, 403, 413, 422),
+    ),
+    Endpoint(
+        method="POST",
+        path="/v1/shadow-verdicts",
+        name="record_shadow",
+        summary="Audit what a shadow-mode policy would have done with one of the agent's calls",
+        handler=record_shadow,
+        body=ShadowIn,
+        responses={201: ShadowOut},
         errors=(400, 401, 403, 413, 422),
     ),
     Endpoint(
