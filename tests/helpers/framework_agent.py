@@ -122,7 +122,10 @@ async def openai_agents(gate: Gate, resume: bool) -> str:
         started = await pause(gate, result, run=RUN)
         assert started is not None
         paused = started
-        checkpoint.write_text(json.dumps(paused.to_json()))
+        # written whole or not at all: the test may kill this process at any moment
+        partial = checkpoint.with_suffix(".partial")
+        partial.write_text(json.dumps(paused.to_json()))
+        partial.replace(checkpoint)
     await paused.wait(gate)  # the test kills the first process here
     finished = await Runner.run(agent, await paused.apply(gate), run_config=config)
     return str(finished.final_output)

@@ -66,10 +66,13 @@ async def test_sigkill_while_waiting_then_finish_in_a_new_process(
         "PYTHONPATH": str(ROOT),
     }
     gate = Gate(f"sqlite:///{tmp_path / 'agent.db'}")
+    checkpoint = tmp_path / "checkpoint"
     first = await agent(framework, "start", env)
     try:
         async with asyncio.timeout(60):
-            while not (pending := await gate.pending()):
+            # the process waits once its request is pending and its framework's own
+            # checkpoint is written (OpenAI Agents writes its paused run just after)
+            while not (pending := await gate.pending()) or not checkpoint.exists():
                 if first.returncode is not None:
                     _, err = await first.communicate()
                     raise AssertionError(err.decode())
