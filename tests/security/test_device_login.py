@@ -375,3 +375,24 @@ def test_a_credentials_file_others_can_read_is_refused(tmp_path: Path) -> None:
     stored.write_text("not json")
     line = one_line_failure(cli("pending", "--url", "http://127.0.0.1:1", cwd=tmp_path, env=env))
     assert "log in again" in line
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        "//evil.example/steal",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/ok\tx",  # a control character (a browser cannot even send CR or LF)
+        "javascript:alert(1)",
+        "/" + "a" * 3000,
+        "",
+    ],
+)
+async def test_a_forged_page_to_return_to_goes_to_the_queue(live: Live, forged: str) -> None:
+    """The page a sign-in returns to is a cookie the browser holds: one set by another site
+    (or by hand) sends the new session only to this site's queue."""
+    async with httpx.AsyncClient(base_url=live.url, timeout=30) as browser:
+        browser.cookies.set("signoff_next", forged)
+        signed = await sign_in(browser, link(live))
+    assert signed.status_code == 303 and signed.headers["location"] == "/"

@@ -71,6 +71,20 @@ async def test_signing_in_through_the_provider(sso: Live, idp: RunningProvider) 
     assert idp.provider.token_requests == 1
 
 
+async def test_single_sign_on_returns_to_the_page_that_asked_for_it(
+    sso: Live, idp: RunningProvider
+) -> None:
+    async with httpx.AsyncClient(base_url=sso.url) as client:
+        asked = await client.get("/devices", headers=HTML)
+        assert asked.status_code == 303 and asked.headers["location"] == "/login"
+        done = await through_the_provider(client)
+        assert done.status_code == 200, done.text
+        assert '<meta http-equiv="refresh" content="0; url=/devices">' in done.text
+        assert '<a href="/devices">Continue</a>' in done.text
+        assert "signoff_next" not in client.cookies  # remembered once
+        assert (await client.get("/devices", headers=HTML)).status_code == 200
+
+
 async def test_the_flow_cookie_is_lax_and_only_for_the_callback(sso: Live) -> None:
     async with httpx.AsyncClient(base_url=sso.url) as client:
         start = await client.get("/login/oidc")

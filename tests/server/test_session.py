@@ -231,6 +231,22 @@ async def test_a_tampered_cookie_is_no_session(live: Live, browser: httpx.AsyncC
     assert page.status_code == 303 and page.headers["location"] == "/login"
 
 
+async def test_sign_in_returns_to_the_page_that_asked_for_it(
+    live: Live, browser: httpx.AsyncClient
+) -> None:
+    asked = await browser.get("/device", params={"user_code": "BCDF-GHJK"}, headers=HTML)
+    assert asked.status_code == 303 and asked.headers["location"] == "/login"
+    signed = await sign_in(browser, link(live))
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/device?user_code=BCDF-GHJK"
+    assert "signoff_next" not in browser.cookies  # remembered once
+    page = await browser.get(signed.headers["location"], headers=HTML)
+    assert page.status_code == 200 and 'value="BCDF-GHJK"' in page.text
+    # without a page to return to, a sign-in goes to the queue
+    browser.cookies.clear()
+    assert (await sign_in(browser, link(live, "erin"))).headers["location"] == "/"
+
+
 async def test_sign_out_ends_the_session(live: Live, browser: httpx.AsyncClient) -> None:
     await sign_in(browser, link(live))
     token = csrf_of((await browser.get("/", headers=HTML)).text)

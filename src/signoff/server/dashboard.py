@@ -116,6 +116,13 @@ def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=dict(HTML_HEADERS))
 
 
+def to_sign_in(request: Request) -> RedirectResponse:
+    """To the sign-in page, remembering this one to come back to."""
+    response = redirect("/login")
+    s.remember_page(response, request)
+    return response
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """A urlencoded form (the sign-in and sign-out buttons), bounded in size."""
     chunks, size = [], 0
@@ -200,7 +207,7 @@ class Dashboard:
     ) -> Response:
         claims = await self.sessions.claims(request)
         if claims is None:
-            return redirect("/login")
+            return to_sign_in(request)
         principal = self.sessions.verifier.principal(claims)
         nav = "".join(
             f'<a href="{href}"{" aria-current=page" if href == request.url.path else ""}>'
@@ -285,6 +292,7 @@ class Dashboard:
             raise
         token = self.sessions.start(principal, method="link")
         response = redirect("/")
+        response.headers["location"] = s.page_after_sign_in(request, response)
         s.set_session_cookie(response, request, token)
         s.clear_login_cookie(response, request)
         return response
@@ -349,8 +357,10 @@ class Dashboard:
         # A 200 page that moves on by itself, not a redirect: the provider sent us here
         # cross-site, and RFC 6265bis lets a browser keep a SameSite=Strict cookie off every
         # request of a redirect chain that began on another site (some browsers do).
-        refresh = '<meta http-equiv="refresh" content="0; url=/">\n'
-        response = html_page(card("Signed in", render("signed_in.html"), head=refresh))
+        page = s.page_after_sign_in(request)
+        refresh = f'<meta http-equiv="refresh" content="0; url={html.escape(page, quote=True)}">\n'
+        response = html_page(card("Signed in", render("signed_in.html", page=page), head=refresh))
+        s.page_after_sign_in(request, response)  # remembered no longer
         s.set_session_cookie(response, request, token)
         response.delete_cookie(FLOW_COOKIE, path=CALLBACK_PATH, httponly=True, samesite="lax")
         return response

@@ -32,6 +32,7 @@ from signoff.server.dashboard import (
     redirect,
     render,
     template,
+    to_sign_in,
 )
 from signoff.server.ratelimit import AttemptLimiter
 from signoff.server.session import Sessions
@@ -97,7 +98,7 @@ class DevicePages:
     async def enter(self, request: Request) -> Response:
         signed_in = await self._signed_in(request)
         if signed_in is None:
-            return self._not_signed_in(request)
+            return to_sign_in(request)  # and back here, with the code, once signed in
         claims, who = signed_in
         code = request.query_params.get("user_code", "")
         return html_page(self._enter_page(claims, who, code))
@@ -147,7 +148,7 @@ class DevicePages:
     async def listing(self, request: Request) -> Response:
         signed_in = await self._signed_in(request)
         if signed_in is None:
-            return redirect("/login")
+            return to_sign_in(request)
         claims, who = signed_in
         devices = await self.state.devices.list(who)
         csrf = html.escape(self.sessions.csrf_token(claims), quote=True)

@@ -22,7 +22,7 @@ import hmac
 import secrets
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,6 +37,9 @@ SESSION_AUDIENCE = "signoff:session"
 SESSION_COOKIE = "signoff_session"
 #: the sign-in form's own CSRF cookie: there is no session to bind a token to yet
 LOGIN_COOKIE = "signoff_login"
+#: the page a browser was on when it was sent to sign in, to return to afterwards
+NEXT_COOKIE = "signoff_next"
+NEXT_TTL_S = 900
 CSRF_HEADER = "x-csrf-token"
 LOGIN_LINK_TTL_S = 600
 SESSION_TTL_S = 8 * 3600
@@ -207,3 +210,41 @@ def clear_login_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
         LOGIN_COOKIE, path="/login", httponly=True, samesite="strict", secure=is_https(request)
     )
+
+
+def local_path(value: str | None) -> str | None:
+    """``value`` if it is a path on this site, else None: a sign-in returns only here, never
+    to another site (``//host``, ``/\\host``, ``https://…``) or with a control character."""
+    if not value or len(value) > 2000 or not value.startswith("/") or value.startswith("//"):
+        return None
+    if "\\" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return None
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else None
+
+
+def remember_page(response: Response, request: Request) -> None:
+    """Keep the page being asked for, to return to once signed in (a link or single sign-on:
+    Lax, so that the identity provider's way back carries it)."""
+    page = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if local_path(page) is None:
+        return
+    response.set_cookie(
+        NEXT_COOKIE,
+        page,
+        max_age=NEXT_TTL_S,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=is_https(request),
+    )
+
+
+def page_after_sign_in(request: Request, response: Response | None = None) -> str:
+    """Where a fresh session goes: the remembered page, or the queue; the memory is cleared
+    on ``response``."""
+    if response is not None:
+        response.delete_cookie(
+            NEXT_COOKIE, path="/", httponly=True, samesite="lax", secure=is_https(request)
+        )
+    return local_path(request.cookies.get(NEXT_COOKIE)) or "/"
