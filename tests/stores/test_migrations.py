@@ -198,7 +198,7 @@ def test_every_postgres_query_prepares(postgres_url: str) -> None:
             if not code.lstrip().startswith(("SELECT", "INSERT", "UPDATE", "WITH")):
                 continue  # LISTEN, CREATE TABLE: not plannable, run by every store start
             query = PgSQL(code).format(where=PgSQL(""))
-            params = dict.fromkeys(re.findall(r"%\((\w+)\)s", code))
+            params = dict.fromkeys(re.findall(r"%\((\w+)\)[sbt]", code))
             try:
                 conn.execute(PgSQL("EXPLAIN ") + query, params)
             except psycopg.Error as exc:  # pragma: no cover - the message is the point

@@ -30,15 +30,15 @@ SELECT 1;
 SELECT created, version, body, positions FROM signoff_create(
     %(id)s, %(status)s, %(tool)s, %(agent_id)s, %(requested_by)s, %(risk)s,
     %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s,
-    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s, %(deliveries)s);
+    %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s);
 
 -- name: transition
 SELECT outcome, version, body, positions FROM signoff_transition(
     %(id)s, %(version)s, %(status)s, %(body)s, %(expects)s,
-    %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s, %(deliveries)s);
+    %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s);
 
 -- name: append
-SELECT signoff_append(%(request_id)s, %(types)s, %(states)s, %(lives)s, %(ats)s, %(records)s);
+SELECT signoff_append(%(request_id)s, %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b);
 
 -- name: seal
 SELECT signoff_seal(
