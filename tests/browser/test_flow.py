@@ -371,3 +371,50 @@ async def test_an_approver_who_keeps_approving_the_same_call_is_offered_a_grant(
     await request_id_of(page, "grant-4", "issue_refund")
     assert not other.done()
     other.cancel()
+
+
+async def test_answer_in_the_tools_place_gives_the_model_that_answer(
+    open_page: OpenPage, agent: Agent, served: Served
+) -> None:
+    page = await open_page("paul", "publisher")
+    call = agent.call("issue_refund", {"order_id": "ORD-47", "amount": 120}, "answer")
+    request_id = await request_id_of(page, "answer", "issue_refund")
+    await page.goto(f"{served.live.url}/requests/{request_id}")
+    await page.get_by_role("button", name="Answer in the tool's place…").click()
+    answer = page.get_by_label("The tool's result, as the agent will receive it")
+    await expect(answer).to_be_focused()
+    await answer.fill("null")  # answers nothing: refused in the page, nothing sent
+    await page.get_by_role("button", name="Send answer").click()
+    await expect(page.locator("#answer-error")).to_contain_text("Write the answer")
+    assert not call.done()
+    await answer.fill('{"refund_id": null, "note": "Refunded by phone already"}')
+    await page.get_by_role("button", name="Send answer").click()
+    outcome = await asyncio.wait_for(call, 10)
+    assert outcome.status.value == "responded"
+    assert outcome.result == {"refund_id": None, "note": "Refunded by phone already"}
+    assert all(a["order_id"] != "ORD-47" for a in agent.executed.get("issue_refund", []))
+    await expect(page.locator(".req-head")).to_contain_text("responded")
+    await expect(page.locator("#request-view")).to_contain_text("Refunded by phone already")
+
+
+async def test_the_page_offers_only_what_the_policy_lets_approvers_do(
+    open_page: OpenPage, served: Served
+) -> None:
+    async with served.live.client(served.live.agent_token()) as agent:
+        body = {
+            "tool": "rotate_key",
+            "args": {"service": "billing"},
+            "policy": {"min_role": "publisher", "editable": ["service"], "decisions": ["approve"]},
+        }
+        made = await agent.post("/v1/requests", json=body)
+        assert made.status_code == 201, made.text
+    page = await open_page("paul", "publisher")
+    await page.goto(f"{served.live.url}/requests/{made.json()['id']}")
+    decide = page.locator("#decide")
+    await expect(decide.get_by_role("button", name="Approve", exact=True)).to_be_visible()
+    for absent in ("Reject", "Approve with changes…", "Answer in the tool's place…"):
+        await expect(decide.get_by_role("button", name=absent, exact=True)).to_have_count(0)
+    await page.goto(served.live.url + "/")
+    card = page.locator(f"li.card[data-id='{made.json()['id']}']")
+    await expect(card.get_by_role("button", name="Approve rotate_key")).to_be_visible()
+    await expect(card.get_by_role("button", name="Reject rotate_key")).to_be_hidden()

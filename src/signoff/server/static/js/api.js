@@ -47,9 +47,10 @@ export function whoAmI() {
 // A decision counts for the arguments the approver was shown: each one carries the
 // request's args_digest as the page drew it, and the server refuses it (409) if another
 // approver has changed the arguments since.
-export function decide(request, decision, { reason, modifiedArgs, grant } = {}) {
+export function decide(request, decision, { reason, modifiedArgs, grant, response } = {}) {
   const body = { decision, seen_digest: request.args_digest };
   if (reason) body.reason = reason;
+  if (response !== undefined) body.response = response;
   if (grant) body.grant = grant;
   if (modifiedArgs && Object.keys(modifiedArgs).length) body.modified_args = modifiedArgs;
   return api(`/v1/requests/${encodeURIComponent(request.id)}/decisions`, { method: "POST", body });

@@ -86,8 +86,9 @@ export async function queuePage() {
       h(
         "div",
         { class: "card-actions" },
-        h("button", { type: "button", class: "btn btn-approve", dataset: { action: "approve" }, disabled: !canDecide, "aria-label": `Approve ${label}` }, "Approve"),
-        h("button", { type: "button", class: "btn btn-reject", dataset: { action: "reject" }, disabled: !canDecide, "aria-label": `Reject ${label}`, "aria-expanded": "false" }, "Reject…"),
+        // only what the policy lets approvers do here (answers and edits: on the request's page)
+        h("button", { type: "button", class: "btn btn-approve", dataset: { action: "approve" }, disabled: !canDecide, hidden: !allows(request, "approve"), "aria-label": `Approve ${label}` }, "Approve"),
+        h("button", { type: "button", class: "btn btn-reject", dataset: { action: "reject" }, disabled: !canDecide, hidden: !allows(request, "reject"), "aria-label": `Reject ${label}`, "aria-expanded": "false" }, "Reject…"),
         h("a", { class: "btn", href: `/requests/${encodeURIComponent(request.id)}`, "aria-label": `Open ${label}` }, "Open"),
       ),
       note(request, why, mineAlready),
@@ -375,4 +376,8 @@ function writeFiltersToUrl(form) {
 
 function capitalize(text) {
   return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function allows(request, decision) {
+  return (request.policy.decisions ?? ["approve", "edit", "reject", "respond"]).includes(decision);
 }

@@ -298,8 +298,68 @@ export async function requestPage() {
       await send(status, () => decide(request, "reject", { reason: reason.value.trim() }), "Rejected");
     });
 
-    panel.append(approveForm, rejectForm, editSection(request, disabled, status), status);
+    // what the policy lets approvers do (CONTRACT §9: approve, edit, reject, respond)
+    const allowed = request.policy.decisions ?? ["approve", "edit", "reject", "respond"];
+    panel.append(
+      allowed.includes("approve") ? approveForm : null,
+      allowed.includes("reject") ? rejectForm : null,
+      allowed.includes("edit") ? editSection(request, disabled, status) : null,
+      allowed.includes("respond") ? answerSection(request, disabled, status) : null,
+      status,
+    );
     return panel;
+  }
+
+  /** Answer in the tool's place: the tool does not run; the model receives the answer. */
+  function answerSection(request, disabled, status) {
+    const section = h("div", { class: "decide-form" });
+    const open = h("button", { type: "button", class: "btn btn-block", dataset: { action: "answer" }, disabled, "aria-expanded": "false", "aria-controls": "answer-form" }, "Answer in the tool's place…");
+    section.append(open);
+    open.addEventListener("click", () => {
+      open.hidden = true;
+      open.setAttribute("aria-expanded", "true");
+      const answer = h("textarea", { id: "answer-text", rows: 4, required: true, spellcheck: "false", "aria-describedby": "answer-hint answer-error" });
+      const error = h("p", { class: "field-error", id: "answer-error", hidden: true });
+      const note = h("input", { id: "answer-note", type: "text", autocomplete: "off" });
+      const form = h(
+        "form",
+        { id: "answer-form", class: "decide-form", novalidate: true, "aria-label": "Answer in the tool's place" },
+        h("h3", {}, "Answer in the tool's place"),
+        h(
+          "div",
+          { class: "field" },
+          h("label", { for: "answer-text" }, "The tool's result, as the agent will receive it"),
+          answer,
+          h("span", { class: "hint", id: "answer-hint" }, "JSON, or plain text. The tool does not run."),
+          error,
+        ),
+        h("div", { class: "field" }, h("label", { for: "answer-note" }, "Note (optional)"), note),
+        h("div", { class: "row" }, h("button", { type: "submit", class: "btn btn-primary", dataset: { action: "send-answer" } }, "Send answer"), " ", h("button", { type: "button", class: "btn btn-quiet", dataset: { action: "cancel-answer" } }, "Cancel")),
+      );
+      form.querySelector('[data-action="cancel-answer"]').addEventListener("click", () => {
+        form.remove();
+        open.hidden = false;
+        open.setAttribute("aria-expanded", "false");
+        open.focus();
+      });
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        const response = typedAnswer(answer.value);
+        if (response === undefined) {
+          error.textContent = "Write the answer the agent receives (null answers nothing).";
+          error.hidden = false;
+          answer.setAttribute("aria-invalid", "true");
+          answer.focus();
+          return;
+        }
+        error.hidden = true;
+        answer.removeAttribute("aria-invalid");
+        await send(status, () => decide(request, "respond", { response, reason: note.value.trim() || undefined }), "Answered in the tool's place");
+      });
+      section.append(form);
+      answer.focus();
+    });
+    return section;
   }
 
   function editSection(request, disabled, status) {
@@ -401,4 +461,17 @@ function changedFields(request) {
     if (JSON.stringify(request.args[key]) !== JSON.stringify(value)) out[key] = value;
   }
   return out;
+}
+
+/** What a person typed as a tool's answer: JSON where it parses, else the text itself;
+ * undefined for nothing, or null (which answers nothing). As the server's channels read it. */
+function typedAnswer(text) {
+  const trimmed = text.trim();
+  if (!trimmed) return undefined;
+  try {
+    const value = JSON.parse(trimmed);
+    return value === null ? undefined : value;
+  } catch {
+    return trimmed;
+  }
 }
