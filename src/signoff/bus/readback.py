@@ -59,6 +59,9 @@ class ReadBack:
         self.bus = bus
         self.source = source
         self.cursor = cursor
+        #: the newest event handed out, or where the place was last kept: every live event
+        #: between it and ``cursor`` is known not to exist (read below the horizon: none)
+        self.delivered = cursor
         self._target = cursor
         self._task: asyncio.Task[None] | None = None
         #: streams opened so far (a read that keeps the place must not skip a new one's)
@@ -94,11 +97,17 @@ class ReadBack:
             horizon = await self.source.last_event_id()
             if opened == self.opened:
                 self.cursor = max(self.cursor, horizon)
+                self.delivered = self.cursor  # events were passed by unread: no claim
             return self.cursor >= self._target
         while True:
             events, horizon = await self._events(self.cursor)
             for event in events:
-                self.cursor = event.id
+                if event.prev == self.cursor:
+                    # read right after the place kept: what lay between the last event
+                    # handed out and here was read, and was nothing. Saying so lets a
+                    # stream take this event as is instead of reading the store for a gap
+                    event.prev = self.delivered
+                self.cursor = self.delivered = event.id
                 self.bus.deliver(event)
             if len(events) < BATCH:
                 # everything below the horizon has been read
