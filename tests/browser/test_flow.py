@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta
 
 import pytest
 from playwright.async_api import Page, Route, expect
@@ -355,9 +356,20 @@ async def test_an_approver_who_keeps_approving_the_same_call_is_offered_a_grant(
     await expect(page.locator('[data-role="grant-hint"]')).to_contain_text("2 times")
     choice = page.locator("#approve-grant")
     await expect(choice).to_have_value("identical")
+    how_long = page.get_by_label("For", exact=True)
+    await expect(how_long).to_have_value("1h")
+    await how_long.select_option("8h")
     await page.locator('#decide button[data-action="approve"]').click()
     assert (await asyncio.wait_for(call, 10)).status.value == "executed"
     await expect(page.locator('[data-role="grant"]')).to_contain_text("Granted: grt_")
+    async with served.live.client(served.live.approver_token()) as paul:
+        made = (await paul.get("/v1/grants", params={"tool": "issue_refund"})).json()["items"]
+    lasting = [
+        datetime.fromisoformat(g["expires_at"]) - datetime.fromisoformat(g["created_at"])
+        for g in made
+        if g["request_id"] == request_id
+    ]
+    assert lasting == [timedelta(hours=8)]
 
     # the next identical call runs at once, approved by the grant
     again = await asyncio.wait_for(agent.call("issue_refund", args, "grant-3"), 10)

@@ -199,17 +199,28 @@ export async function requestPage() {
   // -- deciding ------------------------------------------------------------------------
 
   /** The approve form's choice of a standing grant (CONTRACT §9): none, this agent's
-   * identical calls, or any call of this tool by this agent, for an hour. */
+   * identical calls, or any call of this tool by this agent; and for how long. */
   function grantField(request, disabled) {
     const select = h(
       "select",
       { id: "approve-grant", disabled },
       h("option", { value: "" }, "Only this call"),
-      h("option", { value: "identical" }, "Also this agent's identical calls, for 1 hour"),
-      h("option", { value: "tool" }, `Also any ${request.tool} call by this agent, for 1 hour`),
+      h("option", { value: "identical" }, "Also this agent's identical calls"),
+      h("option", { value: "tool" }, `Also any ${request.tool} call by this agent`),
     );
-    const field = h("div", { class: "field" }, h("label", { for: "approve-grant" }, "Approve"), select);
-    return { field, select };
+    const ttl = h(
+      "select",
+      { id: "approve-grant-ttl", disabled: true },
+      Object.entries(GRANT_TTLS).map(([value, label]) => h("option", { value, selected: value === "1h" }, label)),
+    );
+    const ttlField = h("div", { class: "field" }, h("label", { for: "approve-grant-ttl" }, "For"), ttl);
+    // a duration only means something with a grant
+    const sync = () => {
+      ttl.disabled = disabled || !select.value;
+    };
+    select.addEventListener("change", sync);
+    const field = h("div", {}, h("div", { class: "field" }, h("label", { for: "approve-grant" }, "Approve"), select), ttlField);
+    return { field, select, ttl, sync };
   }
 
   /** Where this approver keeps approving the same call, say so and offer a grant for it:
@@ -228,6 +239,7 @@ export async function requestPage() {
     );
     if (same.length < 2 || !grant.select.isConnected || grant.select.value) return;
     grant.select.value = "identical";
+    grant.sync();
     grant.field.before(
       h(
         "p",
@@ -263,8 +275,9 @@ export async function requestPage() {
     approveForm.addEventListener("submit", async (event) => {
       event.preventDefault();
       const scope = grant?.select.value;
-      const asked = { reason: note.value.trim() || undefined, grant: scope ? { ttl: "1h", scope } : undefined };
-      await send(status, () => decide(request, "approve", asked), scope ? "Approved, and granted for an hour" : "Approved");
+      const ttl = grant?.ttl.value ?? "1h";
+      const asked = { reason: note.value.trim() || undefined, grant: scope ? { ttl, scope } : undefined };
+      await send(status, () => decide(request, "approve", asked), scope ? `Approved, and granted for ${GRANT_TTLS[ttl]}` : "Approved");
     });
     if (grant && !disabled) suggestGrant(request, grant);
 
@@ -475,3 +488,6 @@ function typedAnswer(text) {
     return trimmed;
   }
 }
+
+/** How long a grant made here may last (the API takes any time from a minute to a week). */
+const GRANT_TTLS = { "15m": "15 minutes", "1h": "1 hour", "8h": "8 hours", "1d": "1 day", "7d": "7 days" };
