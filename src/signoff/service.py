@@ -57,6 +57,8 @@ from signoff.stores.base import Created, ListQuery, Store, TransitionFn
 from signoff.types import Clock, JSONObject
 
 log = logging.getLogger(__name__)
+#: which live events a feed wants (None: all)
+Accept = Callable[[Event], bool] | None
 
 #: how long the sweeper sleeps at most between looks for expired requests
 SWEEP_INTERVAL_S = 1.0
@@ -206,10 +208,14 @@ class ApprovalService:
                 request = await self._current(request_id)
         return request
 
-    def follow(self, *, after: int | None = None, on_open: OnOpen | None = None) -> Feed[Event]:
-        """Every live event after ``after`` (None: from when the feed opens), resumed across
-        drops; ``on_open`` runs at every opening (see :mod:`signoff.follow`)."""
-        return follow(StoreEvents(self.store, self.bus), after=after, on_open=on_open)
+    def follow(
+        self, *, after: int | None = None, on_open: OnOpen | None = None, accept: Accept = None
+    ) -> Feed[Event]:
+        """Every live event after ``after`` (None: from when the feed opens), or those
+        ``accept`` takes, resumed across drops; ``on_open`` runs at every opening (see
+        :mod:`signoff.follow`)."""
+        source = StoreEvents(self.store, self.bus, accept=accept)
+        return follow(source, after=after, on_open=on_open)
 
     async def cancel(
         self, request_id: str, principal: Principal, reason: str | None = None
@@ -288,14 +294,11 @@ class ApprovalService:
     ) -> ApprovalRequest:
         """Approve, reject, or respond (``response``: the model's answer in the tool's
         place); an approval may ``grant`` (:mod:`signoff.grants`). Raises Forbidden (agent,
-        role too low, own request), Conflict
-        (no longer pending, already approved by this approver, or ``seen_digest`` — the
-        ``args_digest`` the approver was shown — no longer the arguments that would run),
-        InvalidEdit; each refusal is audited and leaves the request as it was.
-
-        Edits are checked against the tool's schema before the write, in a worker thread
-        (the schema may be an agent's); the write then only runs if the arguments it was
-        checked against are still the request's."""
+        role too low, own request), Conflict (no longer pending, already approved by this
+        approver, or ``seen_digest`` — the ``args_digest`` shown — no longer what would
+        run), InvalidEdit; each refusal is audited and leaves the request as it was. Edits
+        are checked against the tool's schema before the write, off the loop (the schema may
+        be an agent's); the write runs only if those arguments are still the request's."""
         asked = decisions.asked(
             principal,
             decision,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -86,18 +86,45 @@ class ListenerDropped(Exception):
     """The listener fell too far behind and was dropped; replay from the store."""
 
 
+#: what a listener hands on: an event, and the event it follows among those handed on
+Item = tuple[Event, int | None]
+
+
 class Listener:
-    """A bounded queue of every event. A slow consumer is dropped, not waited for."""
+    """A bounded queue of every event, or of those ``accept`` takes. A slow consumer is
+    dropped, not waited for.
 
-    __slots__ = ("_bus", "_queue")
+    Events ``accept`` refuses are passed by without waking the consumer (a stream of one
+    agent's requests is not woken for every other agent's). Each event handed on carries
+    the event it follows among those handed on: its own ``prev``, or, where it follows a
+    run of events passed by one after another, what the first of them followed. So the
+    consumer can tell a run passed by on purpose from a gap it must fill from the store."""
 
-    def __init__(self, bus: Bus, maxsize: int) -> None:
+    __slots__ = ("_accept", "_bus", "_passed", "_queue")
+
+    def __init__(
+        self, bus: Bus, maxsize: int, accept: Callable[[Event], bool] | None = None
+    ) -> None:
         self._bus = bus
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self._accept = accept
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(maxsize)
+        #: the run of events passed by since the last one handed on: (what its first
+        #: followed, its last), while each followed the one before
+        self._passed: tuple[int | None, int] | None = None
 
     def _put(self, event: Event) -> None:
+        prev, passed = event.prev, self._passed
+        if self._accept is not None and not self._accept(event):
+            if passed is not None and prev is not None and prev == passed[1]:
+                self._passed = (passed[0], event.id)  # the run goes on
+            else:
+                self._passed = (prev, event.id)  # a run begins
+            return
+        if passed is not None and prev is not None and prev == passed[1]:
+            prev = passed[0]  # it follows what the run passed by followed
+        self._passed = None
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait((event, prev))
         except asyncio.QueueFull:
             self._bus._unlisten(self)
             # make room for the wake-up so the consumer learns it was dropped
@@ -107,15 +134,25 @@ class Listener:
 
     async def get(self, timeout: float | None = None) -> Event | None:
         """The next event, or None after ``timeout``. Raises ListenerDropped when dropped."""
-        try:
-            # not wait_for: on 3.11 it can swallow a cancellation that lands as the item does
-            async with asyncio.timeout(timeout):
-                event = await self._queue.get()
-        except TimeoutError:
-            return None
-        if event is None:
+        item = await self.next_item(timeout)
+        return None if item is None else item[0]
+
+    async def next_item(self, timeout: float | None = None) -> Item | None:
+        """:meth:`get`, with the event the next one follows among those handed on."""
+        queue = self._queue
+        if not queue.empty():
+            item = queue.get_nowait()  # no timer to set up for what is already here
+        else:
+            try:
+                # not wait_for: on 3.11 it can swallow a cancellation that lands as the
+                # item does
+                async with asyncio.timeout(timeout):
+                    item = await queue.get()
+            except TimeoutError:
+                return None
+        if item is None:
             raise ListenerDropped("the live stream fell behind and was dropped")
-        return event
+        return item
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while True:
@@ -208,10 +245,13 @@ class Bus:
         self._watches.setdefault(request_id, set()).add(watch)
         return watch
 
-    def listen(self, *, maxsize: int = 1000) -> Listener:
+    def listen(
+        self, *, maxsize: int = 1000, accept: Callable[[Event], bool] | None = None
+    ) -> Listener:
+        """Every event from now on, or those ``accept`` takes (see :class:`Listener`)."""
         if self._readback is not None:
             self._readback.opened += 1
-        listener = Listener(self, maxsize)
+        listener = Listener(self, maxsize, accept)
         self._listeners.add(listener)
         return listener
 

@@ -16,6 +16,7 @@ event (thousands of calls may wait at once): the bus wakes it when that request 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from signoff.bus.base import Bus, Listener, ListenerDropped, Watch
 from signoff.bus.readback import EventSource
@@ -28,30 +29,47 @@ REPLAY_BATCH = 500
 
 
 class StoreEvents:
-    """Every live event, from the store and the bus."""
+    """Every live event, or those ``accept`` takes, from the store and the bus."""
 
-    def __init__(self, source: EventSource, bus: Bus, *, buffer: int | None = None) -> None:
+    def __init__(
+        self,
+        source: EventSource,
+        bus: Bus,
+        *,
+        buffer: int | None = None,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> None:
         self.source = source
         self.bus = bus
         self.buffer = buffer
+        self.accept = accept
 
     async def open(self, after: int | None) -> _StoreStream:
-        listener = self.bus.listen(maxsize=self.buffer or STREAM_BUFFER)
+        listener = self.bus.listen(maxsize=self.buffer or STREAM_BUFFER, accept=self.accept)
         try:
             cursor = after if after is not None else await self.source.last_event_id()
         except BaseException:
             listener.close()
             raise
-        return _StoreStream(self.source, listener, cursor)
+        return _StoreStream(self.source, listener, cursor, self.accept)
 
 
 class _StoreStream:
-    def __init__(self, source: EventSource, listener: Listener, cursor: int) -> None:
+    def __init__(
+        self,
+        source: EventSource,
+        listener: Listener,
+        cursor: int,
+        accept: Callable[[Event], bool] | None = None,
+    ) -> None:
         self._source = source
         self._listener = listener
+        #: every event up to here was handed out, or not wanted
         self._cursor = cursor
-        #: read from the store, not yet handed out
+        self._accept = accept
+        #: read from the store, not yet handed out; and the newest event that read saw
         self._ready: list[Event] = []
+        self._read_to = cursor
         self._replaying = True
 
     async def next(self, timeout: float | None) -> Event | None:
@@ -59,23 +77,33 @@ class _StoreStream:
         while True:
             if self._ready:
                 event = self._ready.pop(0)
-                self._cursor = event.id
+                # past what the store read passed by, once its last wanted event is out
+                self._cursor = event.id if self._ready else max(event.id, self._read_to)
                 return event
             if self._replaying:
                 batch = await self._source.events_after(self._cursor, REPLAY_BATCH)
-                self._ready = [e for e in batch if e.id > self._cursor]
+                fresh = [e for e in batch if e.id > self._cursor]
                 self._replaying = len(batch) == REPLAY_BATCH
+                if fresh:
+                    self._read_to = fresh[-1].id
+                    accept = self._accept
+                    self._ready = fresh if accept is None else [e for e in fresh if accept(e)]
+                    if not self._ready:
+                        self._cursor = self._read_to
                 continue
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                arrived = await self._listener.get(timeout=left)
+                item = await self._listener.next_item(timeout=left)
             except ListenerDropped as exc:
                 raise Interrupted("the stream fell behind") from exc
-            if arrived is None:
+            if item is None:
                 return None
+            arrived, prev = item
             if arrived.id <= self._cursor:
                 continue
-            if arrived.prev is not None and arrived.prev <= self._cursor:
+            if prev is not None and prev <= self._cursor:
+                # it follows what was handed out (or passed by, not wanted): take it as is
+                self._read_to = arrived.id
                 self._ready = [arrived]
             else:
                 # something may lie between: events of other processes not heard yet

@@ -47,7 +47,12 @@ async def stream(
     """The events after the event id ``after``, of ``types`` when given, for as long as the
     caller may see them: the stream ends when the caller's token expires, or (with
     ``still_valid``) within :data:`RECHECK_S` of its device being revoked."""
-    async with service.follow(after=after) as feed:
+
+    def wanted(event: Event) -> bool:
+        return (types is None or event.type in types) and visible(event, principal)
+
+    # the bus wakes this stream only for what it wants: not for every other agent's events
+    async with service.follow(after=after, accept=wanted) as feed:
         checked = time.monotonic()
         while True:
             wait: float | None = None
@@ -64,7 +69,7 @@ async def stream(
             event = await feed.next(wait)
             if event is None:
                 continue  # the token's expiry is checked at the top
-            if (types is None or event.type in types) and visible(event, principal):
+            if wanted(event):
                 yield to_sse(event)
 
 
