@@ -33,7 +33,7 @@ class EventType(StrEnum):
 class Event:
     """A stored live event about one request."""
 
-    __slots__ = ("_json", "_wire", "at", "id", "prev", "request_id", "snapshot", "type")
+    __slots__ = ("_json", "_raw", "_wire", "at", "id", "prev", "request_id", "snapshot", "type")
 
     def __init__(
         self,
@@ -43,6 +43,7 @@ class Event:
         at: str,
         snapshot: ApprovalRequest,
         prev: int | None = None,
+        raw: str | None = None,
     ) -> None:
         self.id = id
         self.type = type
@@ -55,6 +56,8 @@ class Event:
         self.prev = prev
         self._json: JSONObject | None = None
         self._wire: str | None = None
+        #: ``snapshot`` as the store holds it (its JSON text), where the store had it at hand
+        self._raw = raw
 
     @property
     def request(self) -> JSONObject:
@@ -69,7 +72,13 @@ class Event:
     def wire(self) -> str:
         """The event as the JSON text streams send, made once however many streams send it."""
         if self._wire is None:
-            self._wire = json.dumps(self.to_dict(), separators=(",", ":"))
+            if self._raw is not None:
+                # the request's JSON as stored, spliced in: not serialized once more per event
+                head = {"id": self.id, "type": self.type, "at": self.at}
+                text = json.dumps(head, separators=(",", ":"))
+                self._wire = text[:-1] + ',"request":' + self._raw + "}"
+            else:
+                self._wire = json.dumps(self.to_dict(), separators=(",", ":"))
         return self._wire
 
     def __repr__(self) -> str:

@@ -272,3 +272,26 @@ async def test_heartbeats_keep_an_idle_stream_open(
                     if len(comments) == 2:
                         break
     assert len(comments) == 2
+
+
+def test_an_event_spliced_from_the_stored_body_is_the_same_json() -> None:
+    """A stream sends the request as the store wrote it (not serialized once more): the
+    same document as serializing the request."""
+    import json as _json
+
+    from signoff.events import Event, EventType
+    from tests.stores.test_contract import make_request
+
+    request = make_request(7).model_copy(update={"reason": 'Rückerstattung \u2028 «x» "q"'})
+    plain = Event(9, EventType.CREATED, request.id, "2026-12-01T12:00:00Z", request, 8)
+    spliced = Event(
+        9,
+        EventType.CREATED,
+        request.id,
+        "2026-12-01T12:00:00Z",
+        request,
+        8,
+        request.model_dump_json(),
+    )
+    assert _json.loads(spliced.wire()) == _json.loads(plain.wire())
+    assert list(_json.loads(spliced.wire())) == ["id", "type", "at", "request"]

@@ -180,15 +180,17 @@ def live_events(
     positions: list[int],
     request: ApprovalRequest,
     prev: int | None,
+    body: str | None = None,
 ) -> list[Event]:
     """The live events among ``audit`` entries written at ``positions``. ``prev`` is the
     position just before the first one, when the store knows no other event lies between
-    (None: it does not know, see :attr:`Event.prev`)."""
+    (None: it does not know, see :attr:`Event.prev`); ``body``, the request's JSON as
+    written, where the store has it."""
     out = []
     for entry, position in zip(audit, positions, strict=True):
         live = entry.live
         if live is not None:
-            out.append(Event(position, live, request.id, iso(entry.at), request, prev))
+            out.append(Event(position, live, request.id, iso(entry.at), request, prev, body))
         if prev is not None:
             prev = position
     return out

@@ -244,9 +244,10 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         if not created:
             existing = ApprovalRequest.model_validate_json(twin)
             return Created(existing, created=False)
-        self._parsed.remember(request, request.model_dump_json(), version)
+        body = request.model_dump_json()
+        self._parsed.remember(request, body, version)
         self._wrote(positions)
-        return Created(request, True, live_events(audit, positions, request, None))
+        return Created(request, True, live_events(audit, positions, request, None, body))
 
     async def _for_write(self, request_id: str) -> Versioned:
         cached = self._parsed.versioned(request_id)
@@ -284,7 +285,8 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         self._parsed.remember(new, body, version)
         # other writers commit in parallel: which event comes just before is not known here
         # (prev None), so streams take these events once read back in order
-        return Applied(Versioned(new, version), live_events(change.audit, positions, new, None))
+        events = live_events(change.audit, positions, new, None, body)
+        return Applied(Versioned(new, version), events)
 
     async def append_audit(self, entry: AuditEntry) -> None:
         rows = await self._rows(
@@ -366,7 +368,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
             if position is None:
                 continue
             request = self._parsed.parse(body, version, request_id)
-            events.append(Event(position, live, request_id, at, request, prev))
+            events.append(Event(position, live, request_id, at, request, prev, body))
             prev = position
         return events, int(rows[0][0]) if rows else 0
 

@@ -243,7 +243,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
             return (
                 Versioned(request, 1),
                 True,
-                live_events(audit, positions, request, positions[0] - 1),
+                live_events(audit, positions, request, positions[0] - 1, body),
             )
 
         written = await self._write(work)
@@ -306,7 +306,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
         if new is None or body is None:
             return Applied(base, [])
         self._parsed.remember(new, body, outcome.version)
-        events = live_events(change.audit, outcome.positions, new, outcome.prev)
+        events = live_events(change.audit, outcome.positions, new, outcome.prev, body)
         return Applied(Versioned(new, outcome.version), events)
 
     async def append_audit(self, entry: AuditEntry) -> None:
@@ -365,7 +365,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
         events, prev = [], after_id
         for position, live, request_id, at, version, body in rows:
             request = self._parsed.parse(body, version, request_id)
-            events.append(Event(position, live, request_id, at, request, prev))
+            events.append(Event(position, live, request_id, at, request, prev, body))
             prev = position
         return events
 
