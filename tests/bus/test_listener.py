@@ -5,6 +5,7 @@ instead of reading the store for a gap that is only the events it did not want."
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from signoff.bus.base import Bus
@@ -60,6 +61,7 @@ async def test_a_stream_of_one_agents_events_misses_none_and_rereads_nothing(url
         store.events_after = counted  # type: ignore[method-assign]
         ids: list[str] = []
         seen: list[str] = []
+        started = time.monotonic()
         async with service.follow(accept=lambda e: e.snapshot.requested_by == "ann") as feed:
             for i in range(10):
                 for who in (bob, bob, ann):  # two of another agent's for each of ann's
@@ -72,6 +74,8 @@ async def test_a_stream_of_one_agents_events_misses_none_and_rereads_nothing(url
                     seen.append(e.request_id)
                     if len(seen) == 10:
                         break
+        elapsed = time.monotonic() - started
     assert seen == ids
-    # the opening read, and SQLite's tail of other processes every 0.2 s: not one per event
-    assert reads <= 8, f"the store was read {reads} times"
+    # the opening read, and SQLite's tail of other processes every 0.2 s (so many as the
+    # test took, however slow the machine): not one read per event
+    assert reads <= 2 + elapsed / 0.2, f"the store was read {reads} times in {elapsed:.1f} s"

@@ -4,6 +4,7 @@ PostgreSQL's does: positions far apart, a horizon that runs ahead of the last ev
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from signoff.bus.readback import ReadBack
 from signoff.events import Event, EventType
@@ -43,6 +44,12 @@ class Source:
         return self.horizon - 1
 
 
+async def until(done: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not done():
+            await asyncio.sleep(0.001)
+
+
 class Streams:
     def __init__(self) -> None:
         self.got: list[Event] = []
@@ -61,10 +68,7 @@ async def test_an_event_read_after_a_kept_place_follows_the_last_event_handed_ou
     for position in (256, 2048, 4096):
         source.add(position)
         back.want(position)
-        for _ in range(100):
-            if streams.got and streams.got[-1].id == position:
-                break
-            await asyncio.sleep(0.001)
+        await until(lambda: back.cursor >= source.horizon - 1)
     assert [e.id for e in streams.got] == [256, 2048, 4096]
     assert [e.prev for e in streams.got] == [0, 256, 2048]
     assert back.cursor == source.horizon - 1  # the place kept, past the last event
@@ -78,16 +82,16 @@ async def test_after_passing_events_by_unread_the_next_one_claims_no_more() -> N
     back = ReadBack(streams, source, cursor=0)
     source.add(256)
     back.want(256)
-    await asyncio.sleep(0.02)
+    await until(lambda: back.cursor >= 256)
     streams.has_listeners = False
     source.add(2048)  # nobody listens: passed by
     back.want(2048)
-    await asyncio.sleep(0.02)
+    await until(lambda: back.cursor >= 2048)
     streams.has_listeners = True
     kept = back.cursor
     source.add(8192)
     back.want(8192)
-    await asyncio.sleep(0.02)
+    await until(lambda: back.cursor >= 8192)
     assert [e.id for e in streams.got] == [256, 8192]
     assert streams.got[-1].prev == kept and kept >= 2048
     await back.aclose()
