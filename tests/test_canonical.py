@@ -87,3 +87,44 @@ def test_the_fast_path_agrees_with_the_exact_writer(value: object) -> None:
     out: list[str] = []
     _write(value, out)
     assert canonical_json(value) == "".join(out)
+
+
+def _exact(value: object) -> str:
+    from signoff.canonical import _write
+
+    out: list[str] = []
+    _write(value, out)
+    return "".join(out)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"amount": 10.0, "rate": 0.25},  # a whole float: written as an integer
+        {"big": 2**64 + 1, "small": -(2**63) - 1},  # beyond what orjson writes
+        {"\U0001f600": 1, "\uffff": 2, "a": 3},  # a key outside the BMP sorts by UTF-16
+        {"n": [1e-4, 9.5e15, 1e-5, 1e16, 1e21, -0.0]},  # each edge of orjson's range
+        ("a", ["tuple", 1.5]),  # a tuple is an array
+        [[[[["deep"]]]]],
+    ],
+)
+def test_each_way_of_writing_agrees_with_the_exact_writer(value: object) -> None:
+    assert canonical_json(value) == _exact(value)
+
+
+def test_nesting_beyond_orjsons_limit_is_still_written() -> None:
+    value: object = "x"
+    for _ in range(300):  # orjson stops at 255 levels
+        value = {"k": [value]}
+    assert canonical_json(value) == _exact(value)
+
+
+@given(
+    st.recursive(
+        st.floats(min_value=-1e17, max_value=1e17) | st.integers() | st.text(max_size=3),
+        lambda children: st.lists(children) | st.dictionaries(st.text(max_size=3), children),
+        max_leaves=30,
+    )
+)
+def test_floats_near_orjsons_range_agree_with_the_exact_writer(value: object) -> None:
+    assert canonical_json(value) == _exact(value)

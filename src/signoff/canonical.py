@@ -16,6 +16,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 _encode_string = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -131,14 +133,56 @@ def _prepare(value: Any) -> Any:
     raise _NeedsExactWriter
 
 
+def _as_is(value: Any) -> bool:
+    """Whether orjson writes ``value`` canonically as it stands, without a copy: only plain
+    JSON types, floats in the range where the shortest form is ECMAScript's and not whole
+    (a whole float is written as an integer, which needs the copy), and object keys in the
+    Basic Multilingual Plane (where UTF-8 byte order, orjson's, is UTF-16 order). Walked
+    without recursion, like :func:`json_problem`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            try:
+                keys = "".join(item)
+            except TypeError:  # a key that is not a string: _prepare says which
+                return False
+            if not keys.isascii() and max(keys) > "\uffff":
+                return False
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            magnitude = abs(item)
+            if item.is_integer() or not 1e-4 <= magnitude < 1e16:
+                return False
+        else:
+            return False
+    return True
+
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
 def canonical_json(value: Any) -> str:
-    """The RFC 8785 canonical form of a JSON value (dicts, lists, str, int, float, bool, None)."""
+    """The RFC 8785 canonical form of a JSON value (dicts, lists, str, int, float, bool, None).
+
+    orjson (sorted keys) writes what :func:`_as_is` passes, and what :func:`_prepare` made
+    canonical; anything else (an integer beyond 64 bits, a lone surrogate) goes the slower,
+    exact way. tests/test_canonical.py holds all three to RFC 8785's vectors."""
     try:
-        return _dumps(_prepare(value))
+        prepared = value if _as_is(value) else _prepare(value)
     except _NeedsExactWriter:
         out: list[str] = []
         _write(value, out)
         return "".join(out)
+    try:
+        return orjson.dumps(prepared, option=_SORTED).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return _dumps(prepared)
 
 
 def digest(value: Any) -> str:
