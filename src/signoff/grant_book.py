@@ -1,9 +1,11 @@
 """Standing grants for the service: the check at every submission, listing, revocation.
 
 The rules are :mod:`signoff.granting`'s; this reads and writes them through the store. A
-submission reads the agent's live grants for the tool from the store every time (no cache
-that could outlive a revocation on another replica), and the store re-checks, in the
-transaction that writes the approved request, that the grant it uses is still live.
+submission asks the store every time (no cache that could outlive a revocation on another
+replica): first whether any live grant names the agent and the tool, in the transaction
+that would write the request pending (SQLite; a read before it elsewhere); only if one does
+are they read and judged, and the store re-checks, in the transaction that writes the
+approved request, that the grant it uses is still live.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from signoff.models import ApprovalRequest, Principal
 from signoff.roles import RoleLadder
 from signoff.stores.base import Created, Store
 from signoff.stores.grant_store import MAX_GRANTS, GrantQuery
+from signoff.stores.outbox import NewDelivery
 
 
 class GrantBook:
@@ -29,13 +32,32 @@ class GrantBook:
         self._roles = roles
         self._now = now
 
-    async def approve_if_granted(
+    async def create(
+        self,
+        request: ApprovalRequest,
+        created: AuditEntry,
+        deliveries: Callable[[ApprovalRequest, list[AuditEntry]], list[NewDelivery]],
+    ) -> Created:
+        """Write the new pending ``request`` (and its ``created`` event): approved at once
+        when a live grant covers it, else pending, with the ``deliveries`` that tell its
+        channels. Only when a live grant names its agent and tool (found in the create's
+        own transaction where the store can) are the grants read and judged."""
+        if request.policy.quorum > 1:
+            # never covered (granting.not_covered): spare the look
+            return await self._store.create(request, created, deliveries(request, [created]))
+        pending = deliveries(request, [created])
+        written = await self._store.create_ungranted(request, created, pending)
+        if written is None:
+            written = await self._approve_if_granted(request, created)
+        if written is None:
+            written = await self._store.create(request, created, pending)
+        return written
+
+    async def _approve_if_granted(
         self, request: ApprovalRequest, created: AuditEntry
     ) -> Created | None:
         """Write the new pending ``request`` (and its ``created`` event) approved at once,
         when a live grant covers it; None, with nothing written, when none does."""
-        if request.policy.quorum > 1:
-            return None  # never covered (granting.not_covered): spare the read
         now = self._now()
         query = GrantQuery(
             agent=request.requested_by, tool=request.tool, active=True, now=now, limit=MAX_GRANTS

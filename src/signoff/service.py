@@ -157,9 +157,7 @@ class ApprovalService:
         proposal = await intake.proposal(spec, principal, self.config, from_operator=from_operator)
         request, audit = lifecycle.create(proposal, principal, self.now())
         # a call a live grant covers is approved at once (no channel is told: nobody acts)
-        if (created := await self.grants.approve_if_granted(request, audit)) is None:
-            deliveries = self.routing.deliveries(request, [audit])
-            created = await self.store.create(request, audit, deliveries)
+        created = await self.grants.create(request, audit, self.routing.deliveries)
         if not created.created:
             existing = created.request
             if existing.tool != spec.tool or digest(existing.args) != digest(spec.args):

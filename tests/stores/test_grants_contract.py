@@ -115,3 +115,23 @@ async def test_create_granted_only_while_the_grant_is_live(store: Store) -> None
     third = make_request(3)
     third_ok = third.model_copy(update={"status": Status.APPROVED, "decided_at": NOW})
     assert await store.create_granted(third_ok, [created_entry(third)], grant.id, NOW) is None
+
+
+async def test_a_submission_is_written_pending_only_while_no_live_grant_names_it(
+    store: Store,
+) -> None:
+    grant = await granting(store, 1, ttl_s=60)
+    named = make_request(2)  # the grant's agent and tool: whether it covers is asked after
+    assert await store.create_ungranted(named, created_entry(named)) is None
+    assert await store.get(named.id) is None
+    for other in (make_request(3, tool="close_account"), make_request(4, agent="billing")):
+        written = await store.create_ungranted(other, created_entry(other))
+        assert written is not None and written.created
+    expired = make_request(5).model_copy(update={"created_at": NOW + timedelta(seconds=60)})
+    written = await store.create_ungranted(expired, created_entry(expired))
+    assert written is not None and written.created
+    revocation = entry("grant.revoked", grant.request_id, grant_id=grant.id)
+    await store.revoke_grant(grant.id, "ada", NOW, revocation)
+    after = make_request(6)
+    written = await store.create_ungranted(after, created_entry(after))
+    assert written is not None and written.created and written.request.status is Status.PENDING

@@ -1,17 +1,28 @@
 """The bus for a store that other processes share without a notification channel (a SQLite
 file): this process's own events are delivered at once, and other processes' events are
-picked up by tailing the store's event log every ``interval`` seconds."""
+picked up by tailing the store's event log every ``interval`` seconds. A store that knows
+which positions it wrote itself (:mod:`signoff.stores.own_writes`) lets the tail step over
+them instead of reading them back."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol, runtime_checkable
 
 from signoff._util import stop_task
 from signoff.bus.base import Bus
 from signoff.bus.readback import EventSource
 
 log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class KnowsOwnWrites(Protocol):
+    def own_through(self, after: int) -> int:
+        """The furthest position up to which every event after ``after`` is this process's
+        own (``after`` itself when the next one may not be)."""
+        ...
 
 
 class PollingBus(Bus):
@@ -40,6 +51,8 @@ class PollingBus(Bus):
                     # nobody to wake: skip reading the events, just keep our place
                     self._last_id = await source.last_event_id()
                     continue
+                if isinstance(source, KnowsOwnWrites):
+                    self._last_id = source.own_through(self._last_id)
                 events = await source.events_after(self._last_id)
             except Exception:
                 log.exception("signoff: reading other processes' events failed; retrying")

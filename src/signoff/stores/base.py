@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +42,7 @@ from signoff.evidence import request_state
 from signoff.grants import Grant
 from signoff.models import ApprovalRequest, Page, RunRecord
 from signoff.stores.device_base import DeviceStore
-from signoff.stores.grant_store import GrantStore
+from signoff.stores.grant_store import GrantQuery, GrantStore
 from signoff.stores.history_store import HistoryStore
 from signoff.stores.outbox import NewDelivery, Outbox
 
@@ -299,6 +299,20 @@ class Store(Outbox, DeviceStore, GrantStore, HistoryStore):
         """:meth:`create` for a request approved by grant ``grant_id`` (``audit``: its
         events), only if the grant is live at ``now`` in the same transaction; None, with
         nothing written, when it is not (:mod:`signoff.stores.grant_store`)."""
+
+    async def create_ungranted(
+        self, request: ApprovalRequest, audit: AuditEntry, deliveries: Sequence[NewDelivery] = ()
+    ) -> Created | None:
+        """:meth:`create`, unless a live grant for the request's agent and tool exists at its
+        ``created_at``: then None, with nothing written, and the caller looks at whether one
+        covers it (:meth:`create_granted`). Here the grants are read first; a store that can
+        checks in the create's own transaction instead, saving a read on every submission."""
+        query = GrantQuery(
+            agent=request.requested_by, tool=request.tool, active=True, now=request.created_at
+        )
+        if await self.list_grants(replace(query, limit=1)):
+            return None
+        return await self.create(request, audit, deliveries)
 
     async def transition(self, request_id: str, fn: TransitionFn) -> Transitioned:
         """Apply ``fn`` to the stored request atomically (see the module docstring).

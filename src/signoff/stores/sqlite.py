@@ -56,6 +56,7 @@ from signoff.stores.base import (
 from signoff.stores.cache import ParsedRequests
 from signoff.stores.group_commit import GroupCommit, Tx
 from signoff.stores.outbox import NewDelivery
+from signoff.stores.own_writes import OwnWrites
 from signoff.stores.sqlite_devices import SqliteDevices
 from signoff.stores.sqlite_files import Checkpointer, create_private, migrate, path_from_url
 from signoff.stores.sqlite_grants import SqliteGrants, insert_grant
@@ -87,6 +88,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
         self._parsed = ParsedRequests()
         self._checkpointer: Checkpointer | None = None
         self._commits: GroupCommit | None = None
+        self._own = OwnWrites()
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -160,7 +162,9 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
         return self._read(lambda c: c.execute(_Q[name], params or {}).fetchall())
 
     @staticmethod
-    def _append(tx: Tx, entries: list[AuditEntry], records: list[str]) -> list[int]:
+    def _append(
+        tx: Tx, entries: list[AuditEntry], records: list[str], into: list[int] | None = None
+    ) -> list[int]:
         """Append ``entries``; their positions. A position is the table's rowid, which SQLite
         gives as one more than the largest so far (no AUTOINCREMENT; the table is append-only),
         so the first position less one is the newest event before them: the ``prev`` of the
@@ -180,7 +184,13 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
             )
             assert cursor.lastrowid is not None
             positions.append(cursor.lastrowid)
+        if into is not None:
+            into.extend(positions)
         return positions
+
+    def own_through(self, after: int) -> int:
+        """See :meth:`OwnWrites.through` (the polling bus's tail asks)."""
+        return self._own.through(after)
 
     def _versioned(self, row: tuple[int, str], request_id: str) -> Versioned:
         version, body = row
@@ -223,6 +233,8 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
             "body": body,
         }
 
+        appended: list[int] = []
+
         def work(tx: Tx) -> tuple[Versioned, bool, list[Event]] | None:
             if only_if is not None and not only_if(tx):
                 return None
@@ -239,7 +251,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
                     raise
                 return Versioned(ApprovalRequest.model_validate_json(row[1]), row[0]), False, []
             insert_deliveries(tx, deliveries)
-            positions = self._append(tx, audit, records)
+            positions = self._append(tx, audit, records, appended)
             return (
                 Versioned(request, 1),
                 True,
@@ -247,6 +259,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
             )
 
         written = await self._write(work)
+        self._own.add(appended)
         if written is None:
             return None
         current, created, events = written
@@ -268,6 +281,8 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
         new = change.request
         body = None if new is None else new.model_dump_json()
         records = [entry.record() for entry in change.audit]
+
+        appended: list[int] = []
 
         def work(tx: Tx) -> _Written | _Moved:
             conn = tx.conn
@@ -293,7 +308,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
                 version = base.version + 1
                 insert_deliveries(tx, change.deliveries)
                 insert_grant(tx, change.grant)
-            positions = self._append(tx, change.audit, records)
+            positions = self._append(tx, change.audit, records, appended)
             return _Written(version, positions, positions[0] - 1 if positions else 0)
 
         try:
@@ -301,6 +316,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
         except NotFound:
             self._parsed.forget(request_id)
             raise
+        self._own.add(appended)
         if isinstance(outcome, _Moved):
             return Stale(self._versioned((outcome.version, outcome.body), request_id))
         if new is None or body is None:
@@ -311,11 +327,13 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
 
     async def append_audit(self, entry: AuditEntry) -> None:
         records = [entry.record()]
+        appended: list[int] = []
 
         def work(tx: Tx) -> None:
-            self._append(tx, [entry], records)
+            self._append(tx, [entry], records, appended)
 
         await self._write(work)
+        self._own.add(appended)
 
     # -- reads ----------------------------------------------------------------------------
 

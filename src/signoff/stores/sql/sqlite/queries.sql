@@ -266,6 +266,11 @@ VALUES (:id, :tool, :agent, :expires_at, :body);
 -- name: grant_live
 SELECT 1 FROM grants WHERE id = :id AND revoked_at IS NULL AND expires_at > :now;
 
+-- name: any_live_grant
+-- whether a submission must look at grants at all (checked in the create's transaction)
+SELECT 1 FROM grants
+WHERE agent = :agent AND tool = :tool AND revoked_at IS NULL AND expires_at > :now LIMIT 1;
+
 -- name: get_grant
 SELECT body, revoked_at, revoked_by FROM grants WHERE id = :id;
 
