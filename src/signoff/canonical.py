@@ -104,64 +104,71 @@ class _NeedsExactWriter(Exception):
     """The value holds something the C encoder would write differently from RFC 8785."""
 
 
-def _prepare(value: Any) -> Any:
-    """A copy the C encoder writes canonically: floats whose Python ``repr`` differs from
-    ECMAScript, and keys whose code-point order differs from UTF-16 order, send the value to
-    the exact (slower) writer instead."""
+def _prepare(value: Any) -> Any:  # noqa: C901 - one frame per level: see below
+    """``value`` as orjson (or the C encoder) writes it canonically: a whole float becomes
+    the integer it is, a tuple a list; a float whose shortest form differs from
+    ECMAScript's, a key outside the Basic Multilingual Plane (where code-point order, the
+    encoders', is not UTF-16 order) or a type that is not JSON sends the value to the exact
+    writer instead. Copy on write: a container is copied only when something in it
+    changed, so a value with nothing to change is returned as it is, walked once.
+
+    Objects and arrays are handled here rather than in helpers so that each level of
+    nesting costs one frame: a deep value stays as far from the recursion limit as the
+    exact writer."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return value
     if kind is float:
-        magnitude = abs(value)
-        if value.is_integer():
-            if magnitude < 2**53:
-                return int(value)
-            raise _NeedsExactWriter
-        # in this range Python's shortest repr is exactly ECMAScript's Number::toString
-        if 1e-4 <= magnitude < 1e16:
-            return value
-        raise _NeedsExactWriter
+        return _prepare_float(value)
     if kind is dict:
-        for key in value:
-            if type(key) is not str:
-                raise TypeError(f"JSON object keys must be strings, not {type(key).__name__}")
-            if not key.isascii() and max(key) > "\uffff":
-                raise _NeedsExactWriter
-        return {key: _prepare(item) for key, item in value.items()}
+        _check_keys(value)
+        copy = None
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue  # the common leaves, without a call
+            new = _prepare(item)
+            if new is not item:
+                if copy is None:
+                    copy = dict(value)
+                copy[key] = new
+        return value if copy is None else copy
     if kind is list or kind is tuple:
-        return [_prepare(item) for item in value]
+        items = value if kind is list else list(value)
+        copied = None
+        for i, item in enumerate(items):
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            new = _prepare(item)
+            if new is not item:
+                if copied is None:
+                    copied = list(items)
+                copied[i] = new
+        return items if copied is None else copied
     raise _NeedsExactWriter
 
 
-def _as_is(value: Any) -> bool:
-    """Whether orjson writes ``value`` canonically as it stands, without a copy: only plain
-    JSON types, floats in the range where the shortest form is ECMAScript's and not whole
-    (a whole float is written as an integer, which needs the copy), and object keys in the
-    Basic Multilingual Plane (where UTF-8 byte order, orjson's, is UTF-16 order). Walked
-    without recursion, like :func:`json_problem`."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
-            continue
-        if kind is dict:
-            try:
-                keys = "".join(item)
-            except TypeError:  # a key that is not a string: _prepare says which
-                return False
-            if not keys.isascii() and max(keys) > "\uffff":
-                return False
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is float:
-            magnitude = abs(item)
-            if item.is_integer() or not 1e-4 <= magnitude < 1e16:
-                return False
-        else:
-            return False
-    return True
+def _prepare_float(value: float) -> float | int:
+    magnitude = abs(value)
+    if value.is_integer():
+        if magnitude < 2**53:
+            return int(value)
+        raise _NeedsExactWriter
+    # in this range the shortest repr (Python's, orjson's) is ECMAScript's toString
+    if 1e-4 <= magnitude < 1e16:
+        return value
+    raise _NeedsExactWriter
+
+
+def _check_keys(value: dict[Any, Any]) -> None:
+    try:
+        keys = "".join(value)
+    except TypeError:
+        bad = next(key for key in value if not isinstance(key, str))
+        raise TypeError(f"JSON object keys must be strings, not {type(bad).__name__}") from None
+    if not keys.isascii() and max(keys) > "\uffff":
+        raise _NeedsExactWriter
 
 
 _SORTED = orjson.OPT_SORT_KEYS
@@ -170,11 +177,11 @@ _SORTED = orjson.OPT_SORT_KEYS
 def canonical_json(value: Any) -> str:
     """The RFC 8785 canonical form of a JSON value (dicts, lists, str, int, float, bool, None).
 
-    orjson (sorted keys) writes what :func:`_as_is` passes, and what :func:`_prepare` made
-    canonical; anything else (an integer beyond 64 bits, a lone surrogate) goes the slower,
-    exact way. tests/test_canonical.py holds all three to RFC 8785's vectors."""
+    orjson (sorted keys) writes what :func:`_prepare` made canonical; anything else (an
+    integer beyond 64 bits, a lone surrogate) goes the slower, exact way.
+    tests/test_canonical.py holds each way to the exact writer."""
     try:
-        prepared = value if _as_is(value) else _prepare(value)
+        prepared = _prepare(value)
     except _NeedsExactWriter:
         out: list[str] = []
         _write(value, out)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import IO, Literal
 
@@ -29,14 +27,25 @@ def current_request_id() -> str | None:
     return _REQUEST_ID.get()
 
 
-@contextmanager
-def about(request_id: str | None) -> Iterator[None]:
+class _About:
+    """:func:`about`'s block: a class, not a generator, since it wraps every transition (a
+    generator-based context manager costs several times as much to enter and leave)."""
+
+    __slots__ = ("_request_id", "_token")
+
+    def __init__(self, request_id: str | None) -> None:
+        self._request_id = request_id
+
+    def __enter__(self) -> None:
+        self._token = _REQUEST_ID.set(self._request_id)
+
+    def __exit__(self, *exc: object) -> None:
+        _REQUEST_ID.reset(self._token)
+
+
+def about(request_id: str | None) -> _About:
     """Within the block, records logged name ``request_id``."""
-    token = _REQUEST_ID.set(request_id)
-    try:
-        yield
-    finally:
-        _REQUEST_ID.reset(token)
+    return _About(request_id)
 
 
 class _WithRequestId(logging.Filter):

@@ -82,7 +82,7 @@ def serve(
         finally:
             await service.aclose()
 
-    _run(run())
+    _run(run(), fast_loop=True)
     if not server.started:
         raise SignoffError(f"could not listen on {host}:{port} (is the port in use?)")
 
