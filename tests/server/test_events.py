@@ -221,14 +221,15 @@ async def test_a_slow_client_never_holds_up_the_server_and_loses_nothing(
     reading = asyncio.ensure_future(anext(stream))
     await asyncio.sleep(0.1)  # the stream subscribes
     first = await create(live, {**REFUND, "tool_call_id": "0"})
-    got = [await asyncio.wait_for(reading, 5)]
-    assert first["id"] in got[0].data
+    got = [frame(await asyncio.wait_for(reading, 5))]
+    assert first["id"] in got[0]["data"]
     # the client stops reading while ten more events happen: more than its buffer holds
     created = [await create(live, {**REFUND, "tool_call_id": str(i)}) for i in range(1, 11)]
     assert not any(live.service.bus._listeners)  # dropped: nobody waits for a slow reader
-    rest = [await asyncio.wait_for(anext(stream), 5) for _ in range(10)]
-    assert [int(e.id) for e in rest] == list(range(int(got[0].id) + 1, int(got[0].id) + 11))
-    assert [c["id"] in e.data for c, e in zip(created, rest, strict=True)] == [True] * 10
+    rest = [frame(await asyncio.wait_for(anext(stream), 5)) for _ in range(10)]
+    first_id = int(got[0]["id"])
+    assert [int(e["id"]) for e in rest] == list(range(first_id + 1, first_id + 11))
+    assert [c["id"] in e["data"] for c, e in zip(created, rest, strict=True)] == [True] * 10
     await stream.aclose()  # type: ignore[attr-defined]
 
 
@@ -240,8 +241,8 @@ async def test_from_now_means_from_when_the_stream_was_answered(live: Live) -> N
     answered = await sse.response(live.service, Principal(sub="p", role="admin"), None, None)
     created = await create(live, {**REFUND, "tool_call_id": "between"})
     body: AsyncIterator[Any] = answered.body_iterator  # type: ignore[assignment]
-    first = await asyncio.wait_for(anext(body), 5)
-    assert created["id"] in first.data
+    first = frame(await asyncio.wait_for(anext(body), 5))
+    assert created["id"] in first["data"]
     await body.aclose()  # type: ignore[attr-defined]
 
 
@@ -295,3 +296,36 @@ def test_an_event_spliced_from_the_stored_body_is_the_same_json() -> None:
     )
     assert _json.loads(spliced.wire()) == _json.loads(plain.wire())
     assert list(_json.loads(spliced.wire())) == ["id", "type", "at", "request"]
+
+
+def frame(raw: bytes) -> dict[str, str]:
+    """One SSE frame's fields (``data`` lines joined as the EventSource API joins them)."""
+    assert raw.endswith(b"\r\n\r\n")
+    fields: dict[str, str] = {}
+    for line in raw.decode().split("\r\n")[:-2]:
+        name, _, value = line.partition(": ")
+        fields[name] = f"{fields[name]}\n{value}" if name in fields else value
+    return fields
+
+
+async def test_a_frame_is_what_the_general_encoder_writes(live: Live) -> None:
+    from sse_starlette import ServerSentEvent
+
+    created = await create(live, {**REFUND, "reason": "two\nlines and \u2028 one more"})
+    events = await live.service.store.events_after(0)
+    event = next(e for e in events if e.request_id == created["id"])
+    general = ServerSentEvent(data=event.wire(), event=event.type, id=str(event.id)).encode()
+    assert sse.to_sse(event) == general
+    assert frame(general)["data"] == event.wire()
+
+
+def test_json_with_a_line_break_is_split_into_data_lines() -> None:
+    class Broken:
+        id, type = 7, "request.created"
+
+        def wire(self) -> str:
+            return '{"a":\n1}'
+
+    raw = sse.to_sse(Broken())  # type: ignore[arg-type]
+    assert raw == b'id: 7\r\nevent: request.created\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
+    assert frame(raw)["data"] == '{"a":\n1}'

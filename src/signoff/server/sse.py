@@ -31,8 +31,14 @@ def visible(event: Event, principal: Principal) -> bool:
     return principal.kind == "approver" or event.snapshot.requested_by == principal.sub
 
 
-def to_sse(event: Event) -> ServerSentEvent:
-    return ServerSentEvent(data=event.wire(), event=event.type, id=str(event.id))
+def to_sse(event: Event) -> bytes:
+    """The event's frame, written here rather than by sse-starlette's general encoder (a
+    few percent of a busy server): its JSON is one line, its type and id have no line
+    breaks. Should the JSON ever hold one, the general encoder splits it into data lines."""
+    data = event.wire()
+    if "\n" in data or "\r" in data:
+        return ServerSentEvent(data=data, event=event.type, id=str(event.id)).encode()
+    return f"id: {event.id}\r\nevent: {event.type}\r\ndata: {data}\r\n\r\n".encode()
 
 
 async def stream(
@@ -43,7 +49,7 @@ async def stream(
     expires_at: float | None = None,
     types: frozenset[str] | None = None,
     still_valid: StillValid | None = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncIterator[bytes]:
     """The events after the event id ``after``, of ``types`` when given, for as long as the
     caller may see them: the stream ends when the caller's token expires, or (with
     ``still_valid``) within :data:`RECHECK_S` of its device being revoked."""
