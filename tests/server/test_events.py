@@ -15,6 +15,7 @@ from signoff.client import Client
 from signoff.errors import Unauthorized
 from signoff.events import Event
 from signoff.server import sse
+from tests.helpers.sse import frame
 from tests.server.conftest import Live
 from tests.server.test_api import REFUND, create
 
@@ -296,16 +297,6 @@ def test_an_event_spliced_from_the_stored_body_is_the_same_json() -> None:
     )
     assert _json.loads(spliced.wire()) == _json.loads(plain.wire())
     assert list(_json.loads(spliced.wire())) == ["id", "type", "at", "request"]
-
-
-def frame(raw: bytes) -> dict[str, str]:
-    """One SSE frame's fields (``data`` lines joined as the EventSource API joins them)."""
-    assert raw.endswith(b"\r\n\r\n")
-    fields: dict[str, str] = {}
-    for line in raw.decode().split("\r\n")[:-2]:
-        name, _, value = line.partition(": ")
-        fields[name] = f"{fields[name]}\n{value}" if name in fields else value
-    return fields
 
 
 async def test_a_frame_is_what_the_general_encoder_writes(live: Live) -> None:

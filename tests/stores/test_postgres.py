@@ -17,7 +17,6 @@ from typing import cast
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
-from sse_starlette import ServerSentEvent
 
 from signoff.bus.postgres import PostgresBus
 from signoff.connect import connect
@@ -27,6 +26,7 @@ from signoff.server.sse import stream
 from signoff.service import ApprovalService
 from signoff.stores.postgres import PostgresStore
 from tests.conftest import ADMIN, AGENT, refund_spec
+from tests.helpers.sse import frame
 
 
 @asynccontextmanager
@@ -91,7 +91,7 @@ async def test_the_event_stream_stays_in_order_while_both_replicas_write(
 ) -> None:
     """The SSE replay relies on ids becoming visible in order across replicas."""
     async with replica(postgres_url) as a, replica(postgres_url) as b:
-        events = cast(AsyncGenerator[ServerSentEvent, None], stream(a, ADMIN, 0))
+        events = cast(AsyncGenerator[bytes, None], stream(a, ADMIN, 0))
         first = asyncio.ensure_future(anext(events))  # subscribed before anything is written
 
         async def write(service: ApprovalService) -> None:
@@ -99,9 +99,9 @@ async def test_the_event_stream_stays_in_order_while_both_replicas_write(
                 await service.submit(refund_spec(), AGENT)
 
         await asyncio.gather(write(a), write(b), write(a), write(b))
-        ids = [int((await first).id or 0)]
+        ids = [int(frame(await first)["id"])]
         while len(ids) < 60:
-            ids.append(int((await asyncio.wait_for(anext(events), 5)).id or 0))
+            ids.append(int(frame(await asyncio.wait_for(anext(events), 5))["id"]))
         await events.aclose()
         assert ids == [e.id for e in await a.store.events_after(0, limit=100)]
         assert ids == sorted(ids)

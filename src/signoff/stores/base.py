@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -303,14 +303,11 @@ class Store(Outbox, DeviceStore, GrantStore, HistoryStore):
     async def create_ungranted(
         self, request: ApprovalRequest, audit: AuditEntry, deliveries: Sequence[NewDelivery] = ()
     ) -> Created | None:
-        """:meth:`create`, unless a live grant for the request's agent and tool exists at its
-        ``created_at``: then None, with nothing written, and the caller looks at whether one
-        covers it (:meth:`create_granted`). Here the grants are read first; a store that can
-        checks in the create's own transaction instead, saving a read on every submission."""
-        query = GrantQuery(
-            agent=request.requested_by, tool=request.tool, active=True, now=request.created_at
-        )
-        if await self.list_grants(replace(query, limit=1)):
+        """:meth:`create`, unless a live grant names the request's agent and tool (None,
+        nothing written: see whether it covers, :meth:`create_granted`). A store that can
+        checks this in the create's own transaction rather than with a read before it."""
+        agent, tool, at = request.requested_by, request.tool, request.created_at
+        if await self.list_grants(GrantQuery(agent, tool, active=True, now=at, limit=1)):
             return None
         return await self.create(request, audit, deliveries)
 
@@ -353,6 +350,11 @@ class Store(Outbox, DeviceStore, GrantStore, HistoryStore):
 
     @abstractmethod
     async def get(self, request_id: str) -> ApprovalRequest | None: ...
+
+    def request_json(self, request: ApprovalRequest) -> str:
+        """``request.model_dump_json()``; a store that keeps the text it wrote for this very
+        object returns that instead of serializing it again."""
+        return request.model_dump_json()
 
     @abstractmethod
     async def list_requests(self, query: ListQuery) -> Page:

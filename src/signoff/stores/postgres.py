@@ -249,6 +249,9 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         self._wrote(positions)
         return Created(request, True, live_events(audit, positions, request, None, body))
 
+    def request_json(self, request: ApprovalRequest) -> str:
+        return self._parsed.json_of(request)
+
     async def _for_write(self, request_id: str) -> Versioned:
         cached = self._parsed.versioned(request_id)
         if cached is not None:

@@ -267,6 +267,9 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
             self._parsed.remember(request, body, 1)
         return Created(current.request, created, events)
 
+    def request_json(self, request: ApprovalRequest) -> str:
+        return self._parsed.json_of(request)
+
     async def _for_write(self, request_id: str) -> Versioned:
         cached = self._parsed.versioned(request_id)
         if cached is not None:

@@ -29,6 +29,15 @@ from signoff.server.parsing import choice, integer, ok, parse, via
 from signoff.stores.base import ListQuery
 
 
+def answer(
+    ctx: Ctx, request: ApprovalRequest, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """``request`` as the answer's JSON: the text the store wrote for it when it still has it
+    (the write this request made), rather than serializing it again."""
+    text = ctx.state.service.store.request_json(request)
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
+
+
 async def create_request(ctx: Ctx) -> Response:
     spec = parse(RequestSpec, ctx.body)
     header_key = ctx.request.headers.get("idempotency-key")
@@ -36,7 +45,7 @@ async def create_request(ctx: Ctx) -> Response:
         spec = spec.model_copy(update={"idempotency_key": header_key[:500]})
     created = await ctx.state.service.submit(spec, ctx.who)
     location = {"Location": f"/v1/requests/{created.request.id}"}
-    return ok(created.request, 201 if created.created else 200, location)
+    return answer(ctx, created.request, 201 if created.created else 200, location)
 
 
 async def list_requests(ctx: Ctx) -> Response:
@@ -52,7 +61,7 @@ async def list_requests(ctx: Ctx) -> Response:
 
 
 async def get_request(ctx: Ctx) -> Response:
-    return ok(await ctx.state.service.get(ctx.path("id"), ctx.who))
+    return answer(ctx, await ctx.state.service.get(ctx.path("id"), ctx.who))
 
 
 async def wait_request(ctx: Ctx) -> Response:
@@ -76,7 +85,7 @@ async def wait_request(ctx: Ctx) -> Response:
     if waiting not in done:
         # the client went away; nobody will read this
         return Response(status_code=204)
-    return ok(waiting.result())
+    return answer(ctx, waiting.result())
 
 
 async def _disconnected(request: Request) -> None:
@@ -106,7 +115,7 @@ async def decide(ctx: Ctx) -> Response:
         response=response,
     )
     ctx.state.metrics.observe_decision(request)
-    return ok(request)
+    return answer(ctx, request)
 
 
 async def decide_batch(ctx: Ctx) -> Response:
@@ -136,15 +145,14 @@ async def decide_batch(ctx: Ctx) -> Response:
 
 async def cancel(ctx: Ctx) -> Response:
     body = parse(CancelIn, ctx.body if ctx.body is not None else {})
-    return ok(await ctx.state.service.cancel(ctx.path("id"), ctx.who, body.reason))
+    return answer(ctx, await ctx.state.service.cancel(ctx.path("id"), ctx.who, body.reason))
 
 
 async def consume(ctx: Ctx) -> Response:
-    return ok(await ctx.state.service.consume(ctx.path("id"), ctx.who))
+    return answer(ctx, await ctx.state.service.consume(ctx.path("id"), ctx.who))
 
 
 async def outcome(ctx: Ctx) -> Response:
     body = parse(OutcomeIn, ctx.body)
-    return ok(
-        await ctx.state.service.record_outcome(ctx.path("id"), ctx.who, body.status, body.detail)
-    )
+    done = await ctx.state.service.record_outcome(ctx.path("id"), ctx.who, body.status, body.detail)
+    return answer(ctx, done)
