@@ -36,7 +36,7 @@ from pydantic import ValidationError as PydanticValidationError
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
-from signoff.canonical import json_problem
+from signoff.canonical import canonical_json, json_problem
 from signoff.errors import ConfigError, InvalidArguments
 from signoff.types import JSONObject
 
@@ -117,7 +117,13 @@ def _validator(schema_text: str) -> Any:
 
 
 def _key(schema: JSONObject) -> str:
-    return json.dumps(schema, sort_keys=True)
+    """The schema's canonical text: the cache key, and what the validator is built from. A
+    schema canonical JSON cannot write (a NaN an operator's TOML may hold) keeps
+    :mod:`json`'s text, which reads back the same."""
+    try:
+        return canonical_json(schema)
+    except (ValueError, TypeError):
+        return json.dumps(schema, sort_keys=True)
 
 
 def schema_problem(schema: JSONObject) -> str | None:
