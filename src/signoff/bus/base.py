@@ -228,6 +228,8 @@ class Bus:
             self.deliver(event)
             if event.prev is None:
                 unplaced = max(unplaced, event.id)
+            elif self._readback is not None:
+                self._readback.placed(event)
         if unplaced:
             self.read_back(unplaced)
 

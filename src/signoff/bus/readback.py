@@ -69,9 +69,18 @@ class ReadBack:
 
     def want(self, position: int) -> None:
         """Read (in the background) until ``position`` has been passed."""
+        if position <= self.cursor:
+            return  # passed already (this process's own event, placed when published)
         self._target = max(self._target, position)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read(), name="signoff-bus-read")
+
+    def placed(self, event: Event) -> None:
+        """``event`` reached the streams when it was published, its predecessor known: if
+        it follows the place kept, the place moves past it, and a notification of it asks
+        for no read."""
+        if event.prev is not None and event.prev <= self.cursor < event.id:
+            self.cursor = self.delivered = event.id
 
     async def aclose(self) -> None:
         await stop_task(self._task)

@@ -182,17 +182,17 @@ def live_events(
     prev: int | None,
     body: str | None = None,
 ) -> list[Event]:
-    """The live events among ``audit`` entries written at ``positions``. ``prev`` is the
-    position just before the first one, when the store knows no other event lies between
-    (None: it does not know, see :attr:`Event.prev`); ``body``, the request's JSON as
-    written, where the store has it."""
+    """The live events among ``audit`` entries written at ``positions``. ``prev``: a position
+    before the first one with no live event between, when the store knows one (None: it
+    does not, see :attr:`Event.prev`); each later one follows the live one before it (what
+    lies between is this write's own, not live). ``body``: the request's JSON as written."""
     out = []
     for entry, position in zip(audit, positions, strict=True):
         live = entry.live
         if live is not None:
             out.append(Event(position, live, request.id, iso(entry.at), request, prev, body))
-        if prev is not None:
-            prev = position
+            if prev is not None:
+                prev = position
     return out
 
 

@@ -219,7 +219,9 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         deliveries: Sequence[NewDelivery] = (),
     ) -> Created:
         params = self._create_params(request, [audit], deliveries)
-        return self._created(request, [audit], await self._one("create", params))
+        created = self._created(request, [audit], await self._one("create", params), params)
+        assert created is not None  # only a create that checks grants writes nothing
+        return created
 
     def _create_params(
         self, request: ApprovalRequest, audit: list[AuditEntry], deliveries: Sequence[NewDelivery]
@@ -237,17 +239,22 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
             "body": request.model_dump_json(),
             **audit_columns(audit),
             "deliveries": deliveries_json(deliveries),
+            "unless_granted": None,
         }
 
-    def _created(self, request: ApprovalRequest, audit: list[AuditEntry], row: Any) -> Created:
-        created, version, twin, positions = row
+    def _created(
+        self, request: ApprovalRequest, audit: list[AuditEntry], row: Any, params: dict[str, Any]
+    ) -> Created | None:
+        created, version, twin, positions, prev = row
+        if created is None:
+            return None  # a live grant names the agent and the tool: nothing was written
         if not created:
             existing = ApprovalRequest.model_validate_json(twin)
             return Created(existing, created=False)
-        body = request.model_dump_json()
+        body = params["body"]
         self._parsed.remember(request, body, version)
         self._wrote(positions)
-        return Created(request, True, live_events(audit, positions, request, None, body))
+        return Created(request, True, live_events(audit, positions, request, prev, body))
 
     def request_json(self, request: ApprovalRequest) -> str:
         return self._parsed.json_of(request)
@@ -273,7 +280,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
             **audit_columns(change.audit),
             "deliveries": deliveries_json(change.deliveries),
         }
-        outcome, version, found, positions = await self._transition_row(params, change.grant)
+        outcome, version, found, positions, prev = await self._transition_row(params, change.grant)
         if outcome == "missing":
             self._parsed.forget(request_id)
             raise NotFound(f"no approval request {request_id}")
@@ -286,9 +293,9 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         if new is None or body is None:
             return Applied(Versioned(base.request, version), [])
         self._parsed.remember(new, body, version)
-        # other writers commit in parallel: which event comes just before is not known here
-        # (prev None), so streams take these events once read back in order
-        events = live_events(change.audit, positions, new, None, body)
+        # the event just before is known only when no older writer was running (prev);
+        # else (None) streams take these events once read back in order
+        events = live_events(change.audit, positions, new, prev, body)
         return Applied(Versioned(new, version), events)
 
     async def append_audit(self, entry: AuditEntry) -> None:

@@ -9,7 +9,7 @@ first, and the request waits for a human, or waits until the approval commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from signoff.models import ApprovalRequest
 from signoff.stores import sql
 from signoff.stores.base import audit_columns
 from signoff.stores.grant_store import GrantQuery, GrantStore, grant_body, grant_from_row
+from signoff.stores.outbox import NewDelivery
 
 _Q = sql.queries("postgres")
 
@@ -64,7 +65,15 @@ class PostgresGrants(GrantStore):
             if live is None:
                 return None
             row = await (await conn.execute(_Q["create"], params)).fetchone()
-        return self._created(request, audit, row)
+        return self._created(request, audit, row, params)
+
+    async def create_ungranted(
+        self, request: ApprovalRequest, audit: AuditEntry, deliveries: Sequence[NewDelivery] = ()
+    ) -> Any:
+        # the check is part of the create's own statement, not a read before it
+        params = self._create_params(request, [audit], deliveries)
+        params["unless_granted"] = request.created_at
+        return self._created(request, [audit], await self._one("create", params), params)
 
     async def get_grant(self, grant_id: str) -> Grant | None:
         rows = await self._rows("get_grant", {"id": grant_id})

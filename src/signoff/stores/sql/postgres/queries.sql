@@ -27,13 +27,14 @@ SELECT pg_try_advisory_lock(%(key)s);
 SELECT 1;
 
 -- name: create
-SELECT created, version, body, positions FROM signoff_create(
+SELECT created, version, body, positions, prev FROM signoff_create(
     %(id)s, %(status)s, %(tool)s, %(agent_id)s, %(requested_by)s, %(risk)s,
     %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s,
-    %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s);
+    %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s,
+    %(unless_granted)s);
 
 -- name: transition
-SELECT outcome, version, body, positions FROM signoff_transition(
+SELECT outcome, version, body, positions, prev FROM signoff_transition(
     %(id)s, %(version)s, %(status)s, %(body)s, %(expects)s,
     %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s);
 

@@ -176,16 +176,42 @@ BEGIN
 END;
 $$;
 
+-- The newest live event before this transaction's own events, when it is known: every
+-- transaction that could hold an earlier position (an older one) has ended, because this
+-- one is the oldest still running. Null when an older one runs: the events are then placed
+-- by reading them back in order below the horizon.
+CREATE FUNCTION signoff_prev() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    own xid8 := pg_current_xact_id();
+BEGIN
+    IF pg_snapshot_xmin(pg_current_snapshot()) <> own THEN
+        RETURN NULL;
+    END IF;
+    RETURN coalesce((SELECT max(a.position) FROM audit_events AS a
+                     WHERE a.position < (own::text::bigint << 8) AND a.live IS NOT NULL), 0);
+END;
+$$;
+
 -- Creates a request with its audit event and its deliveries, or returns the one already
--- made with its idempotency key: one round trip, in autocommit.
+-- made with its idempotency key: one round trip, in autocommit. With p_unless_granted, a
+-- live grant for the agent and the tool at that time writes nothing (created is null): the
+-- caller looks at whether it covers the call. prev: see signoff_prev.
 CREATE FUNCTION signoff_create(
     p_id text, p_status text, p_tool text, p_agent_id text, p_requested_by text, p_risk text,
     p_key text, p_created_at timestamptz, p_expires_at timestamptz, p_body text,
     p_types text[], p_states text[], p_lives text[], p_ats text[], p_records text[],
-    p_deliveries text
-) RETURNS TABLE (created boolean, version bigint, body text, positions bigint[])
+    p_deliveries text, p_unless_granted timestamptz
+) RETURNS TABLE (created boolean, version bigint, body text, positions bigint[], prev bigint)
 LANGUAGE plpgsql AS $$
 BEGIN
+    IF p_unless_granted IS NOT NULL AND EXISTS (
+        SELECT 1 FROM grants AS g
+        WHERE g.agent = p_requested_by AND g.tool = p_tool AND g.revoked_at IS NULL
+          AND g.expires_at > p_unless_granted
+    ) THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
     INSERT INTO requests AS r
         (id, status, tool, agent_id, requested_by, risk, idempotency_key, created_at,
          expires_at, body)
@@ -199,6 +225,7 @@ BEGIN
         positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
         PERFORM signoff_deliver(p_id, p_deliveries);
         PERFORM pg_notify('signoff_events', positions[cardinality(positions)] || ' ' || p_id);
+        prev := signoff_prev();
         RETURN NEXT;
         RETURN;
     END IF;
@@ -213,12 +240,12 @@ $$;
 -- the change was computed from). A refusal (p_body null) appends its events at the same
 -- version, and no deliveries.
 -- outcome: 'ok' | 'stale' (version, body: the row as it is) | 'missing' |
--- 'mismatch' (body: the state the events end in).
+-- 'mismatch' (body: the state the events end in). prev: see signoff_prev.
 CREATE FUNCTION signoff_transition(
     p_id text, p_version bigint, p_status text, p_body text, p_expects text,
     p_types text[], p_states text[], p_lives text[], p_ats text[], p_records text[],
     p_deliveries text
-) RETURNS TABLE (outcome text, version bigint, body text, positions bigint[])
+) RETURNS TABLE (outcome text, version bigint, body text, positions bigint[], prev bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_version bigint;
@@ -236,6 +263,7 @@ BEGIN
             positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
             PERFORM signoff_deliver(p_id, p_deliveries);
             PERFORM pg_notify('signoff_events', positions[cardinality(positions)] || ' ' || p_id);
+            prev := signoff_prev();
             RETURN NEXT;
             RETURN;
         END IF;
@@ -256,6 +284,7 @@ BEGIN
         version := v_version;
         body := NULL;
         positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
+        prev := signoff_prev();
     END IF;
     RETURN NEXT;
 END;
