@@ -529,6 +529,8 @@ async def test_no_lost_wakeup_between_read_and_wait(store: Store) -> None:
             return result
 
         store.get = get_then_decide  # type: ignore[method-assign]
+        # as if this process had not heard of the request lately: the wait reads the store
+        service.bus.forget_latest()
         try:
             done = await asyncio.wait_for(service.wait(req.id, AGENT, timeout=30), 2)
         finally:

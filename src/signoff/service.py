@@ -183,7 +183,9 @@ class ApprovalService:
         end a wait.
         """
         async with follow(RequestEvents(self.bus, request_id)) as changes:
-            request = await self._current(request_id)
+            # subscribed: the newest state this process heard of is as good as a read
+            seen = self.bus.latest(request_id)
+            request = seen.snapshot if seen is not None else await self._current(request_id)
             await self._check_owner(request, principal, "wait on")
             deadline = None if timeout is None else self._clock() + timeout
             while request.status is Status.PENDING:

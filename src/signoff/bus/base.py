@@ -12,7 +12,7 @@ lost or duplicated message can delay a wake-up but never change a decision.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Self
@@ -21,6 +21,8 @@ from signoff.bus.readback import EventSource, ReadBack
 from signoff.events import Event
 
 _DEDUPE_WINDOW = 8192
+#: requests whose newest event is remembered (see Bus.latest)
+_LATEST = 1024
 
 
 class Watch:
@@ -203,6 +205,8 @@ class Bus:
         #: events delivered to everyone; events that only woke the watches (see deliver)
         self._seen = _Window()
         self._woken = _Window()
+        #: the newest event delivered per request, lately (forgotten on a bare wake-up)
+        self._latest: OrderedDict[str, Event] = OrderedDict()
         self._readback: ReadBack | None = None
 
     async def start(self, source: EventSource) -> None:
@@ -264,8 +268,30 @@ class Bus:
     def is_watched(self, request_id: str) -> bool:
         return request_id in self._watches
 
+    def latest(self, request_id: str) -> Event | None:
+        """The newest event about ``request_id`` this process heard lately, when nothing
+        has changed it since that this process could not see (a wake-up without an event).
+        A waiter that subscribed and finds one need not read the store to begin: the state
+        it left was committed, and whatever follows wakes the waiter."""
+        return self._latest.get(request_id)
+
+    def forget_latest(self) -> None:
+        """Events were passed by unread: what this process heard may be out of date."""
+        self._latest.clear()
+
+    def _remember(self, event: Event) -> None:
+        latest = self._latest
+        known = latest.get(event.request_id)
+        if known is not None and known.id >= event.id:
+            return  # an older event heard late (read back in order)
+        latest[event.request_id] = event
+        latest.move_to_end(event.request_id)
+        if len(latest) > _LATEST:
+            latest.popitem(last=False)
+
     def wake_all(self) -> None:
         """Wake every watcher, e.g. after a reconnection, so each re-reads the store."""
+        self.forget_latest()
         for watches in list(self._watches.values()):
             for watch in watches:
                 watch._fire()
@@ -278,6 +304,7 @@ class Bus:
         streams get it when the bus reads it back in order."""
         if event.id in self._seen:
             return
+        self._remember(event)
         if event.id not in self._woken:
             for watch in self._watches.get(event.request_id, ()):
                 watch._fire(event)
@@ -290,6 +317,7 @@ class Bus:
 
     def wake(self, request_id: str) -> None:
         """Wake the watches on ``request_id``: it changed, in a way read from the store."""
+        self._latest.pop(request_id, None)  # what it is now is only in the store
         for watch in self._watches.get(request_id, ()):
             watch._fire()
 

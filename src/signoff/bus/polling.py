@@ -49,7 +49,12 @@ class PollingBus(Bus):
             try:
                 if not self._watches and not self._listeners:
                     # nobody to wake: skip reading the events, just keep our place
-                    self._last_id = await source.last_event_id()
+                    newest = await source.last_event_id()
+                    if isinstance(source, KnowsOwnWrites):
+                        self._last_id = source.own_through(self._last_id)
+                    if newest > self._last_id:
+                        self.forget_latest()  # others' events passed by unread
+                    self._last_id = newest
                     continue
                 if isinstance(source, KnowsOwnWrites):
                     self._last_id = source.own_through(self._last_id)
