@@ -68,6 +68,11 @@ class AuditEntry:
     at: datetime
     via: str | None = None
     data: JSONObject = field(default_factory=dict)
+    #: ``at`` as the log writes it (the record, the row, the live event: written once)
+    at_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at_text", iso(self.at))
 
     def record(self) -> str:
         """The canonical JSON that is stored, and later hashed, byte for byte."""
@@ -76,7 +81,7 @@ class AuditEntry:
                 "type": self.type,
                 "request_id": self.request_id,
                 "actor": self.actor,
-                "at": iso(self.at),
+                "at": self.at_text,
                 "via": self.via,
                 "data": self.data,
             }

@@ -144,6 +144,8 @@ class Listener:
         queue = self._queue
         if not queue.empty():
             item = queue.get_nowait()  # no timer to set up for what is already here
+        elif timeout is None:
+            item = await queue.get()  # nor for a wait without end
         else:
             try:
                 # not wait_for: on 3.11 it can swallow a cancellation that lands as the

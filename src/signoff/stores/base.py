@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link, iso
+from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link
 from signoff.errors import InvalidArguments, SignoffError, StateMismatch, StoreError
 from signoff.events import Event
 from signoff.evidence import request_state
@@ -190,7 +190,7 @@ def live_events(
     for entry, position in zip(audit, positions, strict=True):
         live = entry.live
         if live is not None:
-            out.append(Event(position, live, request.id, iso(entry.at), request, prev, body))
+            out.append(Event(position, live, request.id, entry.at_text, request, prev, body))
             if prev is not None:
                 prev = position
     return out
@@ -218,7 +218,7 @@ def audit_columns(entries: list[AuditEntry]) -> dict[str, list[str | None]]:
         "types": [e.type for e in entries],
         "states": [e.state for e in entries],
         "lives": [e.live for e in entries],
-        "ats": [iso(e.at) for e in entries],
+        "ats": [e.at_text for e in entries],
         "records": [e.record() for e in entries],
     }
 

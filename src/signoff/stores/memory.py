@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link, iso
+from signoff.audit import GENESIS, AuditEntry, AuditEvent, Checkpoint, Link
 from signoff.errors import NotFound
 from signoff.events import Event
 from signoff.grants import Grant
@@ -83,7 +83,7 @@ class MemoryStore(MemoryOutbox, MemoryDevices, MemoryGrants, MemoryHistory, Stor
                     entry.type,
                     entry.state,
                     entry.live,
-                    iso(entry.at),
+                    entry.at_text,
                     entry.record(),
                 )
             )

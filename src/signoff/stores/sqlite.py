@@ -178,7 +178,7 @@ class SqliteStore(SqliteOutbox, SqliteDevices, SqliteGrants, SqliteHistory, Sqli
                     "type": entry.type,
                     "state": entry.state,
                     "live": entry.live,
-                    "at": iso(entry.at),
+                    "at": entry.at_text,
                     "record": record,
                 },
             )
