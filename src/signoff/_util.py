@@ -95,11 +95,20 @@ def compact_duration(seconds: float) -> str:
     return " ".join(parts[:2])
 
 
+#: how long a stopping task has to stop before it is cancelled again
+RECANCEL_S = 0.5
+
+
 async def stop_task(task: asyncio.Task[Any] | None) -> None:
-    """Cancel ``task`` (if any) and wait until it has stopped."""
+    """Cancel ``task`` (if any) and wait until it has stopped. A background loop can swallow
+    a cancellation without meaning to (a library turns it into an error, which the loop logs
+    and retries after a pause): such a task is cancelled again until it stops, instead of
+    holding its owner's shutdown forever."""
     if task is None:
         return
-    task.cancel()
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_S)
     with contextlib.suppress(asyncio.CancelledError):
         await task
 

@@ -226,3 +226,22 @@ asyncio.run(main())
         "signoff.db-shm": "0o600",
         ".": "0o700",
     }
+
+
+async def test_numbers_an_agent_sends_are_kept_exactly(live: Live) -> None:
+    """The fast JSON reader never rounds what it cannot hold: an integer past 64 bits, and a
+    float written with many digits, are stored as the agent wrote them (and digested so)."""
+    body = (
+        b'{"tool": "t", "args": {"big": 123456789012345678901234567890, '
+        b'"negative": -18446744073709551617, "fine": 0.1000000000000000055511151231257827}}'
+    )
+    async with live.client(live.agent_token()) as agent:
+        response = await agent.post(
+            "/v1/requests", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 201, response.text
+    stored = await live.service.store.get(response.json()["id"])  # the row, not the answer
+    assert stored is not None
+    assert stored.args["big"] == 123456789012345678901234567890
+    assert stored.args["negative"] == -18446744073709551617
+    assert stored.args["fine"] == 0.1
