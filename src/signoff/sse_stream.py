@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 
 import aiohttp
+from pydantic import BaseModel
 
 from signoff.events import Event
 from signoff.follow import Interrupted
 from signoff.models import ApprovalRequest
+
+
+class WireEvent(BaseModel):
+    """A live event's data as the server sends it (``id`` comes from the SSE ``id`` line)."""
+
+    type: str
+    at: str
+    request: ApprovalRequest
 
 
 class SseStream:
@@ -62,9 +70,10 @@ async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
     async for line in lines:
         if line == "":
             if data and event_id is not None:
-                body = json.loads("\n".join(data))
-                request = ApprovalRequest.model_validate(body["request"])
-                yield Event(int(event_id), body["type"], request.id, str(body["at"]), request)
+                # one pass of pydantic's own JSON reader, not json.loads and then a model
+                wire = WireEvent.model_validate_json("\n".join(data))
+                request = wire.request
+                yield Event(int(event_id), wire.type, request.id, wire.at, request)
             event_id, data = None, []
         elif line.startswith(":"):
             continue  # a heartbeat
