@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from signoff.canonical import json_problem
 from signoff.errors import BadRequest
-from signoff.server.parsing import parse_json
+from signoff.server.parsing import parse_json, parse_json_storable
 
 AGREE = [
     b'{"a": 1, "a": 2}',  # the last of a repeated key, as json keeps it
@@ -70,3 +71,35 @@ json_values = st.recursive(
 def test_any_json_text_is_read_as_json_reads_it(value: Any) -> None:
     raw = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
     assert _typed(parse_json(raw)) == _typed(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"1e400",
+        b"[-1e400]",
+        b"[1.7976931348623157e309]",
+        b'"\\ud800"',
+        b'"\\udc00\\ud800"',
+        b'{"\\ud800": 1}',
+        b'"\\ud800x"',
+        b'["ok", {"k": "\\udfff"}]',
+    ],
+)
+def test_what_is_not_storable_is_never_taken_as_checked(raw: bytes) -> None:
+    """Only what orjson read skips the storability check: it refuses all of this, which
+    then goes to json and to the check (or is refused as not JSON)."""
+    try:
+        value, storable = parse_json_storable(raw)
+    except BadRequest:
+        return
+    assert not storable
+    assert json_problem(value) is not None
+
+
+@given(json_values)
+def test_what_orjson_reads_is_storable(value: Any) -> None:
+    raw = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    parsed, storable = parse_json_storable(raw)
+    if storable:
+        assert json_problem(parsed) is None

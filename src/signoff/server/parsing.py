@@ -48,17 +48,26 @@ _LONG_NUMBER = re.compile(rb"\d{19}")
 
 
 def parse_json(raw: bytes) -> Any:
-    """``raw`` as JSON, or BadRequest. orjson reads what it reads exactly as :mod:`json`
-    would (UTF-8, no constants, integers of 64 bits); the rest (a byte-order mark, another
-    encoding, a lone surrogate escape, a long integer, an error to report) is read by
-    :mod:`json`, whose answers and messages stay the ones clients see."""
+    """``raw`` as JSON, or BadRequest (see :func:`parse_json_storable`)."""
+    return parse_json_storable(raw)[0]
+
+
+def parse_json_storable(raw: bytes) -> tuple[Any, bool]:
+    """``raw`` as JSON, or BadRequest; and whether it is known to be storable already.
+
+    orjson reads what it reads exactly as :mod:`json` would (UTF-8, no constants, integers
+    of 64 bits), and refuses everything :func:`json_problem` would find (a lone surrogate,
+    a number that overflows to infinity): what it read is storable. The rest (a byte-order
+    mark, another encoding, a lone surrogate escape, a long integer, an error to report) is
+    read by :mod:`json`, whose answers and messages stay the ones clients see, and is
+    checked by the caller."""
     if _LONG_NUMBER.search(raw) is None:
         try:
-            return orjson.loads(raw)
+            return orjson.loads(raw), True
         except orjson.JSONDecodeError:
             pass
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw, parse_constant=_no_constant), False
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
 
@@ -87,14 +96,14 @@ async def read_json(request: Request, state: AppState) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise BadRequest("the request needs a JSON body")
-    value = parse_json(raw)
+    value, storable = parse_json_storable(raw)
     most = state.config.server.max_args_depth + 2
     # no deeper than it has brackets: most bodies are let through without the walk
     if raw.count(b"{") + raw.count(b"[") > most and json_depth(value) > most:
         raise InvalidArguments(
             f"the body is nested more than {state.config.server.max_args_depth} levels deep"
         )
-    if (problem := json_problem(value)) is not None:
+    if not storable and (problem := json_problem(value)) is not None:
         # valid JSON text, but not a value that can be stored, hashed and shown
         raise InvalidArguments(f"the body cannot be used: {problem}")
     return value
