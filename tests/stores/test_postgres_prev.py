@@ -14,23 +14,32 @@ from signoff.bus.readback import ReadBack
 from signoff.events import Event, EventType
 from signoff.stores.postgres import PostgresStore
 from tests.bus.test_readback import Source, Streams
-from tests.conftest import AGENT, refund_spec
+from tests.conftest import ADMIN, AGENT, refund_spec
 from tests.stores.test_contract import make_request
 from tests.stores.test_postgres import replica
+
+# Any transaction running elsewhere on the PostgreSQL server (this process's sealer, another
+# test's server shutting down) makes a write claim no predecessor, rightly. The tests below
+# hold only what is claimed, and try a few batches until most writes could claim one.
+BATCHES = 5
 
 
 async def test_the_oldest_writer_names_the_live_event_before_its_own(postgres_url: str) -> None:
     async with replica(postgres_url) as service:
-        written = [
-            (await service.submit(refund_spec(tool_call_id=str(n)), AGENT)).events[0]
-            for n in range(5)
-        ]
-        stored = [0, *(e.id for e in await service.store.events_after(0))]
-        # the sealer's transaction may overlap one write now and then: that one claims none
-        known = [e for e in written if e.prev is not None]
-        assert len(known) >= 3
-        for event in known:
-            assert event.prev == stored[stored.index(event.id) - 1]
+        claimed = 0
+        for batch in range(BATCHES):
+            written = [
+                (await service.submit(refund_spec(tool_call_id=f"{batch}.{n}"), AGENT)).events[0]
+                for n in range(5)
+            ]
+            stored = [0, *(e.id for e in await service.store.events_after(0))]
+            known = [e for e in written if e.prev is not None]
+            for event in known:
+                assert event.prev == stored[stored.index(event.id) - 1]
+            claimed = max(claimed, len(known))
+            if claimed >= 3:
+                break
+        assert claimed >= 3
 
 
 async def test_a_stream_takes_its_own_events_without_reading_them_back(postgres_url: str) -> None:
@@ -45,13 +54,25 @@ async def test_a_stream_takes_its_own_events_without_reading_them_back(postgres_
             return await original(after_id, limit)
 
         source.events_and_horizon = counting  # type: ignore[method-assign]
-        with service.bus.listen() as listener:
-            for n in range(5):
-                await service.submit(refund_spec(tool_call_id=str(n)), AGENT)
-            heard = [await listener.get(timeout=5) for _ in range(5)]
-            await asyncio.sleep(0.2)  # the notifications of those writes arrive meanwhile
-        assert all(e is not None for e in heard)
-        assert reads <= 1  # one per write before (a sealing may overlap one write)
+        quiet = False
+        for batch in range(BATCHES):
+            reads = 0
+            with service.bus.listen() as listener:
+                written = [
+                    (await service.submit(refund_spec(tool_call_id=f"{batch}.{n}"), AGENT))
+                    for n in range(5)
+                ]
+                heard = [await listener.get(timeout=5) for _ in range(5)]
+                await asyncio.sleep(0.2)  # the notifications of those writes arrive meanwhile
+            assert all(e is not None for e in heard)
+            unplaced = sum(w.events[0].prev is None for w in written)
+            # before: one read back per write, whatever it named. Now none for a write that
+            # named its predecessor, unless its notification is handled before its own
+            # answer (a race a busy machine loses now and then: another batch is tried)
+            if unplaced <= 1 and reads <= 1:
+                quiet = True
+                break
+        assert quiet
 
 
 async def test_while_an_older_transaction_runs_a_write_claims_no_predecessor(
@@ -77,3 +98,18 @@ async def test_a_published_event_moves_the_place_only_when_it_follows_it() -> No
     assert readback.cursor == readback.delivered == 150
     readback.placed(Event(160, EventType.CREATED, request.id, "now", request, prev=None))
     assert readback.cursor == 150
+
+
+async def test_a_decision_on_another_replica_before_the_wait_is_seen(postgres_url: str) -> None:
+    """The waiting replica heard its request created (pending); another replica decides
+    before the wait begins: its notification makes this replica forget what it heard, so
+    the wait reads the decision instead of waiting for one that already came."""
+    async with replica(postgres_url) as here, replica(postgres_url) as there:
+        created = (await here.submit(refund_spec(), AGENT)).request
+        assert here.bus.latest(created.id) is not None
+        await there.decide(created.id, ADMIN, "reject", reason="not today")
+        async with asyncio.timeout(10):
+            while here.bus.latest(created.id) is not None:
+                await asyncio.sleep(0.01)  # the notification arrives
+        decided = await asyncio.wait_for(here.wait(created.id, AGENT, timeout=30), 5)
+    assert decided.status.value == "rejected"
