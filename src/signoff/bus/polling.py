@@ -47,17 +47,15 @@ class PollingBus(Bus):
         while True:
             await asyncio.sleep(self.interval)
             try:
+                if isinstance(source, KnowsOwnWrites):
+                    self._last_id = source.own_through(self._last_id)
                 if not self._watches and not self._listeners:
                     # nobody to wake: skip reading the events, just keep our place
                     newest = await source.last_event_id()
-                    if isinstance(source, KnowsOwnWrites):
-                        self._last_id = source.own_through(self._last_id)
                     if newest > self._last_id:
                         self.forget_latest()  # others' events passed by unread
                     self._last_id = newest
                     continue
-                if isinstance(source, KnowsOwnWrites):
-                    self._last_id = source.own_through(self._last_id)
                 events = await source.events_after(self._last_id)
             except Exception:
                 log.exception("signoff: reading other processes' events failed; retrying")

@@ -25,21 +25,32 @@ BODY_TIMEOUT_S = 10.0
 MAX_DEPTH = 64
 
 
-async def read_body(request: Request, limit: int = MAX_DECISION_BYTES) -> bytes:
-    """The request's body: PayloadTooLarge past ``limit``, RequestTimeout when it dawdles."""
+async def read_body(
+    request: Request,
+    limit: int = MAX_DECISION_BYTES,
+    *,
+    timeout_s: float | None = None,
+    what: str = "body",
+) -> bytes:
+    """The request's body: PayloadTooLarge past ``limit`` (declared or sent), RequestTimeout
+    when it takes longer than ``timeout_s`` (default :data:`BODY_TIMEOUT_S`). The one
+    bounded read of every body signoff takes (the API's, the channels'); ``what`` names it
+    in the error."""
+    if timeout_s is None:
+        timeout_s = BODY_TIMEOUT_S
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        raise PayloadTooLarge(f"the {what} is larger than {limit} bytes")
     chunks, size = [], 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+                    raise PayloadTooLarge(f"the {what} is larger than {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError as exc:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from exc
     return b"".join(chunks)
 
 

@@ -6,7 +6,6 @@ which the endpoint turns into a problem document: never a 500.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any, TypeVar
@@ -18,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from signoff.canonical import json_problem
-from signoff.errors import BadRequest, InvalidArguments, PayloadTooLarge, RequestTimeout
+from signoff.channels.inbound import read_body
+from signoff.errors import BadRequest, InvalidArguments
 from signoff.server.state import AppState
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,12 +47,7 @@ def json_depth(value: Any) -> int:
 _LONG_NUMBER = re.compile(rb"\d{19}")
 
 
-def parse_json(raw: bytes) -> Any:
-    """``raw`` as JSON, or BadRequest (see :func:`parse_json_storable`)."""
-    return parse_json_storable(raw)[0]
-
-
-def parse_json_storable(raw: bytes) -> tuple[Any, bool]:
+def parse_json(raw: bytes) -> tuple[Any, bool]:
     """``raw`` as JSON, or BadRequest; and whether it is known to be storable already.
 
     orjson reads what it reads exactly as :mod:`json` would (UTF-8, no constants, integers
@@ -80,23 +75,10 @@ async def read_json(request: Request, state: AppState) -> Any:
     """The body as JSON: 413 when too large, 400 when not JSON (NaN and Infinity included),
     422 when nested too deep or holding a string that is not Unicode."""
     limit = state.config.server.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError as exc:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
-    raw = b"".join(chunks)
+    raw = await read_body(request, limit, timeout_s=BODY_TIMEOUT_S)
     if not raw.strip():
         raise BadRequest("the request needs a JSON body")
-    value, storable = parse_json_storable(raw)
+    value, storable = parse_json(raw)
     most = state.config.server.max_args_depth + 2
     # no deeper than it has brackets: most bodies are let through without the walk
     if raw.count(b"{") + raw.count(b"[") > most and json_depth(value) > most:
@@ -119,17 +101,7 @@ async def read_form(request: Request) -> dict[str, str]:
     bounded in size and time; a parameter sent twice is refused (§3.1), one sent empty is
     as if left out."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_FORM_BYTES:
-                    raise PayloadTooLarge(f"the form is larger than {MAX_FORM_BYTES} bytes")
-                chunks.append(chunk)
-    except TimeoutError as exc:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
-    raw = b"".join(chunks)
+    raw = await read_body(request, MAX_FORM_BYTES, timeout_s=BODY_TIMEOUT_S, what="form")
     if media != FORM_TYPE and (media or raw):
         # (an empty body without a type is an empty form: every field is missing)
         raise BadRequest(f"send the parameters as {FORM_TYPE}")

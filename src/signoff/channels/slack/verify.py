@@ -4,7 +4,6 @@ of bounded size that arrives in bounded time, and its ``payload`` field as JSON.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from urllib.parse import parse_qs
 
@@ -12,7 +11,7 @@ from slack_sdk.signature import Clock, SignatureVerifier
 from starlette.requests import Request
 
 from signoff.channels.base import ChannelContext
-from signoff.errors import PayloadTooLarge, RequestTimeout
+from signoff.channels.inbound import read_body as read_bounded
 from signoff.types import JSONObject
 
 #: Slack's window for a request's timestamp, either way (seconds)
@@ -65,17 +64,4 @@ def read_payload(body: bytes) -> JSONObject | None:
 
 
 async def read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
-                chunks.append(chunk)
-    except TimeoutError as exc:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT_S:g} s") from exc
-    return b"".join(chunks)
+    return await read_bounded(request, MAX_BODY, timeout_s=BODY_TIMEOUT_S)
