@@ -2,16 +2,18 @@
 
 R replicas start on a fresh database (one loopback port each, the same ``SIGNOFF_SECRET``
 and ``SIGNOFF_SIGNING_KEY``). C concurrent agents are spread over them: agent ``w`` gates its
-calls through a remote gate on replica ``w % R``. Each replica has a scripted approver
-following its event stream, and the approver of replica ``(r + 1) % R`` decides the requests
-made on replica ``r``: a decision always reaches the waiting call from another replica (with
-one replica, from the same one). One round trip: submit → the approver hears it and approves
-over HTTP → the agent's wait resumes → consume → the tool runs → the outcome is recorded.
+calls through a remote gate on replica ``w % R``. A scripted approvers (as many whatever R
+is: the people watching do not multiply with the servers) follow the event stream, approver
+``a`` on replica ``a % R``, as dashboards do: each hears every request and decides the calls
+``i`` with ``i % A == a``, over HTTP on the replica after the one the call was made on, so a
+decision always reaches the waiting call from another replica (with one replica, from the
+same one). One round trip: submit → the approver hears it and approves over HTTP → the
+agent's wait resumes → consume → the tool runs → the outcome is recorded.
 
-    python bench/replicas.py --replicas 1,2,3 --n 2000 --concurrency 32 [--rounds 1]
+    python bench/replicas.py --replicas 1,2,3 --n 2000 --concurrency 32 [--approvers 3] [--rounds 1]
 
 Prints one JSON line per replica count: ``{"bench": "replicas", "replicas", "n",
-"concurrency", "approvals_per_s", "latency_p50_ms", "latency_p99_ms", "resume_p50_ms",
+"concurrency", "approvers", "approvals_per_s", "latency_p50_ms", "latency_p99_ms", "resume_p50_ms",
 "resume_p99_ms", "replica_cpu_s_per_rt", "postgres_cpu_s_per_rt", "client_cpu_s_per_rt",
 "rounds", "approvals_per_s_each"}``. With ``--rounds K`` the counts run in turn K times
 (forwards, then backwards), and each line holds the medians of its count's K runs, with each
@@ -130,10 +132,12 @@ def client_cpu() -> float:
 class Load:
     """The agents and the approvers of one run, and what they saw."""
 
-    def __init__(self, servers: Sequence[Server]) -> None:
+    def __init__(self, servers: Sequence[Server], approvers: int) -> None:
         self.count = len(servers)
+        self.approver_count = approvers
         agent_token, approver_token = tokens()
         self.gates = [Gate(server.url, token=agent_token) for server in servers]
+        #: the approvers' connections, one per replica (shared: each is a connection pool)
         self.approvers = [Client(server.url, approver_token) for server in servers]
         for gate in self.gates:
             gate.tool(name="transfer", policy=Policy(min_role="editor"))(self.transfer)
@@ -151,20 +155,21 @@ class Load:
         await client.decide(request_id, "approve")
         self.accepted_at[request_id] = time.perf_counter()
 
-    async def approver(self, j: int, ready: asyncio.Event) -> None:
-        """Replica ``j``'s approver: decides, over HTTP on replica ``j``, what the agents
-        of the replica before it asked for."""
+    async def approver(self, a: int, ready: asyncio.Event) -> None:
+        """Approver ``a``: follows replica ``a % R``'s stream and decides its share of the
+        calls over HTTP on the replica after the one each was made on."""
         deciding: set[asyncio.Task[None]] = set()
-        async with self.approvers[j].follow(types=[EventType.CREATED]) as feed:
+        async with self.approvers[a % self.count].follow(types=[EventType.CREATED]) as feed:
             ready.set()
             async for event in feed:
                 if event.type != EventType.CREATED:
                     continue
                 i = event.snapshot.args["i"]
-                if (self.replica_of[i] + 1) % self.count != j:
-                    continue  # another replica's approver decides it
+                if i % self.approver_count != a:
+                    continue  # another approver's share
                 self.request_of[i] = event.request_id
-                task = asyncio.create_task(self._decide(self.approvers[j], event.request_id))
+                to = self.approvers[(self.replica_of[i] + 1) % self.count]
+                task = asyncio.create_task(self._decide(to, event.request_id))
                 deciding.add(task)
                 task.add_done_callback(deciding.discard)
 
@@ -196,10 +201,12 @@ class Load:
             await client.aclose()
 
 
-async def drive(servers: Sequence[Server], db_url: str, n: int, concurrency: int) -> dict[str, Any]:
-    load = Load(servers)
-    ready = [asyncio.Event() for _ in servers]
-    listeners = [asyncio.create_task(load.approver(j, ready[j])) for j in range(load.count)]
+async def drive(
+    servers: Sequence[Server], db_url: str, n: int, concurrency: int, approvers: int
+) -> dict[str, Any]:
+    load = Load(servers, approvers)
+    ready = [asyncio.Event() for _ in range(approvers)]
+    listeners = [asyncio.create_task(load.approver(a, ready[a])) for a in range(approvers)]
     try:
         await asyncio.gather(*(event.wait() for event in ready))
         await asyncio.sleep(0.3)  # the streams are open on the servers before the first call
@@ -239,6 +246,7 @@ async def drive(servers: Sequence[Server], db_url: str, n: int, concurrency: int
         "replicas": load.count,
         "n": total,
         "concurrency": concurrency,
+        "approvers": approvers,
         "approvals_per_s": round(total / elapsed, 1),
         "latency_p50_ms": round(percentile(load.latency_ms, 50), 3),
         "latency_p99_ms": round(percentile(load.latency_ms, 99), 3),
@@ -250,7 +258,7 @@ async def drive(servers: Sequence[Server], db_url: str, n: int, concurrency: int
     }
 
 
-def measure(replicas: int, n: int, concurrency: int) -> dict[str, Any]:
+def measure(replicas: int, n: int, concurrency: int, approvers: int) -> dict[str, Any]:
     """One run on a database of its own; the replicas stopped and the database dropped on
     the way out, however it is left."""
     with tempfile.TemporaryDirectory(prefix="signoff-bench-") as folder:
@@ -258,27 +266,29 @@ def measure(replicas: int, n: int, concurrency: int) -> dict[str, Any]:
         try:
             env = {"SIGNOFF_SIGNING_KEY": signing_seed()}
             with running_servers(replicas, db_url, folder, env) as servers:
-                return asyncio.run(drive(servers, db_url, n, concurrency))
+                return asyncio.run(drive(servers, db_url, n, concurrency, approvers))
         finally:
             drop_postgres_database(db_url)
 
 
 #: what stays the same from round to round (the rest is each round's median)
-FIXED = {"bench", "replicas", "n", "concurrency"}
+FIXED = {"bench", "replicas", "n", "concurrency", "approvers"}
 
 
-def in_rounds(counts: list[int], rounds: int, n: int, concurrency: int) -> Iterator[dict[str, Any]]:
+def in_rounds(
+    counts: list[int], rounds: int, n: int, concurrency: int, approvers: int
+) -> Iterator[dict[str, Any]]:
     """Per replica count, its result; with several rounds, the counts are run in turn
     (forwards, then backwards) and each line holds the medians, so that the machine's drift
     over the minutes of a run does not land on one count."""
     if rounds == 1:
         for count in counts:
-            yield single(measure(count, n, concurrency))
+            yield single(measure(count, n, concurrency, approvers))
         return
     runs: dict[int, list[dict[str, Any]]] = {count: [] for count in counts}
     for k in range(rounds):
         for count in counts if k % 2 == 0 else counts[::-1]:
-            runs[count].append(measure(count, n, concurrency))
+            runs[count].append(measure(count, n, concurrency, approvers))
     for count in counts:
         yield summary(runs[count])
 
@@ -318,17 +328,22 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument(
+        "--approvers", type=int, default=3, help="approvers following the streams, whatever R"
+    )
+    parser.add_argument(
         "--rounds", type=int, default=1, help="run the counts in turn this many times: medians"
     )
     args = parser.parse_args()
     if not 1 <= args.concurrency <= args.n:
         parser.error("--concurrency must be between 1 and --n")
+    if args.approvers < 1:
+        parser.error("--approvers must be at least 1")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     # SIGTERM cleans up as Ctrl-C does: replicas stopped, database dropped
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        for line in in_rounds(args.replicas, args.rounds, args.n, args.concurrency):
+        for line in in_rounds(args.replicas, args.rounds, args.n, args.concurrency, args.approvers):
             print(json.dumps(line), flush=True)
     except KeyboardInterrupt:
         print("interrupted: replicas stopped, database dropped", file=sys.stderr)

@@ -132,12 +132,23 @@ def test_roundtrip_versus_the_langgraph_peer() -> None:
 
 @pytest.mark.slow
 def test_replicas() -> None:
-    out = run_bench("bench/replicas.py", "--replicas", "2", "--n", "20", "--concurrency", "4")
+    out = run_bench(
+        "bench/replicas.py",
+        "--replicas",
+        "2",
+        "--n",
+        "20",
+        "--concurrency",
+        "4",
+        "--approvers",
+        "3",
+    )
     assert set(out) == {
         "bench",
         "replicas",
         "n",
         "concurrency",
+        "approvers",
         "approvals_per_s",
         "latency_p50_ms",
         "latency_p99_ms",
@@ -150,6 +161,7 @@ def test_replicas() -> None:
         "approvals_per_s_each",
     }
     assert (out["bench"], out["replicas"], out["n"], out["concurrency"]) == ("replicas", 2, 20, 4)
+    assert out["approvers"] == 3
     assert out["rounds"] == 1 and out["approvals_per_s_each"] == [out["approvals_per_s"]]
     for key, value in out.items():
         if key not in {"bench", "approvals_per_s_each"}:

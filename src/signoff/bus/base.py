@@ -230,12 +230,18 @@ class Bus:
         send them itself. Events whose writer could not say what came before them reach
         the streams once read back in order (:mod:`signoff.bus.readback`)."""
         unplaced = 0
+        readback = self._readback
         for event in events:
-            self.deliver(event)
             if event.prev is None:
+                self.deliver(event)  # wakes the watches only
                 unplaced = max(unplaced, event.id)
-            elif self._readback is not None:
-                self._readback.placed(event)
+            elif readback is None or not self._listeners or readback.follows(event):
+                self.deliver(event)  # it follows in order, or no stream is open to care
+            else:
+                # events before it have not reached the streams: one read here brings
+                # them all in order, where each stream would read the store for the gap
+                self.deliver(event, streams=False)
+                unplaced = max(unplaced, event.id)
         if unplaced:
             self.read_back(unplaced)
 
@@ -298,22 +304,25 @@ class Bus:
             for watch in watches:
                 watch._fire()
 
-    def deliver(self, event: Event) -> None:
+    def deliver(self, event: Event, *, streams: bool = True) -> None:
         """Fan ``event`` out to local watches and listeners, once per event id.
 
         An event whose writer could not know what came just before it (``prev`` None: other
-        writers commit in parallel) only wakes the watches, which re-read the store anyway;
-        streams get it when the bus reads it back in order."""
+        writers commit in parallel), or that the streams are not ready for (``streams``
+        False), only wakes the watches, which re-read the store anyway; streams get it when
+        the bus reads it back in order."""
         if event.id in self._seen:
             return
         self._remember(event)
         if event.id not in self._woken:
             for watch in self._watches.get(event.request_id, ()):
                 watch._fire(event)
-        if event.prev is None:
+        if event.prev is None or not streams:
             self._woken.add(event.id)
             return
         self._seen.add(event.id)
+        if self._readback is not None:
+            self._readback.placed(event)
         for listener in list(self._listeners):
             listener._put(event)
 

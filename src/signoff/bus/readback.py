@@ -75,10 +75,15 @@ class ReadBack:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read(), name="signoff-bus-read")
 
+    def follows(self, event: Event) -> bool:
+        """Whether ``event`` (its predecessor known) follows what reached the streams, so
+        that they may take it as it is; or was read back already."""
+        prev = event.prev
+        return prev is not None and (prev <= self.cursor or event.id <= self.cursor)
+
     def placed(self, event: Event) -> None:
-        """``event`` reached the streams when it was published, its predecessor known: if
-        it follows the place kept, the place moves past it, and a notification of it asks
-        for no read."""
+        """``event`` reached the streams in order: if it follows the place kept, the place
+        moves past it, and a notification of it asks for no read."""
         if event.prev is not None and event.prev <= self.cursor < event.id:
             self.cursor = self.delivered = event.id
 
