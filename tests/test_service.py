@@ -536,3 +536,22 @@ async def test_no_lost_wakeup_between_read_and_wait(store: Store) -> None:
         finally:
             store.get = original_get  # type: ignore[method-assign]
         assert done.status is Status.APPROVED
+
+
+async def test_a_wake_up_that_never_comes_delays_a_wait_by_the_recheck_only(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process decides, and its notification is lost (it died after its commit):
+    the waiting call reads its request again within RECHECK_S, not when it expires."""
+    monkeypatch.setattr("signoff.service.RECHECK_S", 0.05)
+    # two processes on one store, each with a bus of its own that hears nothing of the other
+    async with (
+        ApprovalService(store, sweep=False) as waiting,
+        ApprovalService(store, sweep=False) as deciding,
+    ):
+        req = (await waiting.submit(refund_spec(), AGENT)).request
+        wait = asyncio.create_task(waiting.wait(req.id, AGENT, timeout=60))
+        await asyncio.sleep(0.01)
+        await deciding.decide(req.id, PUBLISHER, "approve")
+        done = await asyncio.wait_for(wait, 5)
+    assert done.status is Status.APPROVED

@@ -62,6 +62,9 @@ Accept = Callable[[Event], bool] | None
 
 #: how long the sweeper sleeps at most between looks for expired requests
 SWEEP_INTERVAL_S = 1.0
+#: how long a waiting call trusts the bus at most before reading its request again: a lost
+#: wake-up (a writer died before notifying) delays it by this much, not until it expires
+RECHECK_S = 30.0
 
 
 class ApprovalService:
@@ -92,11 +95,9 @@ class ApprovalService:
         # the key that signs the log's checkpoints: the store's folder's, else one for now
         if keys is None:
             keys = self._default_keys
-        #: durable agent runs' checkpoints
-        self.runs = RunBook(store, self.roles, self.now)
+        self.runs = RunBook(store, self.roles, self.now)  #: durable agent runs' checkpoints
         self.histories = HistoryBook(store, self.now)  #: agents' own calls (remote limits)
-        #: standing grants: listed, revoked, and checked at every submission
-        self.grants = GrantBook(store, self.roles, self.now)
+        self.grants = GrantBook(store, self.roles, self.now)  #: standing grants
         #: the audit log: sealed while the service runs (``sweep``), read and verified
         self.audit_log = AuditLog(
             store, keys, self.now, seal_interval=self.config.audit.seal_interval_s
@@ -149,9 +150,8 @@ class ApprovalService:
         The operator's policy for the tool is a floor on every submission
         (:mod:`signoff.intake`, docs/configuration.md): its ``deny`` refuses the call
         (:class:`PolicyDenied`), its reason template replaces the agent's text, and its
-        terms are the floor under the proposed ones.
-        ``from_operator`` marks a proposal from the operator's own code (an embedded gate).
-        """
+        terms are the floor under the proposed ones. ``from_operator`` marks a proposal
+        from the operator's own code (an embedded gate)."""
         if principal.kind != "agent":
             raise Forbidden("only agents create approval requests")
         proposal = await intake.proposal(spec, principal, self.config, from_operator=from_operator)
@@ -180,8 +180,7 @@ class ApprovalService:
 
         Follows the request before reading it, so a decision landing in between is never
         missed; expires the request itself when its time is up, so no sweeper is needed to
-        end a wait.
-        """
+        end a wait."""
         async with follow(RequestEvents(self.bus, request_id)) as changes:
             # subscribed: the newest state this process heard of is as good as a read
             seen = self.bus.latest(request_id)
@@ -199,7 +198,7 @@ class ApprovalService:
                         request = await self.expire(request_id)
                         continue
                     return await self._current(request_id)
-                event = await changes.next(until - now)
+                event = await changes.next(min(until - now, RECHECK_S))
                 if event is not None and event.snapshot.status is not Status.PENDING:
                     # a request never returns to pending: the state this committed change
                     # left is a true answer without reading it back (a later change, such

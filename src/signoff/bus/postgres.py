@@ -1,9 +1,8 @@
 """The bus for PostgreSQL: other replicas' events arrive by LISTEN/NOTIFY.
 
-Every write NOTIFYs ``signoff_events`` with its newest position and its request's id, from
-the transaction that wrote it (see ``sql/postgres``); PostgreSQL delivers a notification
-when that transaction commits. Writers commit in parallel, so positions arrive in any
-order, and a notification only says "look":
+Every write is followed, once it has committed, by a NOTIFY on ``signoff_events`` with its
+newest position and its request's id (:mod:`signoff.stores.postgres_notify`). Writers
+commit in parallel, so positions arrive in any order, and a notification only says "look":
 
 - it wakes this process's watches on that request at once (a waiting call re-reads the
   request, which has committed);
@@ -16,7 +15,10 @@ order, and a notification only says "look":
 This process's own events wake its watches at once (:meth:`Bus.publish`), and reach its
 streams through the same ordered read (:mod:`signoff.bus.readback`). Notifications are not
 durable: when the LISTEN connection drops, the listener reconnects, LISTENs again, wakes
-every watch and catches the streams up from the store, so nothing is lost, only delayed.
+every watch and catches the streams up from the store, so nothing is lost, only delayed. A
+notification that never came (its writer died after the commit) is made up for by the
+streams' read-back at every check of the connection (:data:`CHECK_INTERVAL_S`) and by the
+waiting calls' own re-reads (:data:`signoff.service.RECHECK_S`).
 LISTEN needs a session of its own (a pooler in transaction mode cannot carry it), so the
 listener has a dedicated connection, never one from the store's pool.
 """
@@ -49,8 +51,8 @@ Connect = Callable[[], Awaitable[Connection]]
 _LISTEN = "LISTEN signoff_events"
 _ALIVE = "SELECT 1"
 
-#: how often a quiet LISTEN connection is checked: a peer that vanished behind a firewall
-#: can leave the socket silent for hours before TCP notices
+#: how often a quiet LISTEN connection is checked (a peer that vanished behind a firewall
+#: can leave the socket silent for hours before TCP notices), and the streams caught up
 CHECK_INTERVAL_S = 30.0
 
 
@@ -131,6 +133,11 @@ class PostgresBus(Bus):
                 async for notification in notifications:
                     self._heard(notification.payload)
             await conn.execute(_ALIVE)  # raises when the connection is gone
+            if self.has_listeners and self._source is not None:
+                # events whose notification never came (see the module docstring); the
+                # store failing says nothing about this connection
+                with contextlib.suppress(StoreError):
+                    self.read_back(await self._source.last_event_id())
 
     def _heard(self, payload: str) -> None:
         position, _, request_id = payload.partition(" ")

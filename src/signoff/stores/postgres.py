@@ -6,7 +6,7 @@ writers in different processes stay in line without waiting for each other.
 **No cluster-wide lock.** Each write is one statement in autocommit: a call of a function
 (``sql/postgres``) that does the compare-and-set on the request's ``version`` (and checks
 that the request's audited events end in the state the change was computed from), appends
-the audit events and NOTIFYs, in one round trip. Writes to one request are serialized by
+the audit events and the deliveries, in one round trip. Writes to one request are serialized by
 that row's lock alone; writes to different requests run in parallel on every replica.
 
 **Positions from transaction ids.** An event's position is ``(txid << 8) + n``: the writing
@@ -18,8 +18,9 @@ outbox in commit order without a global lock. For one request the order is its c
 order: a transition can only succeed after the previous one committed, and its transaction
 draws its id at that update.
 
-**Wake-ups.** Each write NOTIFYs ``signoff_events`` with its newest position and the
-request's id; PostgreSQL delivers it on commit. The bus
+**Wake-ups.** After each write commits, ``signoff_events`` is NOTIFYed with its newest
+position and the request's id, from a transaction of its own (:mod:`.postgres_notify`: a
+NOTIFY inside the write would serialize every write's commit behind one lock). The bus
 (:class:`signoff.bus.postgres.PostgresBus`) wakes waiters from the notification and reads
 the events themselves below the horizon, in order.
 
@@ -32,12 +33,6 @@ transaction-level lock, so two sealers never interleave even while leadership mo
 **Bodies are text.** A request is stored as the JSON text it was written as, like SQLite's:
 ``jsonb`` would re-write numbers (changing the digest an approval is bound to) and refuse
 ``\\u0000``. Timestamps are ``timestamptz``.
-
-**Why psycopg 3 rather than asyncpg.** psycopg is fully typed (the package is checked with
-strict mypy and asyncpg ships no types), takes named parameters (``%(name)s``), which keeps
-the named queries in ``sql/postgres/queries.sql`` readable, adapts Python lists to arrays
-(the audit events of a write go as parallel arrays, in the one statement), and reads
-notifications from a plain connection with ``notifies()``.
 """
 
 from __future__ import annotations
@@ -77,6 +72,7 @@ from signoff.stores.outbox import NewDelivery
 from signoff.stores.postgres_devices import PostgresDevices
 from signoff.stores.postgres_grants import PostgresGrants
 from signoff.stores.postgres_history import PostgresHistory
+from signoff.stores.postgres_notify import Notifier
 from signoff.stores.postgres_outbox import PostgresOutbox, deliveries_json
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
@@ -120,6 +116,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         self._leadership = Leadership(self.connect)
         #: the newest position this store wrote: its own reads of the log wait for it
         self._written = 0
+        self._notifier = Notifier(self._connection)
 
     @classmethod
     def from_url(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:
@@ -165,6 +162,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         self._opened = True
 
     async def aclose(self) -> None:
+        await self._notifier.drain()
         await self._leadership.release()
         if self._make_pool is not None and self._opened:
             await self.pool.close()
@@ -253,7 +251,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
             return Created(existing, created=False)
         body = params["body"]
         self._parsed.remember(request, body, version)
-        self._wrote(positions)
+        self._wrote(positions, request.id)
         return Created(request, True, live_events(audit, positions, request, prev, body))
 
     def request_json(self, request: ApprovalRequest) -> str:
@@ -289,7 +287,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         if outcome == "mismatch":
             self._parsed.forget(request_id)
             raise mismatch(request_id, expects, found)
-        self._wrote(positions)
+        self._wrote(positions, None if new is None else request_id)
         if new is None or body is None:
             return Applied(Versioned(base.request, version), [])
         self._parsed.remember(new, body, version)
@@ -304,9 +302,12 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         )
         self._wrote(rows[0][0] if rows else [])
 
-    def _wrote(self, positions: list[int] | None) -> None:
+    def _wrote(self, positions: list[int] | None, changed: str | None = None) -> None:
+        """``changed``: the request a committed change wrote, for the other processes."""
         if positions:
             self._written = max(self._written, positions[-1])
+            if changed is not None:
+                self._notifier.post(positions[-1], changed)
 
     async def settle(self) -> None:
         """Wait (briefly) until the horizon passes this store's newest write, so that a

@@ -192,6 +192,23 @@ BEGIN
 END;
 $$;
 
+-- Tells the processes that LISTEN on signoff_events that writes committed: one payload
+-- ("position request_id") per write. Called after those writes, never inside them: every
+-- transaction that notifies takes one lock per database at its commit and keeps it through
+-- the commit's WAL flush (so that notifications queue in commit order), which would line up
+-- every write of the cluster behind every other's flush. This one does not wait for the
+-- WAL (a notification only says "look"), so it holds that lock only for a moment.
+CREATE FUNCTION signoff_notify(p_payloads text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    payload text;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    FOREACH payload IN ARRAY p_payloads LOOP
+        PERFORM pg_notify('signoff_events', payload);
+    END LOOP;
+END;
+$$;
+
 -- Creates a request with its audit event and its deliveries, or returns the one already
 -- made with its idempotency key: one round trip, in autocommit. With p_unless_granted, a
 -- live grant for the agent and the tool at that time writes nothing (created is null): the
@@ -224,7 +241,6 @@ BEGIN
         version := 1;
         positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
         PERFORM signoff_deliver(p_id, p_deliveries);
-        PERFORM pg_notify('signoff_events', positions[cardinality(positions)] || ' ' || p_id);
         prev := signoff_prev();
         RETURN NEXT;
         RETURN;
@@ -262,7 +278,6 @@ BEGIN
             version := v_version;
             positions := signoff_append(p_id, p_types, p_states, p_lives, p_ats, p_records);
             PERFORM signoff_deliver(p_id, p_deliveries);
-            PERFORM pg_notify('signoff_events', positions[cardinality(positions)] || ' ' || p_id);
             prev := signoff_prev();
             RETURN NEXT;
             RETURN;

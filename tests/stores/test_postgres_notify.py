@@ -1,0 +1,108 @@
+"""On PostgreSQL a write does not NOTIFY inside its own transaction: a transaction that
+notifies holds one lock per database from its commit through the commit's WAL flush (so that
+notifications queue in commit order), which would line every write of the cluster up behind
+every other's flush. The other processes are told after the commit instead
+(signoff.stores.postgres_notify), and still hear every write
+(tests/stores/test_postgres.py: a decision on one replica wakes a waiter on another)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+
+import psycopg
+from psycopg import sql as pgsql
+
+from signoff.stores.postgres import PostgresStore
+from tests.stores.test_contract import created_entry, make_request
+
+#: each commit of the database's sessions waits this long before its WAL flush
+#: (commit_delay, in microseconds): the window in which the lock would be seen
+COMMIT_DELAY_US = 100_000
+
+# the database-wide locks held by the sessions whose running statement contains a marker
+_LOCKS = """
+SELECT l.mode FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass AND a.query LIKE %s
+"""
+
+
+def slow_commits(url: str) -> None:
+    """Every session opened on the database from now on waits before each WAL flush."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = pgsql.Identifier(conn.info.dbname)
+        delay = pgsql.Literal(COMMIT_DELAY_US)
+        conn.execute(pgsql.SQL("ALTER DATABASE {} SET commit_delay = {}").format(name, delay))
+        conn.execute(pgsql.SQL("ALTER DATABASE {} SET commit_siblings = 0").format(name))
+        conn.execute("CREATE TABLE probe (x integer)")
+
+
+async def locks_while(
+    url: str, marker: str, statement: Awaitable[object]
+) -> tuple[list[str], float]:
+    """The database-wide locks seen held by a statement containing ``marker`` while
+    ``statement`` runs, and how long it took."""
+    seen: list[str] = []
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as probe:
+
+        async def poll() -> None:
+            while True:
+                cursor = await probe.execute(_LOCKS, (f"%{marker}%",))
+                seen.extend(mode for (mode,) in await cursor.fetchall())
+                await asyncio.sleep(0.002)
+
+        polling = asyncio.create_task(poll())
+        await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        try:
+            await statement
+        finally:
+            took = time.perf_counter() - started
+            polling.cancel()
+            await asyncio.gather(polling, return_exceptions=True)
+    return seen, took
+
+
+async def test_a_write_holds_no_database_wide_lock_through_its_commit(postgres_url: str) -> None:
+    slow_commits(postgres_url)
+    # the probe sees the lock a transaction that notifies holds through its commit
+    async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+        notifying = conn.execute(
+            "WITH w AS (INSERT INTO probe VALUES (1) RETURNING x) "
+            "SELECT pg_notify('signoff_probe', 'x') FROM w"
+        )
+        held, took = await locks_while(postgres_url, "signoff_probe", notifying)
+    assert took >= COMMIT_DELAY_US / 1e6 * 0.9  # its commit waited
+    assert "AccessExclusiveLock" in held
+    # a write's commit waits just as long, holding no such lock
+    store = PostgresStore.from_url(postgres_url, min_size=1)
+    await store.start()
+    try:
+        request = make_request(1)
+        writing = store.create(request, created_entry(request))
+        held, took = await locks_while(postgres_url, "signoff_create", writing)
+        assert took >= COMMIT_DELAY_US / 1e6 * 0.9
+        assert held == []
+        await store._notifier.drain()
+        assert store._notifier.sent >= 1  # and the others were told after it
+    finally:
+        await store.aclose()
+
+
+async def test_the_writes_that_commit_meanwhile_share_one_notification(postgres_url: str) -> None:
+    store = PostgresStore.from_url(postgres_url, min_size=2)
+    await store.start()
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as ear:
+            await ear.execute("LISTEN signoff_events")
+            requests = [make_request(n) for n in range(20)]
+            results = await asyncio.gather(*(store.create(r, created_entry(r)) for r in requests))
+            await store._notifier.drain()
+            heard: set[str] = set()
+            async for note in ear.notifies(timeout=5, stop_after=len(requests)):
+                heard.add(note.payload)
+        assert heard == {f"{c.events[-1].id} {c.request.id}" for c in results}
+        assert store._notifier.sent < len(requests)
+    finally:
+        await store.aclose()
