@@ -2,13 +2,14 @@
 
 R replicas start on a fresh database (one loopback port each, the same ``SIGNOFF_SECRET``
 and ``SIGNOFF_SIGNING_KEY``). C concurrent agents are spread over them: agent ``w`` gates its
-calls through a remote gate on replica ``w % R``. A scripted approvers (as many whatever R
-is: the people watching do not multiply with the servers) follow the event stream, approver
-``a`` on replica ``a % R``, as dashboards do: each hears every request and decides the calls
-``i`` with ``i % A == a``, over HTTP on the replica after the one the call was made on, so a
-decision always reaches the waiting call from another replica (with one replica, from the
-same one). One round trip: submit → the approver hears it and approves over HTTP → the
-agent's wait resumes → consume → the tool runs → the outcome is recorded.
+calls through a remote gate on replica ``w % R``. A scripted approvers
+(A = ``--approvers``, the same whatever R is: the people watching do not multiply with the
+servers) follow the event stream, approver ``a`` on replica ``a % R``, as dashboards do:
+each hears every request and decides the calls ``i`` with ``i % A == a``, over HTTP on the
+replica after the one the call was made on, so a decision always reaches the waiting call
+from another replica (with one replica, from the same one). One round trip: submit → the
+approver hears it and approves over HTTP → the agent's wait resumes → consume → the tool
+runs → the outcome is recorded.
 
     python bench/replicas.py --replicas 1,2,3 --n 2000 --concurrency 32 [--approvers 3] [--rounds 1]
 
