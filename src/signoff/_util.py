@@ -141,3 +141,17 @@ def loose_args(arguments: Any) -> dict[str, Any]:
     except ValueError:
         return {"raw": arguments}
     return decoded if isinstance(decoded, dict) else {"raw": decoded}
+
+
+#: the ``application_name`` of every session that LISTENs for signoff's notifications on
+#: PostgreSQL begins so, followed by a token: a writer need not notify when no session but
+#: its own process's listens (signoff.stores.postgres_notify)
+LISTENER_PREFIX = "signoff listen "
+#: a writer that believed no other session listened looks again within less than this; a
+#: process that begins to listen catches up once after it, for what it was not told
+LISTEN_GRACE_S = 0.5
+
+
+def listener_name() -> str:
+    """A new name for a LISTEN session (see :data:`LISTENER_PREFIX`)."""
+    return LISTENER_PREFIX + secrets.token_hex(6)

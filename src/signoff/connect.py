@@ -56,7 +56,7 @@ def connect(url: str | None = None) -> Backends:
         from signoff.stores.postgres import PostgresStore
 
         store = PostgresStore.from_url(url)
-        return Backends(store, PostgresBus(store.connect))
+        return Backends(store, PostgresBus(store.connect, name=store.listener))
     raise ConfigError(
         f"unsupported store URL {url!r}: use sqlite:///path.db, postgresql://… or memory://"
     )

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any, cast
 
 import psycopg
+import pytest
 from psycopg import sql as pgsql
 
+from signoff._util import LISTEN_GRACE_S, listener_name
+from signoff.connect import connect
+from signoff.service import ApprovalService
+from signoff.stores import postgres_notify
 from signoff.stores.postgres import PostgresStore
+from tests.conftest import AGENT, PUBLISHER, refund_spec
 from tests.stores.test_contract import created_entry, make_request
 
 #: each commit of the database's sessions waits this long before its WAL flush
@@ -26,6 +34,15 @@ _LOCKS = """
 SELECT l.mode FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
 WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass AND a.query LIKE %s
 """
+
+
+@asynccontextmanager
+async def another_listener(url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A LISTEN session of another process, named as signoff's buses name theirs."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as ear:
+        await ear.execute("SELECT set_config('application_name', %s, false)", (listener_name(),))
+        await ear.execute("LISTEN signoff_events")
+        yield ear
 
 
 def slow_commits(url: str) -> None:
@@ -79,13 +96,14 @@ async def test_a_write_holds_no_database_wide_lock_through_its_commit(postgres_u
     store = PostgresStore.from_url(postgres_url, min_size=1)
     await store.start()
     try:
-        request = make_request(1)
-        writing = store.create(request, created_entry(request))
-        held, took = await locks_while(postgres_url, "signoff_create", writing)
-        assert took >= COMMIT_DELAY_US / 1e6 * 0.9
-        assert held == []
-        await store._notifier.drain()
-        assert store._notifier.sent >= 1  # and the others were told after it
+        async with another_listener(postgres_url):
+            request = make_request(1)
+            writing = store.create(request, created_entry(request))
+            held, took = await locks_while(postgres_url, "signoff_create", writing)
+            assert took >= COMMIT_DELAY_US / 1e6 * 0.9
+            assert held == []
+            await store._notifier.drain()
+            assert store._notifier.sent >= 1  # and the other process was told after it
     finally:
         await store.aclose()
 
@@ -94,8 +112,7 @@ async def test_the_writes_that_commit_meanwhile_share_one_notification(postgres_
     store = PostgresStore.from_url(postgres_url, min_size=2)
     await store.start()
     try:
-        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as ear:
-            await ear.execute("LISTEN signoff_events")
+        async with another_listener(postgres_url) as ear:
             requests = [make_request(n) for n in range(20)]
             results = await asyncio.gather(*(store.create(r, created_entry(r)) for r in requests))
             await store._notifier.drain()
@@ -106,3 +123,48 @@ async def test_the_writes_that_commit_meanwhile_share_one_notification(postgres_
         assert store._notifier.sent < len(requests)
     finally:
         await store.aclose()
+
+
+async def test_a_writer_notifies_only_while_another_process_listens(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(postgres_notify, "ALONE_S", 0.0)  # look again at every batch
+    backends = connect(postgres_url)
+    async with ApprovalService(backends.store, backends.bus, sweep=False) as service:
+        notifier = cast(PostgresStore, service.store)._notifier
+        await service.submit(refund_spec(tool_call_id="alone"), AGENT)
+        await notifier.drain()
+        # only this process's own bus listens: it heard the write when it was published
+        assert (notifier.sent, notifier.unheard) == (0, 1)
+        async with another_listener(postgres_url) as ear:
+            created = await service.submit(refund_spec(tool_call_id="heard"), AGENT)
+            await notifier.drain()
+            heard = [n.payload async for n in ear.notifies(timeout=5, stop_after=1)]
+        assert heard == [f"{created.events[-1].id} {created.request.id}"]
+        assert (notifier.sent, notifier.unheard) == (1, 1)
+
+
+async def test_a_process_that_begins_to_listen_catches_up_what_it_was_not_told(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that last looked before another process began to listen does not notify
+    it; that process wakes its waiters LISTEN_GRACE_S after it began, not after RECHECK_S."""
+    monkeypatch.setattr(postgres_notify, "ALONE_S", 60.0)  # the writer never looks again
+    first = connect(postgres_url)
+    async with ApprovalService(first.store, first.bus, sweep=False) as deciding:
+        notifier = cast(PostgresStore, deciding.store)._notifier
+        request = (await deciding.submit(refund_spec(), AGENT)).request
+        await notifier.drain()  # it looked: nobody else listens
+        second = connect(postgres_url)
+        async with ApprovalService(second.store, second.bus, sweep=False) as waiting:
+            wait = asyncio.create_task(waiting.wait(request.id, AGENT, timeout=60))
+            await asyncio.sleep(0.05)
+            await deciding.decide(request.id, PUBLISHER, "approve")
+            await notifier.drain()
+            assert notifier.sent == 0  # it was not told
+            done = await asyncio.wait_for(wait, LISTEN_GRACE_S + 5)
+            assert done.status.value == "approved"  # long before RECHECK_S (30 s)
+
+
+def test_a_new_listener_catches_up_after_every_writer_looked_again() -> None:
+    assert postgres_notify.ALONE_S + postgres_notify.INTERVAL_S < LISTEN_GRACE_S

@@ -16,9 +16,12 @@ This process's own events wake its watches at once (:meth:`Bus.publish`), and re
 streams through the same ordered read (:mod:`signoff.bus.readback`). Notifications are not
 durable: when the LISTEN connection drops, the listener reconnects, LISTENs again, wakes
 every watch and catches the streams up from the store, so nothing is lost, only delayed. A
-notification that never came (its writer died after the commit) is made up for by the
-streams' read-back at every check of the connection (:data:`CHECK_INTERVAL_S`) and by the
-waiting calls' own re-reads (:data:`signoff.service.RECHECK_S`).
+notification that never came (its writer died after the commit, or had not yet seen this
+process listen) is made up for by a catch-up :data:`signoff._util.LISTEN_GRACE_S` after
+each LISTEN, the streams' read-back at every check of the connection
+(:data:`CHECK_INTERVAL_S`) and the waiting calls' own re-reads
+(:data:`signoff.service.RECHECK_S`). The LISTEN session is named
+(``name``) so that writers see that another process listens.
 LISTEN needs a session of its own (a pooler in transaction mode cannot carry it), so the
 listener has a dedicated connection, never one from the store's pool.
 """
@@ -31,7 +34,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from signoff._util import stop_task
+from signoff._util import LISTEN_GRACE_S, listener_name, stop_task
 from signoff.bus.base import Bus
 from signoff.bus.readback import EventSource
 from signoff.errors import MissingDependency, StoreError
@@ -50,6 +53,8 @@ Connect = Callable[[], Awaitable[Connection]]
 # the channel the store's writes notify (see its migrations)
 _LISTEN = "LISTEN signoff_events"
 _ALIVE = "SELECT 1"
+# named, so that writers know another process listens (signoff.stores.postgres_notify)
+_NAME = "SELECT set_config('application_name', %s, false)"
 
 #: how often a quiet LISTEN connection is checked (a peer that vanished behind a firewall
 #: can leave the socket silent for hours before TCP notices), and the streams caught up
@@ -58,17 +63,22 @@ CHECK_INTERVAL_S = 30.0
 
 class PostgresBus(Bus):
     """``connect`` makes the dedicated LISTEN connection (the store's, so both reach the
-    same database); the events are read from the source given to :meth:`start`."""
+    same database); the events are read from the source given to :meth:`start`. ``name``
+    names the LISTEN session: the store whose writes this bus publishes passes its own
+    (``PostgresStore.listener``), so that it need not notify when only this bus listens;
+    by default a name of its own, which every writer notifies."""
 
     def __init__(
         self,
         connect: Connect,
         *,
+        name: str | None = None,
         reconnect_delay: float = 0.2,
         max_reconnect_delay: float = 5.0,
     ) -> None:
         super().__init__()
         self._connect = connect
+        self.name = name or listener_name()
         self.reconnect_delay = reconnect_delay
         self.max_reconnect_delay = max_reconnect_delay
         self._task: asyncio.Task[None] | None = None
@@ -106,6 +116,7 @@ class PostgresBus(Bus):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
         try:
+            await conn.execute(_NAME, (self.name,))
             await conn.execute(_LISTEN)
         except BaseException:
             await conn.close()
@@ -116,11 +127,13 @@ class PostgresBus(Bus):
         while True:
             conn = self._conn
             assert conn is not None
+            late = asyncio.create_task(self._catch_up_late(), name="signoff-bus-late")
             try:
                 await self._hear(conn)
             except (psycopg.Error, StoreError) as exc:
                 log.warning("signoff: lost the LISTEN connection (%s); reconnecting", exc)
             finally:
+                await stop_task(late)
                 await conn.close()
             self._conn = None
             self._conn = await self._reconnect()
@@ -148,6 +161,15 @@ class PostgresBus(Bus):
         if request_id and newest not in self._woken and newest not in self._seen:
             self.wake(request_id)
         self.read_back(newest)
+
+    async def _catch_up_late(self) -> None:
+        """Writers that had not yet seen this process listen did not notify it: once each
+        has looked again, wake every waiter and catch the streams up, once."""
+        await asyncio.sleep(LISTEN_GRACE_S)
+        self.wake_all()
+        assert self._source is not None
+        with contextlib.suppress(psycopg.Error, StoreError):
+            self.read_back(await self._source.last_event_id())
 
     async def _reconnect(self) -> Connection:
         """LISTEN again, wake every watch and catch the streams up; retry with growing

@@ -103,8 +103,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must
     be in autocommit mode (each write is one statement). ``connect`` makes the connections
     that belong to one session (the migration, the bus's LISTEN, the leader's lock); by
-    default, ones like the pool's. :meth:`from_url` makes a store that owns its pool.
-    """
+    default, ones like the pool's. :meth:`from_url` makes a store that owns its pool."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], *, connect: Connect | None = None) -> None:
         self.pool = pool
@@ -117,6 +116,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
         #: the newest position this store wrote: its own reads of the log wait for it
         self._written = 0
         self._notifier = Notifier(self._connection)
+        self.listener = self._notifier.listener  #: the LISTEN session name for its bus
 
     @classmethod
     def from_url(cls, url: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:

@@ -5,13 +5,20 @@ transactions that do, under one lock per database held through each commit's WAL
 that notifications queue in commit order). Every write in the cluster would wait for every
 other's flush: a cluster-wide lock by another name. So the notification goes out after the
 write has committed, from a transaction of its own (``signoff_notify``) that does not wait
-for the WAL, and that carries every write that committed meanwhile.
+for the WAL, and that carries every write that committed meanwhile: at most one such
+transaction every :data:`INTERVAL_S`, and none while no other process listens (the
+listeners' sessions are named, :data:`signoff._util.LISTENER_PREFIX`, and this process's own
+do not count: it woke its own waiters when it wrote; its bus names its session
+:attr:`Notifier.listener`).
 
 A notification is a hint, never the truth. One that never goes out (this process died
-between a write's commit and its notification; the database refused the statement) delays
-other processes' wake-ups but changes nothing: a waiting call reads its request again at
-least every :data:`signoff.service.RECHECK_S`, and the live streams read every event back
-below the horizon at the next notification or check (:mod:`signoff.bus.postgres`).
+between a write's commit and its notification; the database refused the statement; a
+process began to listen just after a writer last looked) delays other processes' wake-ups
+but changes nothing: a waiting call reads its request again at least every
+:data:`signoff.service.RECHECK_S`; a process that begins to listen catches up once after
+:data:`signoff._util.LISTEN_GRACE_S` (more than :data:`ALONE_S` + :data:`INTERVAL_S`); the
+live streams read every event back below the horizon at the next notification or check
+(:mod:`signoff.bus.postgres`).
 """
 
 from __future__ import annotations
@@ -22,11 +29,23 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from typing import Any
 
+from signoff._util import LISTENER_PREFIX, listener_name
 from signoff.errors import StoreError
 
 log = logging.getLogger(__name__)
 
 _NOTIFY = "SELECT signoff_notify(%s)"
+_OTHERS = """
+SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+               AND starts_with(application_name, %s) AND application_name <> %s)
+"""
+
+#: at most one notifying transaction this often: the writes meanwhile share it
+INTERVAL_S = 0.005
+#: how long a writer believes that no other process listens before it looks again
+ALONE_S = 0.25
+#: how long a writer believes that others listen (notifying when none does only costs)
+OTHERS_S = 2.0
 
 #: a pooled connection, as the store lends them
 Lend = Callable[[], AbstractAsyncContextManager[Any]]
@@ -39,8 +58,14 @@ class Notifier:
         self._lend = lend
         self._waiting: list[str] = []
         self._task: asyncio.Task[None] | None = None
-        #: statements sent so far (the tests read it)
+        self._sent_at = float("-inf")
+        self._others = False
+        self._look_at = float("-inf")  # when to look again whether others listen
+        #: the name of the LISTEN session of this store's own bus (see the docstring)
+        self.listener = listener_name()
+        #: notifying statements sent, and writes nobody else listened for (tests read them)
         self.sent = 0
+        self.unheard = 0
 
     def post(self, position: int, request_id: str) -> None:
         """Have the other processes told that a write on ``request_id`` committed up to
@@ -50,10 +75,18 @@ class Notifier:
             self._task = asyncio.create_task(self._send(), name="signoff-notify")
 
     async def _send(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
+            pause = self._sent_at + INTERVAL_S - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)  # the writes meanwhile join this batch
             payloads, self._waiting = self._waiting, []
+            self._sent_at = loop.time()
             try:
                 async with self._lend() as conn:
+                    if not await self._others_listen(conn, self._sent_at):
+                        self.unheard += len(payloads)
+                        continue
                     await conn.execute(_NOTIFY, (payloads,))
                 self.sent += 1
             except StoreError as exc:
@@ -63,6 +96,14 @@ class Notifier:
                     len(payloads),
                     exc,
                 )
+
+    async def _others_listen(self, conn: Any, now: float) -> bool:
+        if now >= self._look_at:
+            cursor = await conn.execute(_OTHERS, (LISTENER_PREFIX, self.listener))
+            row = await cursor.fetchone()
+            self._others = bool(row and row[0])
+            self._look_at = now + (OTHERS_S if self._others else ALONE_S)
+        return self._others
 
     async def drain(self) -> None:
         """Wait until what was posted has been sent (or failed): before the pool closes."""
