@@ -31,6 +31,10 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield got
 
 
+#: when the escalation step fires after a request is made
+ESCALATE_AFTER_S = 6
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="package")
 async def outboxed(
     tmp_path_factory: pytest.TempPathFactory, receiver: Receiver
@@ -50,7 +54,8 @@ async def outboxed(
                 {
                     "when": "tool == 'issue_refund'",
                     "notify": ["dead-hook"],
-                    "escalate": [{"after": "2s", "notify": ["pager"]}],
+                    # long enough for two pages to open first on a slow machine
+                    "escalate": [{"after": f"{ESCALATE_AFTER_S}s", "notify": ["pager"]}],
                 }
             ],
         },
@@ -140,10 +145,10 @@ async def test_escalations_arrive_live_on_the_request_page_and_the_queue_card(
     await detail.goto(f"{outboxed.live.url}/requests/{request_id}")
     await detail.locator("#decide").wait_for()
     panel = detail.locator("#escalations-panel")
-    await expect(panel).to_be_hidden()  # nothing fired yet: the step is due after 2 s
+    await expect(panel).to_be_hidden()  # nothing fired yet: the step is not due yet
 
     # neither page is reloaded: the escalation comes over the live stream
-    await expect(panel).to_be_visible()
+    await expect(panel).to_be_visible(timeout=(ESCALATE_AFTER_S + 10) * 1000)
     await expect(panel.locator("li[data-step='1']")).to_contain_text("notified pager")
     await audit(detail)
 
