@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from signoff.canonical import canonical_json, digest
+from tests.helpers.strategies import json_values
 
 # RFC 8785 appendix B and ECMAScript Number.prototype.toString vectors
 NUMBERS = [
@@ -55,17 +56,6 @@ def test_rejects_what_json_cannot_hold() -> None:
         canonical_json({1: "x"})
     with pytest.raises(TypeError):
         canonical_json(object())
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
 
 
 @given(json_values)

@@ -127,6 +127,7 @@ async def test_an_own_event_ahead_of_the_streams_reaches_them_in_order_from_one_
         await bus.publish([own_event(source, 6000, prev=5000)])
         got = [await listener.next_item(timeout=5.0) for _ in range(2)]
     assert [(item[0].id, item[1]) for item in got if item] == [(5000, 0), (6000, 5000)]
+    assert source.reads == 1
     await bus.aclose()
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from signoff.canonical import json_problem
 from signoff.errors import BadRequest
 from signoff.server.parsing import parse_json
+from tests.helpers.strategies import json_values
 
 AGREE = [
     b'{"a": 1, "a": 2}',  # the last of a repeated key, as json keeps it
@@ -54,17 +54,6 @@ def _typed(value: Any) -> Any:
     if isinstance(value, list):
         return [_typed(item) for item in value]
     return (type(value).__name__, value)
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
-    max_leaves=20,
-)
 
 
 @given(json_values)
