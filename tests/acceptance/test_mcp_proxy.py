@@ -99,15 +99,19 @@ async def test_on_streamable_http_both_ways(setup: Setup) -> None:
         sys.executable, "-m", "tests.helpers.mcp_upstream", "--http", str(up_port),
         env=setup.env, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    proxy = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "signoff", "mcp-proxy", "--transport", "http",
-        "--port", str(proxy_port), "--db", setup.db, "--config", str(setup.config),
-        "--upstream", f"http://127.0.0.1:{up_port}/mcp",
-        env=setup.env, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    processes = [upstream]
     try:
-        await until_listening(up_port)
-        await until_listening(proxy_port)
+        # the proxy reaches its upstream as it starts and exits if it cannot (a slow machine
+        # once started the upstream too late), so it starts once the upstream listens
+        await until_listening(up_port, upstream)
+        proxy = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "signoff", "mcp-proxy", "--transport", "http",
+            "--port", str(proxy_port), "--db", setup.db, "--config", str(setup.config),
+            "--upstream", f"http://127.0.0.1:{up_port}/mcp",
+            env=setup.env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        processes.append(proxy)
+        await until_listening(proxy_port, proxy)
         async with Client(f"http://127.0.0.1:{proxy_port}/mcp") as agent, Gate(setup.db) as gate:
             call = asyncio.create_task(agent.call_tool("delete_file", {"path": "/etc"}))
             request = await first_pending(gate)
@@ -116,8 +120,9 @@ async def test_on_streamable_http_both_ways(setup: Setup) -> None:
         assert result.is_error
         assert json.loads(text(result))["message"] == "not /etc" and setup.ran() == []
     finally:
-        for process in (proxy, upstream):
-            process.terminate()
+        for process in reversed(processes):
+            if process.returncode is None:
+                process.terminate()
             await process.wait()
 
 
@@ -192,11 +197,16 @@ def test_bad_input_is_one_line_on_stderr(setup: Setup) -> None:
         assert fragment in lines[0], lines[0]
 
 
-async def until_listening(port: int, timeout: float = 30) -> None:
+async def until_listening(
+    port: int, process: asyncio.subprocess.Process, timeout: float = 60
+) -> None:
     async with asyncio.timeout(timeout), httpx.AsyncClient() as http:
         while True:
             try:
                 await http.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
                 return
             except httpx.TransportError:
+                if process.returncode is not None:
+                    stderr = await process.stderr.read() if process.stderr else b""
+                    pytest.fail(f"exited with {process.returncode}: {stderr.decode()}")
                 await asyncio.sleep(0.05)
