@@ -142,7 +142,8 @@ _PG_CATALOG = {
         ORDER BY c.relname, t.tgname""",
     "functions": """
         SELECT proname, pg_get_functiondef(oid) FROM pg_proc
-        WHERE pronamespace = 'public'::regnamespace ORDER BY proname""",
+        WHERE pronamespace = 'public'::regnamespace
+        ORDER BY proname, pg_get_function_identity_arguments(oid)""",
 }
 
 
@@ -357,4 +358,4 @@ def test_missing_migration_numbers_are_tolerated_and_applied_when_they_arrive() 
     with pytest.raises(StoreError, match="newer than this signoff"):
         sql.pending(known, {1, 2})
     assert [m.version for m in sql.migrations("sqlite")][-1] == 9
-    assert [m.version for m in sql.migrations("postgres")][-1] == 10
+    assert [m.version for m in sql.migrations("postgres")][-1] == 11

@@ -27,6 +27,7 @@ and appends their chain links and a signed checkpoint, compare-and-set on the ch
 from __future__ import annotations
 
 import base64
+import json
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -212,15 +213,14 @@ def parse_or_none(body: str) -> ApprovalRequest | None:
         return None
 
 
-def audit_columns(entries: list[AuditEntry]) -> dict[str, list[str | None]]:
-    """Audit entries as the parallel arrays the SQL functions take (one round trip)."""
-    return {
-        "types": [e.type for e in entries],
-        "states": [e.state for e in entries],
-        "lives": [e.live for e in entries],
-        "ats": [e.at_text for e in entries],
-        "records": [e.record() for e in entries],
-    }
+def audit_json(entries: list[AuditEntry]) -> str:
+    """Audit entries as the one JSON text the PostgreSQL functions take: a [type, state,
+    live, at, record] array each, the record a string so that its text is kept exactly."""
+    return json.dumps(
+        [[e.type, e.state, e.live, e.at_text, e.record()] for e in entries],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def encode_cursor(seq: int) -> str:

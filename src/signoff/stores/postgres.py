@@ -59,8 +59,8 @@ from signoff.stores.base import (
     Store,
     StoredEvent,
     Versioned,
-    audit_columns,
     audit_event,
+    audit_json,
     decode_cursor,
     encode_cursor,
     live_events,
@@ -235,7 +235,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
             "created_at": request.created_at,
             "expires_at": request.expires_at,
             "body": request.model_dump_json(),
-            **audit_columns(audit),
+            "audit": audit_json(audit),
             "deliveries": deliveries_json(deliveries),
             "unless_granted": None,
         }
@@ -275,7 +275,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
             "status": None if new is None else new.status.value,
             "body": body,
             "expects": expects,
-            **audit_columns(change.audit),
+            "audit": audit_json(change.audit),
             "deliveries": deliveries_json(change.deliveries),
         }
         outcome, version, found, positions, prev = await self._transition_row(params, change.grant)
@@ -298,7 +298,7 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
 
     async def append_audit(self, entry: AuditEntry) -> None:
         rows = await self._rows(
-            "append", {"request_id": entry.request_id, **audit_columns([entry])}
+            "append", {"request_id": entry.request_id, "audit": audit_json([entry])}
         )
         self._wrote(rows[0][0] if rows else [])
 

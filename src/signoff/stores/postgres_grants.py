@@ -17,7 +17,7 @@ from signoff.audit import AuditEntry
 from signoff.grants import Grant
 from signoff.models import ApprovalRequest
 from signoff.stores import sql
-from signoff.stores.base import audit_columns
+from signoff.stores.base import audit_json
 from signoff.stores.grant_store import GrantQuery, GrantStore, grant_body, grant_from_row
 from signoff.stores.outbox import NewDelivery
 
@@ -90,7 +90,7 @@ class PostgresGrants(GrantStore):
             if cursor.rowcount != 1:
                 return False
             appended = await conn.execute(
-                _Q["append"], {"request_id": audit.request_id, **audit_columns([audit])}
+                _Q["append"], {"request_id": audit.request_id, "audit": audit_json([audit])}
             )
             row = await appended.fetchone()
         self._wrote(row[0] if row else None)

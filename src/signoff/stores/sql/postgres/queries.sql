@@ -29,17 +29,15 @@ SELECT 1;
 -- name: create
 SELECT created, version, body, positions, prev FROM signoff_create(
     %(id)s, %(status)s, %(tool)s, %(agent_id)s, %(requested_by)s, %(risk)s,
-    %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s,
-    %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s,
-    %(unless_granted)s);
+    %(idempotency_key)s, %(created_at)s, %(expires_at)s, %(body)s, %(audit)s,
+    %(deliveries)s, %(unless_granted)s);
 
 -- name: transition
 SELECT outcome, version, body, positions, prev FROM signoff_transition(
-    %(id)s, %(version)s, %(status)s, %(body)s, %(expects)s,
-    %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b, %(deliveries)s);
+    %(id)s, %(version)s, %(status)s, %(body)s, %(expects)s, %(audit)s, %(deliveries)s);
 
 -- name: append
-SELECT signoff_append(%(request_id)s, %(types)b, %(states)b, %(lives)b, %(ats)b, %(records)b);
+SELECT signoff_append(%(request_id)s, %(audit)s);
 
 -- name: seal
 SELECT signoff_seal(
