@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql as pgsql
 
 from signoff._util import LISTEN_GRACE_S, listener_name
+from signoff.bus.postgres import PostgresBus
 from signoff.connect import connect
 from signoff.service import ApprovalService
 from signoff.stores import postgres_notify
@@ -116,13 +117,52 @@ async def test_the_writes_that_commit_meanwhile_share_one_notification(postgres_
             requests = [make_request(n) for n in range(20)]
             results = await asyncio.gather(*(store.create(r, created_entry(r)) for r in requests))
             await store._notifier.drain()
-            heard: set[str] = set()
-            async for note in ear.notifies(timeout=5, stop_after=len(requests)):
-                heard.add(note.payload)
-        assert heard == {f"{c.events[-1].id} {c.request.id}" for c in results}
-        assert store._notifier.sent < len(requests)
+            notes = [n.payload async for n in ear.notifies(timeout=1)]
+        # each notification: the newest position of its writes, then their requests
+        told = {rid: int(note.split()[0]) for note in notes for rid in note.split()[1:]}
+        assert told.keys() == {c.request.id for c in results}
+        assert all(told[c.request.id] >= c.events[-1].id for c in results)
+        assert len(notes) == store._notifier.sent < len(requests)
     finally:
         await store.aclose()
+
+
+def test_a_batch_too_big_for_one_notification_is_split_and_names_every_request() -> None:
+    writes = [(n, f"apr_{n % 500:040d}") for n in range(1, 1001)]  # each request twice
+    notes = [note.split() for note in postgres_notify.payloads(writes)]
+    assert len(notes) > 1
+    assert all(len(" ".join(note)) <= postgres_notify.PAYLOAD_BYTES for note in notes)
+    assert all(len(set(ids)) == len(ids) for _, *ids in notes)  # once per notification
+    # every request is named with a position at or past its newest write
+    told: dict[str, int] = {}
+    for newest, *ids in notes:
+        told.update((rid, max(told.get(rid, 0), int(newest))) for rid in ids)
+    newest_write: dict[str, int] = {}
+    for position, rid in writes:
+        newest_write[rid] = max(newest_write.get(rid, 0), position)
+    assert told.keys() == newest_write.keys()
+    assert all(told[rid] >= position for rid, position in newest_write.items())
+
+
+async def test_one_notification_wakes_the_waiters_on_each_of_its_requests(
+    postgres_url: str,
+) -> None:
+    backends = connect(postgres_url)
+    async with ApprovalService(backends.store, backends.bus, sweep=False) as service:
+        requests = [
+            (await service.submit(refund_spec(tool_call_id=f"w{n}"), AGENT)).request
+            for n in range(3)
+        ]
+        bus = cast(PostgresBus, service.bus)
+        watches = [bus.watch(r.id) for r in requests]
+        try:
+            # another process's batch: a position this process never wrote
+            bus._heard(f"{2**40} {' '.join(r.id for r in requests)}")
+            woken = [await watch.changed(timeout=0) for watch in watches]
+        finally:
+            for watch in watches:
+                watch.close()
+        assert woken == [True, True, True]
 
 
 async def test_a_writer_notifies_only_while_another_process_listens(

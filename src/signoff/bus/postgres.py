@@ -1,8 +1,9 @@
 """The bus for PostgreSQL: other replicas' events arrive by LISTEN/NOTIFY.
 
-Every write is followed, once it has committed, by a NOTIFY on ``signoff_events`` with its
-newest position and its request's id (:mod:`signoff.stores.postgres_notify`). Writers
-commit in parallel, so positions arrive in any order, and a notification only says "look":
+Every write is followed, once it has committed, by a NOTIFY on ``signoff_events`` that
+names its request and a position at or past its newest event, one per batch of a writer's
+writes (:mod:`signoff.stores.postgres_notify`). Writers commit in parallel, so positions
+arrive in any order, and a notification only says "look":
 
 - it wakes this process's watches on that request at once (a waiting call re-reads the
   request, which has committed);
@@ -153,13 +154,15 @@ class PostgresBus(Bus):
                     self.read_back(await self._source.last_event_id())
 
     def _heard(self, payload: str) -> None:
-        position, _, request_id = payload.partition(" ")
+        # "<newest position> <request id> …": one writer's batch (stores.postgres_notify)
+        position, *request_ids = payload.split(" ")
         if not position.isdigit():
             return
         newest = int(position)
-        # this process's own write woke its watches already, when it was published
-        if request_id and newest not in self._woken and newest not in self._seen:
-            self.wake(request_id)
+        # this process's own writes woke their watches already, when they were published
+        if newest not in self._woken and newest not in self._seen:
+            for request_id in request_ids:
+                self.wake(request_id)
         self.read_back(newest)
 
     async def _catch_up_late(self) -> None:

@@ -9,7 +9,9 @@ for the WAL, and that carries every write that committed meanwhile: at most one 
 transaction every :data:`INTERVAL_S`, and none while no other process listens (the
 listeners' sessions are named, :data:`signoff._util.LISTENER_PREFIX`, and this process's own
 do not count: it woke its own waiters when it wrote; its bus names its session
-:attr:`Notifier.listener`).
+:attr:`Notifier.listener`). The batch goes out as one notification, ``"<newest position>
+<request id> <request id> …"`` (several when it would pass PostgreSQL's 8,000 bytes), so
+that a listener is woken once per batch, not once per write.
 
 A notification is a hint, never the truth. One that never goes out (this process died
 between a write's commit and its notification; the database refused the statement; a
@@ -46,6 +48,9 @@ INTERVAL_S = 0.005
 ALONE_S = 0.25
 #: how long a writer believes that others listen (notifying when none does only costs)
 OTHERS_S = 2.0
+#: the longest notification sent (PostgreSQL refuses one of 8,000 bytes or more)
+PAYLOAD_BYTES = 7900
+_POSITION_BYTES = 20  # a position's digits at most
 
 #: a pooled connection, as the store lends them
 Lend = Callable[[], AbstractAsyncContextManager[Any]]
@@ -56,7 +61,7 @@ class Notifier:
 
     def __init__(self, lend: Lend) -> None:
         self._lend = lend
-        self._waiting: list[str] = []
+        self._waiting: list[tuple[int, str]] = []
         self._task: asyncio.Task[None] | None = None
         self._sent_at = float("-inf")
         self._others = False
@@ -70,7 +75,7 @@ class Notifier:
     def post(self, position: int, request_id: str) -> None:
         """Have the other processes told that a write on ``request_id`` committed up to
         ``position``. Returns at once: the writer does not wait for the notification."""
-        self._waiting.append(f"{position} {request_id}")
+        self._waiting.append((position, request_id))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._send(), name="signoff-notify")
 
@@ -80,20 +85,20 @@ class Notifier:
             pause = self._sent_at + INTERVAL_S - loop.time()
             if pause > 0:
                 await asyncio.sleep(pause)  # the writes meanwhile join this batch
-            payloads, self._waiting = self._waiting, []
+            writes, self._waiting = self._waiting, []
             self._sent_at = loop.time()
             try:
                 async with self._lend() as conn:
                     if not await self._others_listen(conn, self._sent_at):
-                        self.unheard += len(payloads)
+                        self.unheard += len(writes)
                         continue
-                    await conn.execute(_NOTIFY, (payloads,))
+                    await conn.execute(_NOTIFY, (payloads(writes),))
                 self.sent += 1
             except StoreError as exc:
                 # the others find these writes at their next check (see the docstring)
                 log.warning(
                     "signoff: could not notify other processes of %d writes (%s)",
-                    len(payloads),
+                    len(writes),
                     exc,
                 )
 
@@ -111,3 +116,22 @@ class Notifier:
         if task is not None:
             with suppress(asyncio.CancelledError):
                 await asyncio.shield(task)
+
+
+def payloads(writes: list[tuple[int, str]]) -> list[str]:
+    """The notifications of ``writes`` (position, request id): each names the newest
+    position among its writes, then their requests once each, in :data:`PAYLOAD_BYTES`."""
+    sent: list[str] = []
+    newest, ids, size = 0, dict[str, None](), _POSITION_BYTES
+    for position, request_id in writes:
+        grows = request_id not in ids
+        if grows and ids and size + 1 + len(request_id.encode()) > PAYLOAD_BYTES:
+            sent.append(" ".join([str(newest), *ids]))
+            newest, ids, size = 0, {}, _POSITION_BYTES
+        newest = max(newest, position)
+        if grows:
+            ids[request_id] = None
+            size += 1 + len(request_id.encode())
+    if ids:
+        sent.append(" ".join([str(newest), *ids]))
+    return sent
