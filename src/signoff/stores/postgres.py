@@ -46,14 +46,13 @@ from typing import Any
 from signoff.audit import AuditEntry, AuditEvent, Checkpoint, Link
 from signoff.errors import ConfigError, MissingDependency, NotFound, StoreError
 from signoff.events import Event
-from signoff.models import ApprovalRequest, Page, RunRecord
+from signoff.models import ApprovalRequest, Page
 from signoff.stores import sql
 from signoff.stores.base import (
     Applied,
     Change,
     Created,
     ListQuery,
-    RunQuery,
     SealedRow,
     Stale,
     Store,
@@ -74,6 +73,7 @@ from signoff.stores.postgres_grants import PostgresGrants
 from signoff.stores.postgres_history import PostgresHistory
 from signoff.stores.postgres_notify import Notifier
 from signoff.stores.postgres_outbox import PostgresOutbox, deliveries_json
+from signoff.stores.postgres_runs import PostgresRuns
 from signoff.stores.postgres_session import (
     LEADER_LOCK,
     Connect,
@@ -97,7 +97,9 @@ _Q = sql.queries("postgres")
 READ_OWN_WRITES_S = 2.0
 
 
-class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHistory, Store):
+class PostgresStore(
+    PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHistory, PostgresRuns, Store
+):
     """A store on a psycopg connection pool.
 
     ``pool`` is ready to use: opened, and closed, by whoever made it; its connections must
@@ -188,16 +190,24 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
+        # getconn/putconn, not pool.connection(), which commits on the way out: a lock and a
+        # wait per statement where the connections are in autocommit (as the store's own)
         try:
-            async with self.pool.connection() as conn:
+            conn = await self.pool.getconn()
+            try:
                 yield conn
+                if not conn.autocommit:
+                    await conn.commit()  # a caller's pool: commit, as connection() would
+            finally:
+                await self.pool.putconn(conn)  # and what an error left open rolls back
         except psycopg.Error as exc:
             raise StoreError(f"postgres: {exc}") from exc
 
     async def _rows(self, name: str, params: dict[str, Any] | None = None) -> list[Any]:
         async with self._connection() as conn:
             cursor = await conn.execute(_Q[name], params)
-            return await cursor.fetchall() if cursor.description else []
+            # rownumber is None without a result set; cheaper than building description
+            return await cursor.fetchall() if cursor.rownumber is not None else []
 
     async def _one(self, name: str, params: dict[str, Any]) -> Any:
         rows = await self._rows(name, params)
@@ -433,35 +443,6 @@ class PostgresStore(PostgresOutbox, PostgresDevices, PostgresGrants, PostgresHis
     async def unsealed_below(self, position: int, limit: int = 10) -> list[int]:
         rows = await self._rows("unsealed_below", {"position": position, "limit": limit})
         return [row[0] for row in rows]
-
-    # -- runs and tokens ------------------------------------------------------------------
-
-    async def save_run(self, record: RunRecord) -> None:
-        params = {
-            "run_id": record.run_id,
-            "owner": record.owner,
-            "status": record.status,
-            "updated_at": record.updated_at,
-            "body": record.model_dump_json(),
-        }
-        await self._rows("save_run", params)
-
-    async def get_run(self, owner: str, run_id: str) -> RunRecord | None:
-        rows = await self._rows("get_run", {"owner": owner, "run_id": run_id})
-        return RunRecord.model_validate_json(rows[0][0]) if rows else None
-
-    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
-        rows = await self._rows("list_runs", query.params())
-        return [RunRecord.model_validate_json(row[0]) for row in rows]
-
-    async def spend(self, key: str, until: datetime) -> bool:
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute(_Q["purge_spent"])
-            cursor = await conn.execute(_Q["spend"], {"key": key, "until": until.astimezone(UTC)})
-            return cursor.rowcount == 1
-
-    async def is_spent(self, key: str) -> bool:
-        return bool(await self._rows("is_spent", {"key": key}))
 
     # -- leadership -----------------------------------------------------------------------
 

@@ -75,6 +75,9 @@ class Notifier:
     def post(self, position: int, request_id: str) -> None:
         """Have the other processes told that a write on ``request_id`` committed up to
         ``position``. Returns at once: the writer does not wait for the notification."""
+        if not self._others and asyncio.get_running_loop().time() < self._look_at:
+            self.unheard += 1  # nobody else listens, as looked at moments ago
+            return
         self._waiting.append((position, request_id))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._send(), name="signoff-notify")
