@@ -1,4 +1,4 @@
-"""Reading one Server-Sent Events frame as a browser's EventSource does."""
+"""Reading Server-Sent Events frames as a browser's EventSource does."""
 
 from __future__ import annotations
 
@@ -12,3 +12,8 @@ def frame(raw: bytes) -> dict[str, str]:
         name, _, value = line.partition(": ")
         fields[name] = f"{fields[name]}\n{value}" if name in fields else value
     return fields
+
+
+def frames(raw: bytes) -> list[dict[str, str]]:
+    """Every frame of one write to the client (several events may go out together)."""
+    return [frame(part + b"\r\n\r\n") for part in raw.split(b"\r\n\r\n")[:-1]]

@@ -15,7 +15,7 @@ from signoff.client import Client
 from signoff.errors import Unauthorized
 from signoff.events import Event
 from signoff.server import sse
-from tests.helpers.sse import frame
+from tests.helpers.sse import frame, frames
 from tests.server.conftest import Live
 from tests.server.test_api import REFUND, create
 
@@ -227,10 +227,29 @@ async def test_a_slow_client_never_holds_up_the_server_and_loses_nothing(
     # the client stops reading while ten more events happen: more than its buffer holds
     created = [await create(live, {**REFUND, "tool_call_id": str(i)}) for i in range(1, 11)]
     assert not any(live.service.bus._listeners)  # dropped: nobody waits for a slow reader
-    rest = [frame(await asyncio.wait_for(anext(stream), 5)) for _ in range(10)]
+    rest: list[dict[str, str]] = []
+    while len(rest) < 10:  # the events waiting go out together, in as few writes as fit
+        rest += frames(await asyncio.wait_for(anext(stream), 5))
     first_id = int(got[0]["id"])
     assert [int(e["id"]) for e in rest] == list(range(first_id + 1, first_id + 11))
     assert [c["id"] in e["data"] for c, e in zip(created, rest, strict=True)] == [True] * 10
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_the_events_already_waiting_go_out_in_one_write_in_order(live: Live) -> None:
+    from signoff.models import Principal
+
+    stream: AsyncIterator[Any] = sse.stream(
+        live.service, Principal(sub="p", role="admin"), await live.service.store.last_event_id()
+    )
+    reading = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.1)  # the stream subscribes
+    first = await create(live, {**REFUND, "tool_call_id": "0"})
+    assert first["id"] in frame(await asyncio.wait_for(reading, 5))["data"]
+    created = [await create(live, {**REFUND, "tool_call_id": str(i)}) for i in range(1, 4)]
+    burst = frames(await asyncio.wait_for(anext(stream), 5))
+    assert [c["id"] in e["data"] for c, e in zip(created, burst, strict=True)] == [True] * 3
+    assert [int(e["id"]) for e in burst] == sorted(int(e["id"]) for e in burst)
     await stream.aclose()  # type: ignore[attr-defined]
 
 

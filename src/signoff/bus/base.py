@@ -146,6 +146,8 @@ class Listener:
             item = queue.get_nowait()  # no timer to set up for what is already here
         elif timeout is None:
             item = await queue.get()  # nor for a wait without end
+        elif timeout <= 0:
+            return None  # only what is already here was asked for
         else:
             try:
                 # not wait_for: on 3.11 it can swallow a cancellation that lands as the
