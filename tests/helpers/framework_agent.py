@@ -57,7 +57,9 @@ async def langgraph(gate: Gate, resume: bool) -> str:
     async with AsyncSqliteSaver.from_conn_string(os.environ["CHECKPOINT"]) as saver:
         graph = create_agent(model, tools=[issue_refund], middleware=[signoff], checkpointer=saver)
         given: Any = None if resume else {"messages": [{"role": "user", "content": PROMPT}]}
-        state = await graph.ainvoke(given, config)
+        # "sync": the model's turn is saved before the tools node runs (LangGraph's default,
+        # "async", saves it while the node starts: a kill in those milliseconds loses it)
+        state = await graph.ainvoke(given, config, durability="sync")
     return str(state["messages"][-1].content)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,28 +64,30 @@ async def test_a_good_token_works(live: Live) -> None:
     assert await status_with(live, hs(claims())) == 200
 
 
+# each token is made when its test runs, not when the suite is collected: a "600 s in the
+# future" made at collection had passed by the time a slow full run reached it
 @pytest.mark.parametrize(
-    ("name", "token"),
+    ("name", "make"),
     [
-        ("missing", None),
-        ("malformed", "not-a-jwt"),
-        ("expired", hs(claims(exp=int(time.time()) - 120))),
-        ("not yet valid (nbf)", hs(claims(nbf=int(time.time()) + 600))),
-        ("issued in the future", hs(claims(iat=int(time.time()) + 600))),
-        ("wrong signature", hs(claims(), key=b"another-secret-that-is-long-enough-too!!")),
-        ("alg none", unsigned(claims())),
-        ("HS512 not allowed", hs(claims(), key=SECRET * 2, alg="HS512")),
-        ("no exp", hs(claims(exp=None))),
-        ("no iat", hs(claims(iat=None))),
-        ("no sub", hs(claims(sub=None))),
-        ("no kind", hs(claims(kind=None))),
-        ("bad kind", hs(claims(kind="admin"))),
-        ("an audience we do not expect", hs(claims(aud="someone-else"))),
-        ("a stream ticket", hs(claims(aud=signoff.auth.STREAM_TICKET_AUDIENCE))),
+        ("missing", lambda: None),
+        ("malformed", lambda: "not-a-jwt"),
+        ("expired", lambda: hs(claims(exp=int(time.time()) - 120))),
+        ("not yet valid (nbf)", lambda: hs(claims(nbf=int(time.time()) + 600))),
+        ("issued in the future", lambda: hs(claims(iat=int(time.time()) + 600))),
+        ("wrong signature", lambda: hs(claims(), key=b"another-secret-that-is-long-enough-too!!")),
+        ("alg none", lambda: unsigned(claims())),
+        ("HS512 not allowed", lambda: hs(claims(), key=SECRET * 2, alg="HS512")),
+        ("no exp", lambda: hs(claims(exp=None))),
+        ("no iat", lambda: hs(claims(iat=None))),
+        ("no sub", lambda: hs(claims(sub=None))),
+        ("no kind", lambda: hs(claims(kind=None))),
+        ("bad kind", lambda: hs(claims(kind="admin"))),
+        ("an audience we do not expect", lambda: hs(claims(aud="someone-else"))),
+        ("a stream ticket", lambda: hs(claims(aud=signoff.auth.STREAM_TICKET_AUDIENCE))),
     ],
 )
-async def test_bad_tokens_are_401(live: Live, name: str, token: str | None) -> None:
-    assert await status_with(live, token) == 401, name
+async def test_bad_tokens_are_401(live: Live, name: str, make: Callable[[], str | None]) -> None:
+    assert await status_with(live, make()) == 401, name
 
 
 async def test_wrong_scheme_is_401(live: Live) -> None:
