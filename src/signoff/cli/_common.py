@@ -31,6 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown, not Rich markup: Rich took a config section in brackets ("[server]") for a
+    # tag and dropped it, and kept a docstring's line breaks in the command lists
+    rich_markup_mode="markdown",
 )
 audit_app = typer.Typer(help="Check or export the tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
