@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import secrets
 import time
@@ -155,3 +156,22 @@ LISTEN_GRACE_S = 0.5
 def listener_name() -> str:
     """A new name for a LISTEN session (see :data:`LISTENER_PREFIX`)."""
     return LISTENER_PREFIX + secrets.token_hex(6)
+
+
+def failure_text(exc: BaseException) -> str:
+    """Why a connection failed, in words for a person: the operating system's reason where
+    the error carries one ("Connection refused", "Name or service not known"; aiohttp keeps
+    it as ``os_error``), "timed out" for a timeout (whose message is empty), else the
+    error's message or, without one, its kind. Never its repr: that prints the client's
+    internals (aiohttp's connection key, proxy settings) to the person or the model."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    cause = getattr(exc, "os_error", None)
+    if not isinstance(cause, OSError) and isinstance(exc, OSError):
+        cause = exc
+    if isinstance(cause, OSError):
+        if isinstance(cause.errno, int) and cause.errno > 0:
+            return os.strerror(cause.errno)
+        if cause.strerror:
+            return str(cause.strerror)
+    return str(exc).strip() or type(exc).__name__

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from signoff._util import failure_text
 from signoff._version import __version__
 from signoff.audit import AuditEvent, Checkpoint
 from signoff.audit_check import Verification
@@ -131,7 +132,9 @@ class Client:
                 reply = _Reply(response.status, await response.read())
                 reason = response.reason
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Unavailable(f"cannot reach the signoff server at {self.url}: {exc!r}") from exc
+            raise Unavailable(
+                f"cannot reach the signoff server at {self.url}: {failure_text(exc)}"
+            ) from exc
         if reply.status >= 400:
             raise error_from(reply.status, reply.body, reason)
         return reply
@@ -417,7 +420,7 @@ class ServerEvents:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None),
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Interrupted(f"cannot open the event stream: {exc!r}") from exc
+            raise Interrupted(f"cannot open the event stream: {failure_text(exc)}") from exc
         if response.status >= 400:
             body = await response.read()
             response.release()

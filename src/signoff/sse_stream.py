@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from pydantic import BaseModel
 
+from signoff._util import failure_text
 from signoff.events import Event
 from signoff.follow import Interrupted
 from signoff.models import ApprovalRequest
@@ -38,7 +39,7 @@ class SseStream:
                 self._queue.put_nowait(event)
             self._queue.put_nowait(Interrupted("the server ended the stream"))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self._queue.put_nowait(Interrupted(f"the event stream broke: {exc!r}"))
+            self._queue.put_nowait(Interrupted(f"the event stream broke: {failure_text(exc)}"))
 
     async def next(self, timeout: float | None) -> Event | None:
         try:

@@ -61,3 +61,16 @@ def test_serve_with_the_database_down_never_prints_its_password(tmp_path: Path) 
 )
 def test_cli_failures_are_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
     one_line_failure(cli(*args, cwd=tmp_path, env={"SIGNOFF_TOKEN": ""}))
+
+
+@pytest.mark.parametrize("command", [("pending",), ("approve", "apr_x"), ("whoami",)])
+def test_an_unreachable_server_is_named_with_the_systems_reason(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """The person reads why ("Connection refused"), not the HTTP client's internals (its
+    connection key and proxy settings, which the error's repr printed)."""
+    args = (*command, "--url", "http://127.0.0.1:1", "--token", "t")
+    line = one_line_failure(cli(*args, cwd=tmp_path))
+    assert (
+        line == "signoff: cannot reach the signoff server at http://127.0.0.1:1: Connection refused"
+    )

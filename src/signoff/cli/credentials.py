@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from signoff._util import failure_text
 from signoff.config import Settings
 from signoff.devices import CLIENT_ID
 from signoff.errors import ConfigError, OAuthError, Unauthorized, Unavailable
@@ -114,7 +115,7 @@ async def post_form(url: str, path: str, form: dict[str, str]) -> tuple[int, dic
         ):
             status, raw = reply.status, await reply.read()
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise Unavailable(f"cannot reach the signoff server at {url}: {exc!r}") from exc
+        raise Unavailable(f"cannot reach the signoff server at {url}: {failure_text(exc)}") from exc
     try:
         body = json.loads(raw) if raw else {}
     except ValueError:

@@ -22,6 +22,7 @@ from urllib.parse import quote_plus, urlencode
 import aiohttp
 import jwt
 
+from signoff._util import failure_text
 from signoff.auth import role_from_claims
 from signoff.config import AuthConfig
 from signoff.errors import Unauthorized
@@ -87,7 +88,8 @@ class Oidc:
                 r.raise_for_status()
                 body = await r.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise OidcError(f"the identity provider cannot be reached: {exc!r}") from exc
+            why = failure_text(exc)
+            raise OidcError(f"the identity provider cannot be reached: {why}") from exc
         if not isinstance(body, dict):
             raise OidcError(f"the identity provider sent no JSON object from {url}")
         return body
@@ -193,7 +195,8 @@ class Oidc:
                 status = r.status
                 answer = await r.json(content_type=None) if status == 200 else None
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise OidcError(f"the identity provider cannot be reached: {exc!r}") from exc
+            why = failure_text(exc)
+            raise OidcError(f"the identity provider cannot be reached: {why}") from exc
         except ValueError as exc:
             raise OidcError("the identity provider's token response is not JSON") from exc
         if status != 200:

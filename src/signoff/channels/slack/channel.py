@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.routing import BaseRoute, Route
 
+from signoff._util import failure_text
 from signoff.channels.base import (
     Channel,
     ChannelContext,
@@ -232,7 +233,7 @@ class SlackChannel(Channel):
         except SlackApiError as exc:
             raise _failure(name, exc.response) from exc
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise DeliveryFailed(f"Slack {name} failed: {exc!r}") from exc
+            raise DeliveryFailed(f"Slack {name} failed: {failure_text(exc)}") from exc
         data = response.data
         if not isinstance(data, dict):
             raise DeliveryFailed(f"Slack {name} answered something that is not JSON")
