@@ -7,6 +7,7 @@ line breaks came through in the command lists, leaving lines cut short mid-sente
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
 from collections.abc import Iterator
@@ -95,7 +96,22 @@ def test_help_wraps_sentences_to_the_width(path: list[str], command: Any) -> Non
     lines = text.splitlines()
     for line, after in itertools.pairwise(lines):
         if line.startswith(" ") and after.startswith(" ") and line.strip() and after.strip():
-            if line.lstrip().startswith("Usage:"):
-                continue
+            if line.lstrip().startswith("Usage:") or after.lstrip().startswith("•"):
+                continue  # the usage line, and a list's next item, stand apart
             word = after.split()[0]
             assert not fits(line, word, WIDTH - 1), f"cut short in {path}: {line.strip()!r}"
+
+
+@pytest.mark.parametrize(("path", "command"), ALL, ids=[" ".join(p) or "signoff" for p, _ in ALL])
+def test_a_list_in_a_docstring_stays_a_list(path: list[str], command: Any) -> None:
+    """Markdown joins a paragraph's lines: lines meant to stand apart (the forms of a
+    command) are written as a list, and each item starts a line of its own."""
+    items = [
+        line.strip()[2:]
+        for line in inspect.cleandoc(command.help or "").splitlines()
+        if line.strip().startswith("- ")
+    ]
+    shown = [line.strip() for line in rendered(path).splitlines()]
+    for item in items:
+        first = " ".join(item.replace("`", "").split()[:4])
+        assert any(line.startswith(f"• {first}") for line in shown), (path, item)

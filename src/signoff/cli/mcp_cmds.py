@@ -65,8 +65,8 @@ def mcp_proxy(
 ) -> None:
     """Serve MCP in front of another MCP server; its tool calls run only when signoff lets them.
 
-    signoff mcp-proxy [--config FILE] -- COMMAND ARGS...   (an upstream started on stdio)
-    signoff mcp-proxy [--config FILE] --upstream URL       (an upstream on streamable HTTP)
+    - an upstream started on stdio: `signoff mcp-proxy [--config FILE] -- COMMAND ARGS...`
+    - an upstream on streamable HTTP: `signoff mcp-proxy [--config FILE] --upstream URL`
 
     Tools without a policy in the config ask a human. On stdio, standard output carries
     MCP and nothing else.
