@@ -8,6 +8,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import time
 from datetime import UTC, datetime
 from inspect import isawaitable
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
 
-from signoff.errors import ConfigError
+from signoff.errors import ConfigError, UsageError
 from signoff.types import Clock
 
 T = TypeVar("T")
@@ -175,3 +176,24 @@ def failure_text(exc: BaseException) -> str:
         if cause.strerror:
             return str(cause.strerror)
     return str(exc).strip() or type(exc).__name__
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port``, for uvicorn to serve on.
+
+    Bound here, before anything says it serves, so that a port in use or an address this
+    machine does not have is one clear error (left to bind, uvicorn logs the error and ends
+    the process), and listening at once, so that a client told the address is queued until
+    the server accepts rather than refused. ``port`` 0 takes a free port: read it from
+    ``getsockname()``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen()
+    except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 65535
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {failure_text(exc)}") from exc
+    sock.set_inheritable(True)
+    return sock

@@ -3,7 +3,10 @@ traceback, never a secret."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,42 @@ def test_an_unreachable_server_is_named_with_the_systems_reason(
     assert (
         line == "signoff: cannot reach the signoff server at http://127.0.0.1:1: Connection refused"
     )
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another program listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("serve",), ("demo",), ("mcp-proxy", "--transport", "http")],
+    ids=["serve", "demo", "mcp-proxy"],
+)
+def test_a_port_in_use_is_one_line_and_nothing_claims_to_serve(
+    tmp_path: Path, taken_port: int, command: tuple[str, ...]
+) -> None:
+    """Bound before anything starts: no "serving on" line, no log record from the HTTP
+    server, no upstream started (the proxy's upstream here would fail loudly)."""
+    upstream = ("--", sys.executable, "-c", "raise SystemExit('started')")
+    args = (*command, "--port", str(taken_port), *(upstream if command[0] == "mcp-proxy" else ()))
+    result = cli(*args, cwd=tmp_path)
+    line = one_line_failure(result)
+    assert line.startswith(f"signoff: cannot listen on 127.0.0.1:{taken_port}: ")
+    assert "Address already in use" in line
+    assert "serving" not in result.stdout and "Dashboard" not in result.stdout
+
+
+@pytest.mark.parametrize("port", ["65536", "-1"])
+def test_a_port_out_of_range_is_refused(tmp_path: Path, port: str) -> None:
+    line = one_line_failure(cli("serve", "--port", port, cwd=tmp_path))
+    assert "--port" in line
+
+
+def test_an_address_this_machine_does_not_have_is_one_line(tmp_path: Path) -> None:
+    line = one_line_failure(cli("serve", "--host", "256.1.1.1", "--port", "0", cwd=tmp_path))
+    assert line.startswith("signoff: cannot listen on 256.1.1.1:0: ")

@@ -61,7 +61,9 @@ def mcp_proxy(
         str, typer.Option("--transport", help="How agents reach the proxy: stdio or http.")
     ] = "stdio",
     host: Annotated[str, typer.Option(help="With --transport http: the interface.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="With --transport http: the port.")] = 8765,
+    port: Annotated[
+        int, typer.Option(help="With --transport http: the port.", min=0, max=65535)
+    ] = 8765,
 ) -> None:
     """Serve MCP in front of another MCP server; its tool calls run only when signoff lets them.
 

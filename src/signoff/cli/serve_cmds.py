@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from signoff._util import listen
 from signoff._version import __version__
 from signoff.cli._common import ConfigOption, DbOption, _config, _run, _settings, app, console
 from signoff.connect import data_dir
@@ -18,13 +20,15 @@ from signoff.errors import (
 from signoff.safe_text import redact
 
 if TYPE_CHECKING:
-    pass
+    from signoff.config import Config, Settings
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (0: a free one).", min=0, max=65535)
+    ] = 8000,
     db: DbOption = None,
     config: ConfigOption = None,
     log_format: Annotated[
@@ -36,14 +40,7 @@ def serve(
     ] = "text",
 ) -> None:
     """Run the approval server: HTTP API, live events, dashboard."""
-    import uvicorn
-
-    from signoff.connect import connect, signing_keys
-    from signoff.delivery import ChannelRuntime, build_channels
     from signoff.jsonlog import configure
-    from signoff.server.app import create_app, key_for
-    from signoff.server.http import server_config
-    from signoff.service import ApprovalService
 
     if log_format not in ("text", "json"):
         raise UsageError(f"--log-format is text or json, not {log_format!r}")
@@ -52,6 +49,25 @@ def serve(
     settings = _settings()
     db_url = db or settings.db_url
     cfg = _config(config)
+    sock = listen(host, port)  # a port in use is one line, before anything starts
+    port = sock.getsockname()[1]
+    try:
+        _serve(sock, host, port, db_url, cfg, settings)
+    finally:
+        sock.close()
+
+
+def _serve(
+    sock: socket.socket, host: str, port: int, db_url: str, cfg: Config, settings: Settings
+) -> None:
+    import uvicorn
+
+    from signoff.connect import connect, signing_keys
+    from signoff.delivery import ChannelRuntime, build_channels
+    from signoff.server.app import create_app, key_for
+    from signoff.server.http import server_config
+    from signoff.service import ApprovalService
+
     backends = connect(db_url)
     keys = signing_keys(db_url, cfg, settings)
     service = ApprovalService(backends.store, backends.bus, config=cfg, keys=keys)
@@ -75,16 +91,17 @@ def serve(
         except SignoffError as exc:
             raise StoreError(f"{exc.message} (store: {redact(db_url)})") from exc
         console.print(
-            f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})"
+            f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})",
+            soft_wrap=True,  # one line, however narrow the terminal: scripts read it
         )
         try:
-            await server.serve()
+            await server.serve(sockets=[sock])
         finally:
             await service.aclose()
 
     _run(run(), fast_loop=True)
     if not server.started:
-        raise SignoffError(f"could not listen on {host}:{port} (is the port in use?)")
+        raise SignoffError(f"the server did not start on {host}:{port}")
 
 
 @app.command()
@@ -153,7 +170,9 @@ def login_link(
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="Port for the server and dashboard.")] = 8000,
+    port: Annotated[
+        int, typer.Option(help="Port for the server and dashboard.", min=0, max=65535)
+    ] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     db: DbOption = None,
     terminal: Annotated[

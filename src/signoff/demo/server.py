@@ -15,12 +15,12 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from signoff._util import new_id, stop_task
+from signoff._util import listen, new_id, stop_task
 from signoff.approvals import LocalApprovals
 from signoff.auth import Issuer, load_or_create_key
 from signoff.config import Config, Settings
 from signoff.connect import connect, data_dir, signing_keys
-from signoff.errors import SignoffError
+from signoff.errors import UsageError
 from signoff.gate import Gate
 from signoff.integrations._loop import AgentResult, run_tool_loop
 from signoff.models import Run
@@ -36,17 +36,19 @@ from .tools import register
 DEMO_APPROVER = "demo-admin"
 
 
-def _check_port(host: str, port: int) -> None:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise SignoffError(f"port {port} is in use; pass --port to use another") from exc
-
-
 async def run_demo(db_url: str, host: str, port: int, settings: Settings, console: Console) -> None:
-    _check_port(host, port)
+    try:
+        sock = listen(host, port)
+    except UsageError as exc:
+        raise UsageError(f"{exc.message}; pass --port to use another") from exc
+    with sock:
+        await _run_demo(sock, db_url, host, settings, console)
+
+
+async def _run_demo(
+    sock: socket.socket, db_url: str, host: str, settings: Settings, console: Console
+) -> None:
+    port = sock.getsockname()[1]
     config = Config()
     backends = connect(db_url)
     keys = signing_keys(db_url, config, settings)
@@ -54,7 +56,7 @@ async def run_demo(db_url: str, host: str, port: int, settings: Settings, consol
     key = load_or_create_key(data_dir(db_url), settings.secret)
     app = create_app(service, key=key, config=config)
     server = uvicorn.Server(server_config(app, host=host, port=port))
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if serving.done():
             serving.result()

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from signoff._util import jsonable
+from signoff._util import jsonable, listen
 from signoff.canonical import digest
 from signoff.errors import ConfigError, MissingDependency, Unavailable
 from signoff.gate import Gate
@@ -294,33 +294,40 @@ async def serve(
     """Connect to ``upstream`` and serve the gated gateway until the client goes (stdio) or
     the process is stopped (HTTP). ``on_ready`` is called once the upstream's tools are
     listed, before the first client is served. An upstream that cannot be started or
-    reached is :class:`~signoff.errors.Unavailable`."""
-    async with gate, contextlib.AsyncExitStack() as stack:
-        try:
-            client = await stack.enter_async_context(upstream.client())
-            gateway = McpGateway(gate, client, run=run, policies=policies, hold=hold)
-            await gateway.refresh_tools()
-        except Exception as exc:
-            cause = _first_leaf(exc)
-            raise Unavailable(
-                f"the upstream MCP server ({upstream.label}) could not be reached: {cause!r}"
-            ) from exc
-        server = gateway.server()
-        if on_ready is not None:
-            on_ready(gateway)
-        if transport == "stdio":
-            from mcp.server.stdio import stdio_server
+    reached is :class:`~signoff.errors.Unavailable`; a port that cannot be listened on,
+    :class:`~signoff.errors.UsageError`, before the upstream is started."""
+    listening = listen(host, port) if transport == "http" else None
+    try:
+        async with gate, contextlib.AsyncExitStack() as stack:
+            try:
+                client = await stack.enter_async_context(upstream.client())
+                gateway = McpGateway(gate, client, run=run, policies=policies, hold=hold)
+                await gateway.refresh_tools()
+            except Exception as exc:
+                cause = _first_leaf(exc)
+                raise Unavailable(
+                    f"the upstream MCP server ({upstream.label}) could not be reached: {cause!r}"
+                ) from exc
+            server = gateway.server()
+            if on_ready is not None:
+                on_ready(gateway)
+            if transport == "stdio":
+                from mcp.server.stdio import stdio_server
 
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-            return
-        import uvicorn
+                async with stdio_server() as (read, write):
+                    await server.run(read, write, server.create_initialization_options())
+                return
+            import uvicorn
 
-        app = server.streamable_http_app(streamable_http_path=path, host=host)
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", ws="none"
-        )
-        await uvicorn.Server(config).serve()
+            app = server.streamable_http_app(streamable_http_path=path, host=host)
+            config = uvicorn.Config(
+                app, host=host, port=port, log_level="warning", lifespan="on", ws="none"
+            )
+            assert listening is not None
+            await uvicorn.Server(config).serve(sockets=[listening])
+    finally:
+        if listening is not None:
+            listening.close()
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
