@@ -63,9 +63,13 @@ class Served:
         self.process = None
 
     def signoff(
-        self, *args: str, token: str | None = None, check: bool = False
+        self,
+        *args: str,
+        token: str | None = None,
+        check: bool = False,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = dict(self.env)
+        env = {**self.env, **(env or {})}
         env["SIGNOFF_URL"] = self.url
         if token is not None:
             env["SIGNOFF_TOKEN"] = token

@@ -35,8 +35,12 @@ def test_approve_from_another_process_releases_the_agent(served: Served) -> None
     agent = served.agent(REFUND)
     [request] = served.pending(publisher)
     assert request["tool"] == "issue_refund" and request["reason"] == "Refund $250.0 for ORD-7"
-    shown = served.signoff("show", request["id"], token=publisher, check=True).stdout
+    # an 80-column terminal: the digest stays whole on one line, to copy into approve --seen
+    narrow = {"COLUMNS": "80"}
+    shown = served.signoff("show", request["id"], token=publisher, check=True, env=narrow).stdout
     assert "issue_refund" in shown and "Refund $250.0 for ORD-7" in shown
+    digest = f"Arguments digest: {request['args_digest']} (approve --seen checks it)"
+    assert digest in shown.splitlines()
     approved = served.signoff(
         "approve", request["id"], "--reason", "fine", token=publisher, check=True
     )

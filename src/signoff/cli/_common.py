@@ -44,7 +44,9 @@ audit_app.add_typer(checkpoint_app, name="checkpoint")
 runs_app = typer.Typer(help="Durable agent runs: list them, resume one.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
-console = Console()
+# soft_wrap: a line is the terminal's to wrap, never broken by us: what people copy (a
+# digest, a link, a key) stays whole, and scripts read each line as it was written
+console = Console(soft_wrap=True)
 USER_AGENT = f"signoff-cli/{__version__}"
 
 # typer vendors its own click in newer releases; accept either family of usage errors

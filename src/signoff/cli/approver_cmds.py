@@ -30,24 +30,46 @@ if TYPE_CHECKING:
     from signoff.client import Client
 
 
-def _table(requests: list[ApprovalRequest]) -> Table:
+def _table(requests: list[ApprovalRequest], width: int) -> Table:
+    """The queue, one line a request at ``width`` columns: the reason takes the room the
+    other columns leave and is cut with "…" where it is longer (`signoff show` has all of
+    it); the id is never cut (it is copied into the next command)."""
+    from rich.cells import cell_len
+
     from signoff._util import compact_duration, now_utc
 
-    table = Table(show_lines=False)
-    table.add_column("id", no_wrap=True, min_width=26)  # ids are copied: never cut them
-    for column in ("tool", "risk", "agent", "reason", "expires in"):
-        table.add_column(column)
     now = now_utc()
+    headers = ("id", "tool", "risk", "agent", "reason", "expires in")
+    rows = []
     for request in requests:
         left = (request.expires_at - now).total_seconds()
-        table.add_row(
-            request.id,
-            shown(request.tool),
-            request.risk.value,
-            shown(request.run.agent_id),
-            shown(request.reason or ""),
-            compact_duration(left) if left > 0 else "expired",
+        rows.append(
+            (
+                request.id,
+                shown(request.tool),
+                request.risk.value,
+                shown(request.run.agent_id),
+                shown(request.reason or ""),
+                compact_duration(left) if left > 0 else "expired",
+            )
         )
+    widths = [
+        max(cell_len(text) for text in (header, *(row[i] for row in rows)))
+        for i, header in enumerate(headers)
+    ]
+    # each column has a space either side and a border after it, and the table one more
+    room = width - (sum(widths) - widths[4]) - 3 * len(headers) - 1
+    table = Table(show_lines=False)
+    table.add_column("id", no_wrap=True, min_width=widths[0])
+    for i, header in enumerate(headers[1:], start=1):
+        if room < 12:  # too narrow for one line a request: every column but the id wraps
+            table.add_column(header)
+        elif header == "reason":
+            table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=room)
+        else:
+            table.add_column(header, no_wrap=True, min_width=widths[i])
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -71,7 +93,7 @@ def pending(url: UrlOption = None, token: TokenOption = None, json_out: JsonOpti
     elif not requests:
         console.print("Nothing is waiting for a decision.")
     else:
-        console.print(_table(requests))
+        console.print(_table(requests, console.width))
 
 
 @app.command()

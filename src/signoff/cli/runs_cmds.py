@@ -112,7 +112,7 @@ def runs_resume(
         return result.final_text
 
     text = _run(go())
-    console.print(printable(text), markup=False, soft_wrap=True)
+    console.print(printable(text), markup=False)
 
 
 # -- the MCP gateway -----------------------------------------------------------------------

@@ -91,8 +91,7 @@ def _serve(
         except SignoffError as exc:
             raise StoreError(f"{exc.message} (store: {redact(db_url)})") from exc
         console.print(
-            f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})",
-            soft_wrap=True,  # one line, however narrow the terminal: scripts read it
+            f"signoff {__version__} serving on http://{host}:{port} (store: {redact(db_url)})"
         )
         try:
             await server.serve(sockets=[sock])
