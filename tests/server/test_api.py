@@ -211,7 +211,14 @@ async def test_decision_errors(live: Live) -> None:
             await c.post(url, json={"decision": "approve", "modified_args": {"amount": -1}}), 422
         )
         is_problem(await c.post(url, json={"decision": "reject"}), 422)
-        is_problem(await c.post(url, json={"decision": "maybe"}), 422)
+        maybe = is_problem(await c.post(url, json={"decision": "maybe"}), 422)
+        assert maybe["detail"] == "decision: 'maybe' is not one of 'approve', 'reject', 'respond'"
+        empty = is_problem(await c.post(url, json={}), 422)
+        assert empty["detail"].startswith("decision: required")
+        # the signal shape takes true or false themselves: nothing coerces into an approval
+        for loose in ("yes", "true", 1, "on"):
+            is_problem(await c.post(url, json={"approved": loose}), 422)
+        assert (await c.get(f"/v1/requests/{req['id']}")).json()["status"] == "pending"
         is_problem(await c.post(url, json={"decision": "approve", "by": "mallory"}), 422)
         assert (await c.post(url, json={"decision": "approve"})).status_code == 200
         is_problem(await c.post(url, json={"decision": "reject", "reason": "late"}), 409)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StrictBool
 
 from signoff.grants import Grant
 from signoff.models import ApprovalRequest, RunRecord
@@ -70,7 +70,8 @@ class RespondIn(_In):
 class SignalIn(_In):
     """The seed guides' signal shape: ``{"approved": …, "reason": …, "modifiedParams": …}``."""
 
-    approved: bool
+    #: true or false itself: "yes", 1 or "on" approve nothing (no lax coercion here)
+    approved: StrictBool
     reason: str | None = Field(default=None, max_length=10_000)
     modifiedParams: JSONObject | None = None  # the seed's own field name
     seen_digest: SeenDigest | None = None

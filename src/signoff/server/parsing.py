@@ -126,12 +126,8 @@ def parse(model: type[M], value: Any) -> M:
         return model.model_validate(value)
     except ValidationError as exc:
         errors = [
-            {
-                "loc": list(e["loc"]),
-                "msg": e["msg"],
-                "type": e["type"],
-            }
-            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            _in_words(e["type"], list(e["loc"]), e["msg"], e.get("ctx") or {})
+            for e in exc.errors(include_url=False, include_input=False)
         ]
         first = errors[0]
         where = ".".join(str(p) for p in first["loc"]) or "(body)"
@@ -140,6 +136,19 @@ def parse(model: type[M], value: Any) -> M:
             + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
             errors=errors,
         ) from exc
+
+
+def _in_words(kind: str, loc: list[Any], msg: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    """One validation error as the problem lists it; a field that picks the body's shape
+    (``decision``) said plainly, where pydantic speaks of tags and discriminators."""
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        field = str(ctx.get("discriminator", "")).strip("'") or "(body)"
+        loc = [*loc, field]
+        if kind == "union_tag_not_found":
+            msg = "required"
+        else:
+            msg = f"{ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}"
+    return {"loc": loc, "msg": msg, "type": kind}
 
 
 def choice(value: str | None, allowed: list[str], name: str) -> str | None:
