@@ -10,13 +10,17 @@ from __future__ import annotations
 import inspect
 import itertools
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from signoff import __version__
 from signoff.cli import app
 
 WIDTH = 80
@@ -115,3 +119,15 @@ def test_a_list_in_a_docstring_stays_a_list(path: list[str], command: Any) -> No
     for item in items:
         first = " ".join(item.replace("`", "").split()[:4])
         assert any(line.startswith(f"• {first}") for line in shown), (path, item)
+
+
+def test_version_prints_the_packages_version() -> None:
+    """CONTRACT.md §1: ``signoff --version`` prints the version (and runs nothing else)."""
+    result = CliRunner().invoke(app, ["--version", "pending"])
+    assert result.exit_code == 0
+    assert result.output == f"signoff {__version__}\n"
+    installed = subprocess.run(
+        [sys.executable, "-m", "signoff", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert installed.returncode == 0 and installed.stdout == f"signoff {__version__}\n"
+    assert installed.stdout.split()[1] == version("signoff")  # the installed distribution's

@@ -44,6 +44,25 @@ audit_app.add_typer(checkpoint_app, name="checkpoint")
 runs_app = typer.Typer(help="Durable agent runs: list them, resume one.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"signoff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
+    """A human sign-off in front of an AI agent's risky tool calls."""
+
+
 # soft_wrap: a line is the terminal's to wrap, never broken by us: what people copy (a
 # digest, a link, a key) stays whole, and scripts read each line as it was written
 console = Console(soft_wrap=True)
@@ -75,11 +94,6 @@ SeenOption = Annotated[
         help="The args_digest you reviewed ('signoff show' prints it): refuse if it changed.",
     ),
 ]
-
-
-@app.callback()
-def _root() -> None:
-    """A human sign-off in front of an AI agent's risky tool calls."""
 
 
 def _settings() -> Settings:
