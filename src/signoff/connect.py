@@ -19,7 +19,7 @@ from pathlib import Path
 
 from signoff.bus.base import Bus
 from signoff.config import Config, Settings
-from signoff.errors import ConfigError
+from signoff.errors import ConfigError, StoreError
 from signoff.keys import Keyring
 from signoff.stores.base import Store
 
@@ -34,12 +34,22 @@ class Backends:
     bus: Bus
 
 
-def connect(url: str | None = None) -> Backends:
+def connect(url: str | None = None, *, existing: bool = False) -> Backends:
     """The store and bus for ``url`` (default: ``SIGNOFF_DB``, else the embedded SQLite file):
     ``memory://`` · ``sqlite:///relative.db`` · ``sqlite:////absolute.db`` ·
-    ``postgresql://user:password@host:port/dbname`` (or ``postgres://``)."""
+    ``postgresql://user:password@host:port/dbname`` (or ``postgres://``).
+
+    ``existing``: the store must be there already (a command that only reads it): a SQLite
+    file that does not exist is a StoreError, not a new empty database that answers
+    "nothing here" to a mistyped path."""
     url = url or Settings.from_env().db_url
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if existing and scheme == "sqlite":
+        from signoff.stores.sqlite import path_from_url
+
+        path = path_from_url(url)
+        if path != ":memory:" and not Path(path).is_file():
+            raise StoreError(f"no database at {path} (check --db or SIGNOFF_DB)")
     if scheme == "memory":
         from signoff.bus.memory import MemoryBus
         from signoff.stores.memory import MemoryStore

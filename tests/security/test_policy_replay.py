@@ -69,6 +69,22 @@ def test_a_missing_candidate_or_both_sources_is_one_line(tmp_path: Path) -> None
     assert "not both" in line
 
 
+@pytest.mark.parametrize(
+    "command",
+    [("policy", "replay", "--config", "c.toml"), ("runs", "list"), ("runs", "resume", "r1")],
+    ids=["policy replay", "runs list", "runs resume"],
+)
+def test_a_database_that_is_not_there_is_named_not_made(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A command that only reads the store refuses a mistyped path: it used to create an
+    empty database there and answer "0 past calls" / "No runs"."""
+    (tmp_path / "c.toml").write_text("")
+    line = one_line_failure(cli(*command, "--db", "sqlite:///typo.db", cwd=tmp_path))
+    assert line == "signoff: no database at typo.db (check --db or SIGNOFF_DB)"
+    assert not (tmp_path / "typo.db").exists()
+
+
 @pytest.mark.parametrize("since", ["yesterday", "-1d", "0s", "7 days", "1e400d", "nan", "inf"])
 def test_a_bad_since_is_one_line(tmp_path: Path, since: str) -> None:
     config = tmp_path / "c.toml"

@@ -65,7 +65,7 @@ def policy_replay(
     async def from_store() -> ReplayReport:
         from signoff.connect import connect
 
-        store = connect(db or _settings().db_url).store
+        store = connect(db or _settings().db_url, existing=True).store
         async with store:
             return await replay_store(store, candidate, start)
 

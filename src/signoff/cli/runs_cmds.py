@@ -40,7 +40,7 @@ def runs_list(
     from signoff.stores.base import RunQuery
 
     async def fetch() -> list[Any]:
-        store = connect(db or _settings().db_url).store
+        store = connect(db or _settings().db_url, existing=True).store
         async with store:
             return await store.list_runs(RunQuery(status=status, limit=200))
 
@@ -90,7 +90,7 @@ def runs_resume(
     async def go() -> str:
         spec, agent_id = app_spec, agent
         if spec is None:
-            store = connect(db or _settings().db_url).store
+            store = connect(db or _settings().db_url, existing=True).store
             async with store:
                 found = await store.list_runs(RunQuery(run_id=run_id, owner=agent, limit=2))
             if not found:
