@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import time
 from datetime import UTC, datetime
 from inspect import isawaitable
@@ -170,6 +171,13 @@ def failure_text(exc: BaseException) -> str:
     cause = getattr(exc, "os_error", None)
     if not isinstance(cause, OSError) and isinstance(exc, OSError):
         cause = exc
+    # TLS errors are OSErrors numbered 1, which the system would call "Operation not
+    # permitted": say what TLS said instead
+    if isinstance(cause, ssl.SSLError):
+        said = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or cause
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"the server's certificate is not trusted ({said})"
+        return f"TLS failed ({said})"
     if isinstance(cause, OSError):
         if isinstance(cause.errno, int) and cause.errno > 0:
             return os.strerror(cause.errno)
