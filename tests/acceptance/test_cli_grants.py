@@ -40,6 +40,8 @@ def test_grant_list_and_revoke_from_the_cli(served: Served) -> None:
     assert "no grants" in served.signoff("grants", token=publisher, check=True).stdout
     everything = served.signoff("grants", "list", "--all", token=publisher, check=True).stdout
     assert "revoked" in everything
+    # the bare group is its list, options and all (docs/cli.md writes it so)
+    assert served.signoff("grants", "--all", token=publisher, check=True).stdout == everything
     one_line_error(served.signoff("grants", "revoke", grant["id"], token=publisher), "already")
 
 
@@ -54,3 +56,14 @@ def test_bad_grants_are_one_line_errors(served: Served) -> None:
         "approve", request["id"], "--set", "amount=1", "--grant", "1h", token=publisher
     )
     one_line_error(edited, "without edits")
+
+
+def test_deliveries_from_the_cli(served: Served) -> None:
+    """docs/cli.md's forms: ``signoff deliveries --status failed`` (the bare group is its
+    list) and ``signoff deliveries retry ID``."""
+    admin = served.token("--sub", "ada", "--role", "admin")
+    listed = served.signoff("deliveries", "--status", "failed", "--json", token=admin, check=True)
+    assert json.loads(listed.stdout) == []
+    assert "no deliveries" in served.signoff("deliveries", token=admin, check=True).stdout
+    one_line_error(served.signoff("deliveries", "--status", "lost", token=admin), "status")
+    one_line_error(served.signoff("deliveries", "retry", "dlv_nope", token=admin), "dlv_nope")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import click
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from signoff._version import __version__
 from signoff.config import DEFAULT_DB_URL, Config, Settings, load_config
@@ -20,6 +21,9 @@ from signoff.errors import (
 from signoff.safe_text import printable
 
 if TYPE_CHECKING:
+    # typer's own click (newer typers vendor it); only a name for the type checker
+    from typer._click.core import Context as ClickContext
+
     from signoff.client import Client
 
 
@@ -43,6 +47,17 @@ checkpoint_app = typer.Typer(
 audit_app.add_typer(checkpoint_app, name="checkpoint")
 runs_app = typer.Typer(help="Durable agent runs: list them, resume one.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+
+
+class ListByDefault(TyperGroup):
+    """A command group whose bare form, or one that starts with an option, is its ``list``
+    command: ``signoff grants --all`` is ``signoff grants list --all`` (only ``--help``
+    stays the group's)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] != "--help"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
 
 
 def _print_version(asked: bool) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from signoff.cli._common import (
     JsonOption,
+    ListByDefault,
     TokenOption,
     UrlOption,
     _print_json,
@@ -21,16 +22,9 @@ from signoff.safe_text import printable
 
 deliveries_app = typer.Typer(
     help="The outbox: what was sent to each channel, what failed; retry a delivery.",
-    invoke_without_command=True,
+    cls=ListByDefault,
 )
 app.add_typer(deliveries_app, name="deliveries")
-
-
-@deliveries_app.callback()
-def deliveries_default(ctx: typer.Context) -> None:
-    """With no command: list the newest deliveries."""
-    if ctx.invoked_subcommand is None:
-        list_deliveries(None, None, None, 50, None, None, False)
 
 
 @deliveries_app.command("list")

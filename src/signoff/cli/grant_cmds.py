@@ -10,6 +10,7 @@ import typer
 
 from signoff.cli._common import (
     JsonOption,
+    ListByDefault,
     TokenOption,
     UrlOption,
     _print_json,
@@ -22,16 +23,9 @@ from signoff.safe_text import printable
 
 grants_app = typer.Typer(
     help="Standing grants: what is approved without asking, until when; revoke one.",
-    invoke_without_command=True,
+    cls=ListByDefault,
 )
 app.add_typer(grants_app, name="grants")
-
-
-@grants_app.callback()
-def grants_default(ctx: typer.Context) -> None:
-    """With no command: list the live grants."""
-    if ctx.invoked_subcommand is None:
-        list_grants(None, None, False, 100, None, None, False)
 
 
 @grants_app.command("list")
